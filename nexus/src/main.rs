@@ -1,1 +1,5 @@
-fn main() {}
+//! The `nexus` command: node, devnet, wallet and benchmark.
+
+fn main() -> std::process::ExitCode {
+    nexus::cli::main()
+}

@@ -46,6 +46,16 @@ pub struct BlockHeader {
 }
 
 impl BlockHeader {
+    /// Encodes as RLP (the bytes that are hashed).
+    pub fn to_rlp(&self) -> Vec<u8> {
+        alloy_rlp::encode(self)
+    }
+
+    /// Decodes from RLP.
+    pub fn from_rlp(bytes: &[u8]) -> Result<Self, ProtoError> {
+        decode_exact("block header", bytes)
+    }
+
     /// The block hash.
     pub fn hash(&self) -> Hash32 {
         sha3_256(&[&alloy_rlp::encode(self)])
@@ -73,6 +83,20 @@ pub struct VoteSet {
 }
 
 impl VoteSet {
+    /// Encodes as RLP.
+    pub fn to_rlp(&self) -> Vec<u8> {
+        alloy_rlp::encode(self)
+    }
+
+    /// Decodes from RLP, bounding the vote count.
+    pub fn from_rlp(bytes: &[u8]) -> Result<Self, ProtoError> {
+        let v: VoteSet = decode_exact("vote set", bytes)?;
+        if v.items.len() > MAX_VALIDATORS {
+            return Err(ProtoError::TooLarge { what: "votes", size: v.items.len(), limit: MAX_VALIDATORS });
+        }
+        Ok(v)
+    }
+
     /// Hash committed in the next header.
     pub fn hash(&self) -> Hash32 {
         sha3_256(&[&alloy_rlp::encode(self)])
@@ -113,9 +137,14 @@ pub fn sign_vote(
     key.sign(&vote_digest(nid, channel, height, round, block_hash))
 }
 
-/// Hash of a validator list (the RLP list of 21-byte addresses).
+/// RLP list of 21-byte validator addresses.
+pub fn encode_validators(validators: &[Address]) -> Vec<u8> {
+    alloy_rlp::encode(validators.to_vec())
+}
+
+/// Hash of a validator list (SHA3-256 of [`encode_validators`]).
 pub fn validators_hash(validators: &[Address]) -> Hash32 {
-    sha3_256(&[&alloy_rlp::encode(validators.to_vec())])
+    sha3_256(&[&encode_validators(validators)])
 }
 
 /// Checks that `votes` hold more than 2/3 of `validators` for `block_hash`, each signature by the

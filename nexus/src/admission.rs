@@ -1,0 +1,127 @@
+//! Admission of transactions into the pool: every check a transaction must pass before it may
+//! take space, cheapest first, each failure an ICON error that names what was expected.
+//!
+//! | check | error |
+//! |---|---|
+//! | params decode (shape of every field, version 0x3) | -32602 |
+//! | `nid` equals the channel's | -32602 |
+//! | `timestamp` within the window around the node's clock | -32602 |
+//! | `dataType` is one this node executes (not deploy/deposit) | -32602 |
+//! | call param keys free of `\ { } [ ] .` (see `nexus_proto::serialize::check_key`) | -32602 |
+//! | `stepLimit` covers the intrinsic steps | -32602 |
+//! | signature recovers to `from` | -32602 |
+//! | hash not pending nor committed (replay) | -32602 |
+//! | balance covers `value + stepLimit * stepPrice` | -30011 (OutOfBalance) |
+//! | pool not full | -31001 |
+
+use crate::chain::Chain;
+use crate::error::{code, failure, IconError};
+use crate::mempool::{Mempool, PoolRefusal};
+use nexus_proto::{serialize::check_key, value::format_int, Hash32, SignedTransaction, TxData};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Checks transactions and puts them in the pool.
+pub struct Admission {
+    chain: Arc<Chain>,
+    pool: Arc<Mempool>,
+    window_us: u64,
+}
+
+/// Microseconds since the epoch by the node's clock.
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn check_keys(v: &Value, depth: usize) -> Result<(), IconError> {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                check_key(k)?;
+                check_keys(v, depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(|i| check_keys(i, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
+impl Admission {
+    /// Admission into `pool` for `chain`, with a timestamp window of `window_ms`.
+    pub fn new(chain: Arc<Chain>, pool: Arc<Mempool>, window_ms: u64) -> Self {
+        Admission { chain, pool, window_us: window_ms * 1000 }
+    }
+
+    /// Decodes and checks a transaction without admitting it.
+    pub fn check(&self, params: Value) -> Result<SignedTransaction, IconError> {
+        let st = SignedTransaction::from_json(params)?;
+        let tx = &st.tx;
+        if tx.nid != self.chain.nid {
+            return Err(IconError::invalid_params(format!(
+                "nid {} does not match this network's nid {}",
+                format_int(tx.nid),
+                format_int(self.chain.nid)
+            )));
+        }
+        let now = now_us();
+        if tx.timestamp.abs_diff(now) > self.window_us {
+            return Err(IconError::invalid_params(format!(
+                "timestamp {} is outside the window of {} s around the node's clock {}",
+                format_int(tx.timestamp),
+                self.window_us / 1_000_000,
+                format_int(now)
+            )));
+        }
+        match &tx.data {
+            TxData::Deploy { .. } | TxData::Deposit { .. } => {
+                return Err(IconError::invalid_params(format!(
+                    "dataType {} is not supported: Nexus runs native SCOREs installed at genesis",
+                    tx.data.data_type().unwrap_or("?")
+                )))
+            }
+            TxData::Call { params, .. } => check_keys(&Value::Object(params.clone()), 0)?,
+            TxData::None | TxData::Message(_) => {}
+        }
+        let intrinsic = self.chain.costs.intrinsic(&st);
+        if tx.step_limit < intrinsic {
+            return Err(IconError::invalid_params(format!(
+                "stepLimit {} is below the {} steps this transaction needs",
+                format_int(tx.step_limit),
+                format_int(intrinsic)
+            )));
+        }
+        st.verify_signature()?;
+        Ok(st)
+    }
+
+    /// Checks a transaction and adds it to the pool; returns its hash.
+    pub fn admit(&self, params: Value) -> Result<Hash32, IconError> {
+        let st = self.check(params)?;
+        let hash = st.hash;
+        let duplicate = || IconError::invalid_params(format!("duplicate transaction: {hash} was already received"));
+        if self.pool.contains(&hash) || self.chain.has_transaction(&hash)? {
+            return Err(duplicate());
+        }
+        let tx = &st.tx;
+        let need = tx.value.saturating_add(tx.step_limit.saturating_mul(self.chain.step_price));
+        let have = self.chain.balance(&tx.from);
+        if have < need {
+            return Err(IconError::score(
+                failure::OUT_OF_BALANCE,
+                format!(
+                    "out of balance: {} holds {}, needs value + stepLimit * stepPrice = {}",
+                    tx.from,
+                    format_int(have),
+                    format_int(need)
+                ),
+            ));
+        }
+        match self.pool.add(Arc::new(st)) {
+            Ok(()) => Ok(hash),
+            Err(PoolRefusal::Duplicate) => Err(duplicate()),
+            Err(PoolRefusal::Full(n)) => Err(IconError::new(code::POOL_OVERFLOW, format!("transaction pool is full ({n} transactions)"))),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `nexus bench`: throughput and latency of one node under a stream of ICX transfers.
+//!
+//! It starts a node as a separate process in a temporary folder, funds `clients` sender
+//! accounts, signs `txs` transfers in advance, then sends them from `clients` concurrent HTTP
+//! connections (one `icx_sendTransaction` per request) while a watcher polls for new blocks. It
+//! prints accepted and committed transactions per second, send-to-commit latency percentiles,
+//! the node's CPU time per transaction, and the secp256k1 recovery ceiling measured on this
+//! machine, with a JSON summary on the last line.
+
+use crate::admission::now_us;
+use crate::client::RpcClient;
+use crate::devnet::{init, InitOptions, ICX};
+use crate::keystore;
+use anyhow::{bail, Context, Result};
+use nexus_proto::hash::sha3_256;
+use nexus_proto::{Address, KeyPair, Transaction, TxData};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Benchmark settings.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Transfers to send.
+    pub txs: usize,
+    /// Concurrent clients (and sender accounts).
+    pub clients: usize,
+    /// Most transactions per block on the node.
+    pub block_max_txs: usize,
+}
+
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Recoveries per second on one core (the dominant cost of admission).
+pub fn recover_rate() -> f64 {
+    let k = KeyPair::generate();
+    let sigs: Vec<_> = (0..256u32).map(|i| {
+        let d = sha3_256(&[&i.to_be_bytes()]);
+        (d, k.sign(&d))
+    }).collect();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_millis(500) {
+        for (d, s) in &sigs {
+            let _ = s.recover(d);
+            n += 1;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn wait_ready(rpc: &RpcClient) -> Result<()> {
+    for _ in 0..300 {
+        if rpc.call("icx_getLastBlock", Value::Null).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("node did not answer within 30 s")
+}
+
+fn transfer(from: &KeyPair, to: Address, value: u128, nonce: u128, nid: u64) -> Result<nexus_proto::SignedTransaction> {
+    let tx = Transaction { from: from.address(), to, value, step_limit: 100_000, timestamp: now_us(), nid, nonce: Some(nonce), data: TxData::None };
+    Ok(tx.sign(from)?)
+}
+
+/// Runs the benchmark and returns the summary.
+pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let out = init(dir, &InitOptions { listen, ..InitOptions::default() })?;
+    let cfg_text = std::fs::read_to_string(&out.config)?
+        .replace("max_txs = 5000", &format!("max_txs = {}", opts.block_max_txs));
+    std::fs::write(&out.config, cfg_text)?;
+    let log = std::fs::File::create(dir.join("node.log"))?;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["node", "--config"])
+        .arg(&out.config)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the node")?;
+    let pid = child.id().map(|p| p.to_string()).unwrap_or_default();
+    let url = format!("http://{listen}/api/v3/public");
+    let rpc = RpcClient::new(url.clone());
+    wait_ready(&rpc).await?;
+    let god = keystore::load(&out.funded_keystore, &out.funded_password)?;
+    let nid = 3;
+
+    eprintln!("funding {} sender accounts", opts.clients);
+    let senders: Vec<KeyPair> = (0..opts.clients).map(|_| KeyPair::generate()).collect();
+    let mut funding = Vec::new();
+    for (i, s) in senders.iter().enumerate() {
+        let st = transfer(&god, s.address(), 1_000_000 * ICX, i as u128, nid)?;
+        funding.push(rpc.call("icx_sendTransaction", Value::Object(st.raw)).await?);
+    }
+    for h in funding {
+        let r = rpc.call_with(rpc.url(), "icx_waitTransactionResult", json!({ "txHash": h }), &[("Icon-Options", "timeout=30000")]).await?;
+        if r["status"] != "0x1" {
+            bail!("funding failed: {r}");
+        }
+    }
+
+    eprintln!("signing {} transfers", opts.txs);
+    let recipients: Vec<Address> = (0..1000).map(|_| KeyPair::generate().address()).collect();
+    let mut bodies: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); opts.clients];
+    let mut index_of: HashMap<String, usize> = HashMap::with_capacity(opts.txs);
+    for i in 0..opts.txs {
+        let c = i % opts.clients;
+        let st = transfer(&senders[c], recipients[i % recipients.len()], 1, i as u128, nid)?;
+        index_of.insert(st.hash.to_string(), i);
+        let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": i, "method": "icx_sendTransaction", "params": st.raw}))?;
+        bodies[c].push((i, body));
+    }
+    let recover = recover_rate();
+
+    let head = rpc.call("icx_getLastBlock", Value::Null).await?["height"].as_u64().unwrap_or(0);
+    let cpu0 = cpu_seconds(&pid).unwrap_or(0.0);
+    let self0 = cpu_seconds("self").unwrap_or(0.0);
+    let t0 = Instant::now();
+    let sent_at = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; opts.txs]));
+    let mut tasks = Vec::new();
+    for list in bodies {
+        let url = url.clone();
+        let sent_at = sent_at.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = RpcClient::new(url.clone());
+            let mut accepted = 0usize;
+            for (i, body) in list {
+                let t = Instant::now();
+                if let Ok((200, _)) = c.post_raw(&url, body, &[]).await {
+                    accepted += 1;
+                    if let Ok(mut s) = sent_at.lock() {
+                        s[i] = Some(t);
+                    }
+                }
+            }
+            accepted
+        }));
+    }
+    let watcher = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let c = RpcClient::new(url);
+            let mut committed_at: Vec<(usize, Instant)> = Vec::new();
+            let mut next = head + 1;
+            let mut blocks = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while committed_at.len() < index_of.len() && Instant::now() < deadline {
+                match c.call("icx_getBlockByHeight", json!({ "height": format!("{next:#x}") })).await {
+                    Ok(b) => {
+                        let now = Instant::now();
+                        blocks += 1;
+                        for t in b["confirmed_transaction_list"].as_array().into_iter().flatten() {
+                            if let Some(i) = t["txHash"].as_str().and_then(|h| index_of.get(h)) {
+                                committed_at.push((*i, now));
+                            }
+                        }
+                        next += 1;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                }
+            }
+            (committed_at, blocks)
+        })
+    };
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await?;
+    }
+    let send_secs = t0.elapsed().as_secs_f64();
+    let (committed_at, blocks) = watcher.await?;
+    let cpu = cpu_seconds(&pid).unwrap_or(0.0) - cpu0;
+    let bench_cpu = cpu_seconds("self").unwrap_or(0.0) - self0;
+    let _ = child.kill().await;
+
+    let last_commit = committed_at.iter().map(|(_, t)| *t).max().unwrap_or(t0);
+    let commit_secs = last_commit.duration_since(t0).as_secs_f64().max(1e-9);
+    let sent = sent_at.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut lat: Vec<f64> = committed_at
+        .iter()
+        .filter_map(|(i, t)| sent[*i].map(|s| t.duration_since(s).as_secs_f64() * 1000.0))
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let committed = committed_at.len();
+    let summary = json!({
+        "bench": "single-node transfers",
+        "txs": opts.txs,
+        "clients": opts.clients,
+        "accepted": accepted,
+        "committed": committed,
+        "accepted_tps": (accepted as f64 / send_secs).round(),
+        "committed_tps": (committed as f64 / commit_secs).round(),
+        "latency_ms_p50": (percentile(&lat, 0.5) * 10.0).round() / 10.0,
+        "latency_ms_p99": (percentile(&lat, 0.99) * 10.0).round() / 10.0,
+        "blocks": blocks,
+        "node_cpu_seconds": (cpu * 100.0).round() / 100.0,
+        "node_cpu_us_per_tx": if committed > 0 { (cpu * 1e6 / committed as f64).round() } else { 0.0 },
+        "bench_client_cpu_seconds": (bench_cpu * 100.0).round() / 100.0,
+        "secp256k1_recover_per_sec_one_core": recover.round(),
+        "recover_ceiling_tps_two_cores": (2.0 * recover).round(),
+    });
+    Ok(summary)
+}

@@ -1,0 +1,512 @@
+//! One channel's ledger: genesis, block building and verification, atomic commits, reads.
+//!
+//! The consensus engine drives a [`Chain`] through three calls: [`Chain::build`] executes
+//! transactions on top of the head and returns a [`Proposal`]; [`Chain::verify`] re-executes a
+//! block proposed by someone else and checks every root; [`Chain::commit`] writes a proposal in
+//! one synced batch and wakes everyone waiting for its transactions.
+
+use crate::error::{IconError, NodeError};
+use crate::execution::{execute_block, BlockEnv};
+use crate::genesis::ParsedGenesis;
+use crate::score::{irc2::Irc2Token, CallContext, ScoreError, ScoreRegistry};
+use crate::state::{self, Overlay, PreparedState, StateCommitment, StateView, Writes};
+use crate::steps::{StepCosts, StepMeter};
+use crate::storage::{ChannelStore, Kind};
+use nexus_proto::block::{validators_hash, Block, BlockHeader, VoteSet, HEADER_VERSION};
+use nexus_proto::receipt::Receipt;
+use nexus_proto::{merkle, Address, Hash32, SignedTransaction};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
+
+/// Where a committed transaction sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block height.
+    pub height: u64,
+    /// Index in the block.
+    pub index: u32,
+    /// Hash of the block.
+    pub block_hash: Hash32,
+}
+
+const LOC_LEN: usize = 44;
+
+fn decode_location(v: &[u8]) -> Result<TxLocation, NodeError> {
+    if v.len() < LOC_LEN {
+        return Err(corrupt("transaction", "short record"));
+    }
+    let mut h8 = [0u8; 8];
+    h8.copy_from_slice(&v[..8]);
+    let mut i4 = [0u8; 4];
+    i4.copy_from_slice(&v[8..12]);
+    let mut bh = [0u8; 32];
+    bh.copy_from_slice(&v[12..44]);
+    Ok(TxLocation { height: u64::from_be_bytes(h8), index: u32::from_be_bytes(i4), block_hash: Hash32(bh) })
+}
+
+/// A block executed on top of the head, ready to commit.
+pub struct Proposal {
+    /// The block.
+    pub block: Block,
+    /// Its transactions, in order.
+    pub txs: Vec<Arc<SignedTransaction>>,
+    /// Their receipts.
+    pub receipts: Vec<Receipt>,
+    writes: Writes,
+    prepared: PreparedState,
+}
+
+/// Announced after every commit.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash32,
+}
+
+struct DbView<'a>(&'a ChannelStore);
+
+impl StateView for DbView<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.0.get(Kind::State, key) {
+            Ok(v) => v,
+            Err(e) => {
+                // A read error would make execution nondeterministic: stop instead.
+                tracing::error!(%e, "state read failed; stopping");
+                std::process::exit(70);
+            }
+        }
+    }
+}
+
+/// One channel's ledger.
+pub struct Chain {
+    /// Channel name.
+    pub channel: String,
+    /// Network id.
+    pub nid: u64,
+    /// The validator set.
+    pub validators: Vec<Address>,
+    /// Price of a step.
+    pub step_price: u128,
+    /// Fee receiver.
+    pub treasury: Address,
+    /// Step costs.
+    pub costs: StepCosts,
+    /// Total ICX (fixed at genesis).
+    pub total_supply: u128,
+    store: ChannelStore,
+    scores: ScoreRegistry,
+    commitment: Mutex<StateCommitment>,
+    head: RwLock<Arc<Block>>,
+    committed: broadcast::Sender<Committed>,
+    waiters: Mutex<HashMap<Hash32, Vec<oneshot::Sender<()>>>>,
+}
+
+fn corrupt(what: &'static str, e: impl std::fmt::Display) -> NodeError {
+    NodeError::Corrupt { what, reason: e.to_string() }
+}
+
+impl Chain {
+    /// Opens the channel, writing genesis on first start and checking it on every later one.
+    pub fn open(store: ChannelStore, genesis: &ParsedGenesis) -> Result<Self, NodeError> {
+        let mut scores = ScoreRegistry::default();
+        for t in &genesis.tokens {
+            let token = Irc2Token {
+                name: t.name.clone(),
+                symbol: t.symbol.clone(),
+                decimals: t.decimals,
+                owner: t.owner,
+                supply: t.supply,
+            };
+            scores.insert(t.address, Arc::new(token));
+        }
+        let genesis_json = serde_json::to_vec(&genesis.source).map_err(|e| NodeError::Config(e.to_string()))?;
+        let (tx, _) = broadcast::channel(1024);
+        let placeholder = Block {
+            header: genesis_header(genesis, Hash32::ZERO),
+            tx_hashes: vec![],
+            prev_votes: VoteSet::default(),
+        };
+        let chain = Chain {
+            channel: genesis.channel.clone(),
+            nid: genesis.nid,
+            validators: genesis.validators.clone(),
+            step_price: genesis.step_price,
+            treasury: genesis.treasury,
+            costs: StepCosts::default(),
+            total_supply: genesis.total_supply(),
+            store,
+            scores,
+            commitment: Mutex::new(StateCommitment::default()),
+            head: RwLock::new(Arc::new(placeholder)),
+            committed: tx,
+            waiters: Mutex::new(HashMap::new()),
+        };
+        match chain.store.get(Kind::Meta, b"genesis")? {
+            Some(stored) if stored == genesis_json => chain.load()?,
+            Some(_) => {
+                return Err(NodeError::Config(format!(
+                    "the data directory holds channel {} of a different genesis; use a fresh data_dir",
+                    genesis.channel
+                )))
+            }
+            None => chain.write_genesis(genesis, &genesis_json)?,
+        }
+        Ok(chain)
+    }
+
+    fn write_genesis(&self, g: &ParsedGenesis, genesis_json: &[u8]) -> Result<(), NodeError> {
+        let empty = DbView(&self.store);
+        let mut ov = Overlay::new(&empty);
+        for (addr, bal) in &g.accounts {
+            let prev = state::balance(&ov, addr);
+            state::set_balance(&mut ov, addr, prev + bal);
+        }
+        for t in &g.tokens {
+            let Some(score) = self.scores.get(&t.address).cloned() else { continue };
+            let mut meter = StepMeter::new(u128::MAX, 0);
+            let mut ctx = CallContext::new(t.address, t.owner, 0, 0, g.timestamp, Some(Hash32::ZERO), &mut ov, &mut meter, self.costs);
+            score.install(&mut ctx).map_err(|e| NodeError::Config(format!("installing token {}: {e}", t.address)))?;
+        }
+        let writes = ov.into_writes();
+        let prepared = self.lock_commitment().prepare(&writes);
+        let block = Block {
+            header: genesis_header(g, prepared.root),
+            tx_hashes: vec![],
+            prev_votes: VoteSet::default(),
+        };
+        let mut batch = self.store.batch();
+        batch.put(Kind::Meta, b"genesis", genesis_json);
+        self.put_block(&mut batch, &block);
+        for (k, v) in &writes {
+            match v {
+                Some(v) => batch.put(Kind::State, k, v),
+                None => batch.delete(Kind::State, k),
+            }
+        }
+        batch.put(Kind::Meta, b"head", &0u64.to_be_bytes());
+        batch.commit()?;
+        self.lock_commitment().apply(prepared);
+        *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(block);
+        tracing::info!(channel = %self.channel, state_root = %self.state_root(), "genesis written");
+        Ok(())
+    }
+
+    fn load(&self) -> Result<(), NodeError> {
+        let mut c = StateCommitment::default();
+        self.store.for_each(Kind::State, |k, v| c.load_entry(k, v))?;
+        c.finish_load();
+        let h = self
+            .store
+            .get(Kind::Meta, b"head")?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| corrupt("head", "missing"))?;
+        let block = self.block_by_height(h)?.ok_or_else(|| corrupt("head block", format!("height {h} missing")))?;
+        if block.header.state_root != c.root() {
+            return Err(corrupt(
+                "state",
+                format!("root {} differs from head {}'s {}", c.root(), h, block.header.state_root),
+            ));
+        }
+        *self.lock_commitment() = c;
+        *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(block);
+        tracing::info!(channel = %self.channel, height = h, "chain loaded");
+        Ok(())
+    }
+
+    fn lock_commitment(&self) -> std::sync::MutexGuard<'_, StateCommitment> {
+        self.commitment.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last committed block.
+    pub fn head(&self) -> Arc<Block> {
+        self.head.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The current state root.
+    pub fn state_root(&self) -> Hash32 {
+        self.lock_commitment().root()
+    }
+
+    /// Subscribes to commits.
+    pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
+        self.committed.subscribe()
+    }
+
+    fn env(&self, height: u64, timestamp: u64) -> BlockEnv {
+        BlockEnv { height, timestamp, step_price: self.step_price, treasury: self.treasury, costs: self.costs }
+    }
+
+    /// Executes `txs` on top of the head as the next block.
+    pub fn build(&self, txs: Vec<Arc<SignedTransaction>>, timestamp: u64, leader: Address, prev_votes: VoteSet) -> Proposal {
+        let head = self.head();
+        let height = head.header.height + 1;
+        let timestamp = timestamp.max(head.header.timestamp + 1);
+        let view = DbView(&self.store);
+        let (receipts, writes) = execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
+        let prepared = self.lock_commitment().prepare(&writes);
+        let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
+        let receipt_hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
+        let vh = validators_hash(&self.validators);
+        let header = BlockHeader {
+            version: HEADER_VERSION,
+            height,
+            timestamp,
+            prev_hash: head.hash(),
+            transactions_root: merkle::root(&tx_hashes),
+            receipts_root: merkle::root(&receipt_hashes),
+            state_root: prepared.root,
+            validators_hash: vh,
+            next_validators_hash: vh,
+            prev_votes_hash: prev_votes.hash(),
+            leader,
+        };
+        Proposal { block: Block { header, tx_hashes, prev_votes }, txs, receipts, writes, prepared }
+    }
+
+    /// Re-executes a block proposed by another validator and checks that every root matches.
+    pub fn verify(&self, block: &Block, txs: Vec<Arc<SignedTransaction>>) -> Result<Proposal, String> {
+        let head = self.head();
+        if block.header.prev_hash != head.hash() || block.header.height != head.header.height + 1 {
+            return Err(format!(
+                "block {} at height {} does not extend head {} at height {}",
+                block.hash(), block.header.height, head.hash(), head.header.height
+            ));
+        }
+        if block.header.timestamp <= head.header.timestamp {
+            return Err("timestamp not after the parent's".into());
+        }
+        let hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
+        if hashes != block.tx_hashes {
+            return Err("transactions differ from the block's list".into());
+        }
+        let p = self.build(txs, block.header.timestamp, block.header.leader, block.prev_votes.clone());
+        if p.block.header != block.header {
+            return Err(format!("re-execution gives block {}, proposal says {}", p.block.hash(), block.hash()));
+        }
+        Ok(p)
+    }
+
+    fn put_block(&self, batch: &mut crate::storage::Batch<'_>, block: &Block) {
+        let h = block.header.height;
+        let hash = block.hash();
+        batch.put(Kind::Blocks, &h.to_be_bytes(), &block.encode());
+        batch.put(Kind::BlockHashes, &hash.0, &h.to_be_bytes());
+        batch.put(Kind::Data, &hash.0, &block.header.to_rlp());
+        batch.put(Kind::Data, &block.header.validators_hash.0, &nexus_proto::block::encode_validators(&self.validators));
+        if !block.prev_votes.items.is_empty() {
+            batch.put(Kind::Data, &block.header.prev_votes_hash.0, &block.prev_votes.to_rlp());
+        }
+    }
+
+    /// Writes a proposal in one synced batch, with the votes that made it final, then wakes
+    /// waiters and subscribers.
+    pub fn commit(&self, p: Proposal, votes: &VoteSet) -> Result<(), NodeError> {
+        let h = p.block.header.height;
+        let hash = p.block.hash();
+        let mut batch = self.store.batch();
+        self.put_block(&mut batch, &p.block);
+        for (i, (tx, r)) in p.txs.iter().zip(&p.receipts).enumerate() {
+            let mut v = Vec::with_capacity(512);
+            v.extend_from_slice(&h.to_be_bytes());
+            v.extend_from_slice(&(i as u32).to_be_bytes());
+            v.extend_from_slice(&hash.0);
+            v.extend_from_slice(&tx.to_json_bytes());
+            batch.put(Kind::Txs, &tx.hash.0, &v);
+            batch.put(Kind::Receipts, &tx.hash.0, &r.encode());
+        }
+        for (k, v) in &p.writes {
+            match v {
+                Some(v) => batch.put(Kind::State, k, v),
+                None => batch.delete(Kind::State, k),
+            }
+        }
+        batch.put(Kind::Meta, b"head", &h.to_be_bytes());
+        batch.put(Kind::Meta, b"head_votes", &votes.to_rlp());
+        batch.commit()?;
+
+        self.lock_commitment().apply(p.prepared);
+        let tx_hashes = p.block.tx_hashes.clone();
+        *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p.block);
+        {
+            let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            if !w.is_empty() {
+                for th in &tx_hashes {
+                    if let Some(list) = w.remove(th) {
+                        for s in list {
+                            let _ = s.send(());
+                        }
+                    }
+                }
+            }
+        }
+        let _ = self.committed.send(Committed { height: h, hash });
+        Ok(())
+    }
+
+    /// The block at `height`.
+    pub fn block_by_height(&self, height: u64) -> Result<Option<Block>, NodeError> {
+        match self.store.get(Kind::Blocks, &height.to_be_bytes())? {
+            Some(b) => Ok(Some(Block::decode(&b).map_err(|e| corrupt("block", e))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The height of the block with `hash`.
+    pub fn height_of(&self, hash: &Hash32) -> Result<Option<u64>, NodeError> {
+        Ok(self
+            .store
+            .get(Kind::BlockHashes, &hash.0)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// A committed transaction and where it is.
+    pub fn transaction(&self, hash: &Hash32) -> Result<Option<(SignedTransaction, TxLocation)>, NodeError> {
+        let Some(v) = self.store.get(Kind::Txs, &hash.0)? else { return Ok(None) };
+        let loc = decode_location(&v)?;
+        let tx = SignedTransaction::from_json_bytes(&v[LOC_LEN..]).map_err(|e| corrupt("transaction", e))?;
+        Ok(Some((tx, loc)))
+    }
+
+    /// Where a committed transaction is.
+    pub fn location(&self, hash: &Hash32) -> Result<Option<TxLocation>, NodeError> {
+        match self.store.get(Kind::Txs, &hash.0)? {
+            Some(v) => Ok(Some(decode_location(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// True when a transaction with `hash` is committed.
+    pub fn has_transaction(&self, hash: &Hash32) -> Result<bool, NodeError> {
+        Ok(self.store.get(Kind::Receipts, &hash.0)?.is_some())
+    }
+
+    /// The receipt of a committed transaction.
+    pub fn receipt(&self, hash: &Hash32) -> Result<Option<Receipt>, NodeError> {
+        match self.store.get(Kind::Receipts, &hash.0)? {
+            Some(b) => Ok(Some(Receipt::decode(&b).map_err(|e| corrupt("receipt", e))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The receipts of a block, in order.
+    pub fn receipts_of(&self, block: &Block) -> Result<Vec<Receipt>, NodeError> {
+        block
+            .tx_hashes
+            .iter()
+            .map(|h| self.receipt(h)?.ok_or_else(|| corrupt("receipt", format!("{h} missing"))))
+            .collect()
+    }
+
+    /// Bytes stored under a hash (headers, vote sets, validator lists).
+    pub fn data(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, NodeError> {
+        self.store.get(Kind::Data, &hash.0)
+    }
+
+    /// The votes that finalized the block at `height`.
+    pub fn votes_for(&self, height: u64) -> Result<Option<VoteSet>, NodeError> {
+        let head = self.head();
+        if height == head.header.height {
+            return match self.store.get(Kind::Meta, b"head_votes")? {
+                Some(b) => Ok(Some(VoteSet::from_rlp(&b).map_err(|e| corrupt("votes", e))?)),
+                None => Ok(None),
+            };
+        }
+        Ok(self.block_by_height(height + 1)?.map(|b| b.prev_votes))
+    }
+
+    /// The genesis file as stored.
+    pub fn genesis_json(&self) -> Result<Value, NodeError> {
+        let b = self.store.get(Kind::Meta, b"genesis")?.ok_or_else(|| corrupt("genesis", "missing"))?;
+        serde_json::from_slice(&b).map_err(|e| corrupt("genesis", e))
+    }
+
+    /// An account's balance in the committed state.
+    pub fn balance(&self, addr: &Address) -> u128 {
+        state::balance(&DbView(&self.store), addr)
+    }
+
+    /// True when a native SCORE lives at `addr`.
+    pub fn score_api(&self, addr: &Address) -> Option<Value> {
+        self.scores.get(addr).map(|s| s.api())
+    }
+
+    /// A read-only call (`icx_call`).
+    pub fn query(&self, from: Address, to: Address, method: &str, params: &Map<String, Value>) -> Result<Value, IconError> {
+        let score = self
+            .scores
+            .get(&to)
+            .ok_or_else(|| IconError::score(crate::error::failure::CONTRACT_NOT_FOUND, format!("no SCORE at {to}")))?;
+        let head = self.head();
+        let view = DbView(&self.store);
+        let mut ov = Overlay::new(&view);
+        let mut meter = StepMeter::new(self.costs.query_limit, 0);
+        let mut ctx = CallContext::new(to, from, 0, head.header.height, head.header.timestamp, None, &mut ov, &mut meter, self.costs);
+        score.call(&mut ctx, method, params).map_err(|e: ScoreError| IconError::score(e.code, e.message))
+    }
+
+    /// Steps a transaction would use now (`debug_estimateStep`): executed on the committed state
+    /// with a step price of zero, discarding every change.
+    pub fn estimate(&self, tx: &SignedTransaction) -> Result<u128, IconError> {
+        let head = self.head();
+        let mut env = self.env(head.header.height + 1, head.header.timestamp + 1);
+        env.step_price = 0;
+        let view = DbView(&self.store);
+        let (receipts, _) = execute_block(&view, &self.scores, &env, &[tx]);
+        let r = receipts.into_iter().next().ok_or_else(|| IconError::internal("no receipt"))?;
+        if r.status == 0 {
+            return Err(IconError::score(r.failure_code, r.failure_message));
+        }
+        Ok(r.step_used)
+    }
+
+    /// Registers interest in `hash` and waits up to `timeout` for it to be committed.
+    /// Returns false on timeout.
+    pub async fn wait_committed(&self, hash: &Hash32, timeout: Duration) -> Result<bool, NodeError> {
+        let rx = {
+            let (tx, rx) = oneshot::channel();
+            self.waiters.lock().unwrap_or_else(|p| p.into_inner()).entry(*hash).or_default().push(tx);
+            rx
+        };
+        if self.has_transaction(hash)? {
+            return Ok(true);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(_) => Ok(true),
+            Err(_) => {
+                let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(list) = w.get_mut(hash) {
+                    list.retain(|s| !s.is_closed());
+                    if list.is_empty() {
+                        w.remove(hash);
+                    }
+                }
+                self.has_transaction(hash)
+            }
+        }
+    }
+}
+
+fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
+    let vh = validators_hash(&g.validators);
+    BlockHeader {
+        version: HEADER_VERSION,
+        height: 0,
+        timestamp: g.timestamp,
+        prev_hash: Hash32::ZERO,
+        transactions_root: Hash32::ZERO,
+        receipts_root: Hash32::ZERO,
+        state_root,
+        validators_hash: vh,
+        next_validators_hash: vh,
+        prev_votes_hash: VoteSet::default().hash(),
+        leader: g.validators[0],
+    }
+}

@@ -1,0 +1,246 @@
+//! The command line: `nexus init | node | devnet | wallet | bench`.
+
+use crate::client::RpcClient;
+use crate::config::NodeConfig;
+use crate::devnet::{self, InitOptions};
+use crate::wallet;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use nexus_proto::Address;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "nexus", version, about = "Nexus: a multi-chain interoperability hub speaking ICON JSON-RPC v3")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make a network folder: keystores, genesis (funded account, IRC-2 token), config.
+    Init {
+        /// Folder to create.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Network id.
+        #[arg(long, default_value_t = 3)]
+        nid: u64,
+        /// Channel name.
+        #[arg(long, default_value = "public")]
+        channel: String,
+        /// JSON-RPC listen address.
+        #[arg(long, default_value = "127.0.0.1:9080")]
+        rpc: SocketAddr,
+    },
+    /// Run a node from a config file.
+    Node {
+        /// The config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a local network (initialized on first use) and print its endpoints.
+    Devnet {
+        /// Folder of the network.
+        #[arg(long, default_value = ".devnet")]
+        dir: PathBuf,
+        /// JSON-RPC listen address.
+        #[arg(long, default_value = "127.0.0.1:9080")]
+        rpc: SocketAddr,
+    },
+    /// Keystores, balances, transfers and SCORE calls over JSON-RPC.
+    Wallet {
+        #[command(subcommand)]
+        cmd: WalletCmd,
+    },
+    /// Measure transfer throughput and latency of one node (starts its own).
+    Bench {
+        /// Transfers to send.
+        #[arg(long, default_value_t = 50_000)]
+        txs: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Most transactions per block.
+        #[arg(long, default_value_t = 5_000)]
+        block_max_txs: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct Endpoint {
+    /// JSON-RPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9080/api/v3/public", env = "NEXUS_RPC")]
+    rpc: String,
+}
+
+#[derive(clap::Args)]
+struct Signer {
+    /// Keystore of the sender.
+    #[arg(long)]
+    keystore: PathBuf,
+    /// Keystore password (or set NEXUS_PASSWORD).
+    #[arg(long, env = "NEXUS_PASSWORD", hide_env_values = true)]
+    password: String,
+}
+
+#[derive(Subcommand)]
+enum WalletCmd {
+    /// Create a keystore (ICON format, readable by iconsdk's KeyWallet.load).
+    Create {
+        /// File to write.
+        #[arg(long)]
+        keystore: PathBuf,
+        /// Password (or set NEXUS_PASSWORD).
+        #[arg(long, env = "NEXUS_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Show the ICX balance of an address.
+    Balance {
+        /// hx or cx address.
+        address: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Send ICX and wait for the result.
+    Transfer {
+        #[command(flatten)]
+        signer: Signer,
+        /// Receiver.
+        #[arg(long)]
+        to: String,
+        /// Amount: ICX such as 1.5, or loop as 0x...
+        #[arg(long)]
+        value: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Call a SCORE method: read-only without --keystore, a transaction with it.
+    Call {
+        /// SCORE address.
+        #[arg(long)]
+        to: String,
+        /// Method name.
+        #[arg(long)]
+        method: String,
+        /// Parameters as a JSON object of strings, e.g. '{"_owner":"hx..."}'.
+        #[arg(long)]
+        params: Option<String>,
+        /// Keystore of the sender (sends a transaction).
+        #[arg(long, requires = "password")]
+        keystore: Option<PathBuf>,
+        /// Keystore password (or set NEXUS_PASSWORD).
+        #[arg(long, env = "NEXUS_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Show a transaction and its result.
+    Tx {
+        /// Transaction hash.
+        hash: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+}
+
+fn init_logs(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+fn print(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Init { dir, nid, channel, rpc } => {
+            let out = devnet::init(&dir, &InitOptions { nid, channel, listen: rpc, ..InitOptions::default() })?;
+            println!("config           {}", out.config.display());
+            println!("funded account   {}", out.funded);
+            println!("  keystore       {}   password {}", out.funded_keystore.display(), out.funded_password);
+            println!("token SCORE      {}", out.token);
+            println!("start it with:   nexus node --config {}", out.config.display());
+        }
+        Cmd::Node { config } => {
+            let cfg = NodeConfig::load(&config)?;
+            init_logs(&cfg.log);
+            crate::node::start(&cfg).await?.run_until_signal().await?;
+        }
+        Cmd::Devnet { dir, rpc } => {
+            init_logs("warn");
+            devnet::run(&dir, rpc).await?;
+        }
+        Cmd::Bench { txs, clients, block_max_txs } => {
+            anyhow::ensure!(clients > 0 && txs >= clients, "need at least one client and as many transfers as clients");
+            let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
+            let summary = crate::bench::run(crate::bench::BenchOptions { txs, clients, block_max_txs }, &dir).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            let summary = summary?;
+            eprintln!(
+                "committed {} of {} transfers: {} tx/s committed, {} tx/s accepted, latency p50 {} ms p99 {} ms, node CPU {} us/tx",
+                summary["committed"], summary["txs"], summary["committed_tps"], summary["accepted_tps"],
+                summary["latency_ms_p50"], summary["latency_ms_p99"], summary["node_cpu_us_per_tx"]
+            );
+            println!("{summary}");
+        }
+        Cmd::Wallet { cmd } => wallet_cmd(cmd).await?,
+    }
+    Ok(())
+}
+
+async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
+    match cmd {
+        WalletCmd::Create { keystore, password } => {
+            let a = wallet::create(&keystore, &password)?;
+            println!("{a}");
+        }
+        WalletCmd::Balance { address, endpoint } => {
+            let b = wallet::balance(&RpcClient::new(endpoint.rpc), &address).await?;
+            println!("{} ICX ({b:#x} loop)", wallet::format_icx(b));
+        }
+        WalletCmd::Transfer { signer, to, value, endpoint } => {
+            let key = wallet::load_key(&signer.keystore, &signer.password)?;
+            let to = Address::parse("--to", &to)?;
+            let r = wallet::send(&RpcClient::new(endpoint.rpc), &key, to, wallet::parse_amount(&value)?, nexus_proto::TxData::None, Some(100_000)).await?;
+            print(&r);
+        }
+        WalletCmd::Call { to, method, params, keystore, password, endpoint } => {
+            let rpc = RpcClient::new(endpoint.rpc);
+            let to = Address::parse("--to", &to)?;
+            let out = match keystore {
+                Some(ks) => {
+                    let key = wallet::load_key(&ks, &password.context("--password is required with --keystore")?)?;
+                    wallet::send(&rpc, &key, to, 0, wallet::call_data(&method, params.as_deref())?, None).await?
+                }
+                None => wallet::query(&rpc, to, &method, params.as_deref()).await?,
+            };
+            print(&out);
+        }
+        WalletCmd::Tx { hash, endpoint } => print(&wallet::tx(&RpcClient::new(endpoint.rpc), &hash).await?),
+    }
+    Ok(())
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Node configuration: a TOML file with defaults for everything but the paths, checked by
+//! [`NodeConfig::validate`] before the node starts.
+
+use crate::error::NodeError;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where RocksDB keeps the chain.
+    pub data_dir: PathBuf,
+    /// The genesis file (JSON).
+    pub genesis: PathBuf,
+    /// The validator's keystore (ICON keystore format).
+    pub keystore: PathBuf,
+    /// File holding the keystore password (first line). `NEXUS_KEY_PASSWORD` overrides it.
+    pub keystore_password_file: PathBuf,
+    /// JSON-RPC server.
+    pub rpc: RpcConfig,
+    /// Transaction pool.
+    pub mempool: MempoolConfig,
+    /// Block production.
+    pub block: BlockConfig,
+    /// Log filter (`info`, `nexus=debug`, ...); `RUST_LOG` overrides it.
+    pub log: String,
+}
+
+/// JSON-RPC server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Listen address for HTTP, WebSocket and `/metrics`.
+    pub listen: SocketAddr,
+    /// Largest request body in bytes.
+    pub max_request_bytes: u32,
+    /// Most concurrent connections.
+    pub max_connections: u32,
+    /// Default wait of `icx_sendTransactionAndWait` / `icx_waitTransactionResult` in ms.
+    pub default_wait_timeout_ms: u64,
+    /// Longest wait a client may ask for with `Icon-Options: timeout=<ms>`.
+    pub max_wait_timeout_ms: u64,
+}
+
+/// Transaction pool settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    /// Most transactions waiting; more are refused with -31001.
+    pub max_txs: usize,
+    /// Accepted distance of a transaction's timestamp from the node's clock, in ms.
+    pub timestamp_window_ms: u64,
+}
+
+/// Block production settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockConfig {
+    /// Most transactions in one block.
+    pub max_txs: usize,
+    /// Longest time without a block when there are no transactions, in ms.
+    pub empty_block_interval_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("data"),
+            genesis: PathBuf::from("genesis.json"),
+            keystore: PathBuf::from("keystore/validator.json"),
+            keystore_password_file: PathBuf::from("keystore/validator.password"),
+            rpc: RpcConfig::default(),
+            mempool: MempoolConfig::default(),
+            block: BlockConfig::default(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9080)),
+            max_request_bytes: 1024 * 1024,
+            max_connections: 1024,
+            default_wait_timeout_ms: 5_000,
+            max_wait_timeout_ms: 60_000,
+        }
+    }
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { max_txs: 200_000, timestamp_window_ms: 5 * 60 * 1000 }
+    }
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        BlockConfig { max_txs: 5_000, empty_block_interval_ms: 1_000 }
+    }
+}
+
+impl NodeConfig {
+    /// Reads and validates a config file; relative paths are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mut cfg: NodeConfig =
+            toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keystore, &mut cfg.keystore_password_file] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that every value is usable, naming the first one that is not.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |what: &str, why: &str| Err(NodeError::Config(format!("{what}: {why}")));
+        if self.rpc.max_request_bytes < 1024 {
+            return bad("rpc.max_request_bytes", "must be at least 1024");
+        }
+        if self.rpc.max_connections == 0 {
+            return bad("rpc.max_connections", "must be at least 1");
+        }
+        if self.rpc.default_wait_timeout_ms > self.rpc.max_wait_timeout_ms {
+            return bad("rpc.default_wait_timeout_ms", "must not exceed rpc.max_wait_timeout_ms");
+        }
+        if self.mempool.max_txs == 0 {
+            return bad("mempool.max_txs", "must be at least 1");
+        }
+        if self.mempool.timestamp_window_ms == 0 {
+            return bad("mempool.timestamp_window_ms", "must be positive");
+        }
+        if self.block.max_txs == 0 || self.block.max_txs > nexus_proto::block::MAX_BLOCK_TXS {
+            return bad("block.max_txs", "must be between 1 and 100000");
+        }
+        if self.block.empty_block_interval_ms < 10 {
+            return bad("block.empty_block_interval_ms", "must be at least 10");
+        }
+        Ok(())
+    }
+
+    /// The keystore password: `NEXUS_KEY_PASSWORD`, else the first line of the password file.
+    pub fn keystore_password(&self) -> Result<String, NodeError> {
+        if let Ok(p) = std::env::var("NEXUS_KEY_PASSWORD") {
+            return Ok(p);
+        }
+        let text = std::fs::read_to_string(&self.keystore_password_file).map_err(|e| {
+            NodeError::Config(format!("cannot read {}: {e}", self.keystore_password_file.display()))
+        })?;
+        Ok(text.lines().next().unwrap_or("").to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_named() {
+        NodeConfig::default().validate().unwrap();
+        let mut c = NodeConfig::default();
+        c.block.max_txs = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("block.max_txs"));
+        let parsed: Result<NodeConfig, _> = toml::from_str("[rpc]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n");
+        assert!(parsed.is_err());
+        let parsed: NodeConfig = toml::from_str("[rpc]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        assert_eq!(parsed.rpc.listen.port(), 1);
+        assert_eq!(parsed.block.max_txs, BlockConfig::default().max_txs);
+    }
+}

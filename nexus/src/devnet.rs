@@ -1,0 +1,150 @@
+//! `nexus init` and `nexus devnet`: a ready-to-run network folder (keys, genesis with a funded
+//! account and an IRC-2 token, config) and a one-command local network.
+
+use crate::admission::now_us;
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::genesis::{check_channel_name, Genesis, GenesisAccount, GenesisToken};
+use crate::keystore;
+use nexus_proto::hash::sha3_256;
+use nexus_proto::value::format_int;
+use nexus_proto::{Address, KeyPair};
+use rand::Rng;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// ICX in loop.
+pub const ICX: u128 = 1_000_000_000_000_000_000;
+
+/// Choices for a new network folder.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Network id.
+    pub nid: u64,
+    /// Channel name.
+    pub channel: String,
+    /// RPC listen address.
+    pub listen: SocketAddr,
+    /// ICX given to the funded account.
+    pub funded_icx: u128,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { nid: 3, channel: "public".into(), listen: SocketAddr::from(([127, 0, 0, 1], 9080)), funded_icx: 1_000_000_000 }
+    }
+}
+
+/// What `init` made.
+#[derive(Debug, Clone)]
+pub struct InitOutput {
+    /// The config file.
+    pub config: PathBuf,
+    /// The funded account's address.
+    pub funded: Address,
+    /// Its keystore file.
+    pub funded_keystore: PathBuf,
+    /// Its password.
+    pub funded_password: String,
+    /// The IRC-2 token SCORE.
+    pub token: Address,
+}
+
+fn password() -> String {
+    let mut rng = rand::thread_rng();
+    (0..16).map(|_| rng.sample(rand::distributions::Alphanumeric) as char).collect()
+}
+
+fn write_key(dir: &Path, name: &str) -> Result<(KeyPair, PathBuf, String), NodeError> {
+    let key = KeyPair::generate();
+    let pw = password();
+    let path = dir.join(format!("{name}.json"));
+    keystore::store(&path, &key, &pw)?;
+    std::fs::write(dir.join(format!("{name}.password")), format!("{pw}\n"))?;
+    Ok((key, path, pw))
+}
+
+/// The address of the devnet token SCORE.
+pub fn token_address(symbol: &str) -> Address {
+    let h = sha3_256(&[b"nexus/genesis-token/", symbol.as_bytes()]);
+    let mut body = [0u8; 20];
+    body.copy_from_slice(&h.0[12..]);
+    Address::contract(body)
+}
+
+/// Makes a network folder: keystores, genesis, config. Refuses a folder that has a config.
+pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitOutput, NodeError> {
+    check_channel_name(&opts.channel)?;
+    let config_path = dir.join("config.toml");
+    if config_path.exists() {
+        return Err(NodeError::Config(format!("{} already exists; pick another folder", config_path.display())));
+    }
+    let keys = dir.join("keystore");
+    std::fs::create_dir_all(&keys)?;
+    let (validator, _, _) = write_key(&keys, "validator")?;
+    let (funded, funded_keystore, funded_password) = write_key(&keys, "god")?;
+    let (treasury, _, _) = write_key(&keys, "treasury")?;
+    let token = token_address("NXT");
+    let genesis = Genesis {
+        nid: format_int(opts.nid),
+        channel: opts.channel.clone(),
+        timestamp: format_int(now_us()),
+        accounts: vec![
+            GenesisAccount { name: "god".into(), address: funded.address().to_string(), balance: format_int(opts.funded_icx * ICX) },
+            GenesisAccount { name: "treasury".into(), address: treasury.address().to_string(), balance: "0x0".into() },
+        ],
+        validators: vec![validator.address().to_string()],
+        treasury: treasury.address().to_string(),
+        step_price: format_int(12_500_000_000u64),
+        tokens: vec![GenesisToken {
+            address: token.to_string(),
+            name: "Nexus Test Token".into(),
+            symbol: "NXT".into(),
+            decimals: "0x12".into(),
+            owner: funded.address().to_string(),
+            initial_supply: format_int(1_000_000_000 * ICX),
+        }],
+        message: "Nexus devnet".into(),
+    };
+    genesis.clone().parse()?;
+    let text = serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::Config(e.to_string()))?;
+    std::fs::write(dir.join("genesis.json"), text)?;
+    let mut cfg = NodeConfig::default();
+    cfg.rpc.listen = opts.listen;
+    cfg.validate()?;
+    let toml = toml::to_string_pretty(&cfg).map_err(|e| NodeError::Config(e.to_string()))?;
+    std::fs::write(&config_path, format!("# Nexus node config; relative paths are from this folder.\n{toml}"))?;
+    Ok(InitOutput { config: config_path, funded: funded.address(), funded_keystore, funded_password, token })
+}
+
+/// Runs `nexus devnet`: initializes `dir` on first use, starts the node and prints endpoints.
+pub async fn run(dir: &Path, listen: SocketAddr) -> Result<(), NodeError> {
+    let config_path = dir.join("config.toml");
+    if !config_path.exists() {
+        let out = init(dir, &InitOptions { listen, ..InitOptions::default() })?;
+        println!("Initialized a new devnet in {}", dir.display());
+        let _ = out;
+    }
+    let mut cfg = NodeConfig::load(&config_path)?;
+    cfg.rpc.listen = listen;
+    let genesis = Genesis::load(&cfg.genesis)?;
+    let node = crate::node::start(&cfg).await?;
+    let addr = node.rpc_addr;
+    let ch = &genesis.channel;
+    let keys = dir.join("keystore");
+    let god_pw = std::fs::read_to_string(keys.join("god.password")).unwrap_or_default();
+    let god = genesis.accounts.first().map(|(a, _)| a.to_string()).unwrap_or_default();
+    let token = genesis.tokens.first().map(|t| t.address.to_string()).unwrap_or_default();
+    println!("Nexus devnet is running: 1 validator, channel {ch}, nid {}", format_int(genesis.nid));
+    println!("  JSON-RPC (HTTP)    http://{addr}/api/v3/{ch}   (also http://{addr}/api/v3)");
+    println!("  debug JSON-RPC     http://{addr}/api/v3d/{ch}");
+    println!("  WebSocket monitors ws://{addr}/api/v3/{ch}/block   ws://{addr}/api/v3/{ch}/event");
+    println!("  Prometheus         http://{addr}/metrics");
+    println!("  funded account     {god}");
+    println!("    keystore         {}   password {}", keys.join("god.json").display(), god_pw.trim());
+    println!("  IRC-2 token SCORE  {token} (NXT, all held by the funded account)");
+    println!("  data               {}", cfg.data_dir.display());
+    println!("Try:  nexus wallet balance {god} --rpc http://{addr}/api/v3/{ch}");
+    println!("Stop with Ctrl-C; start again with the same command to continue the chain.");
+    node.run_until_signal().await
+}

@@ -1,0 +1,91 @@
+//! Block production. The LFT engine (multi-validator) will drive a [`Chain`] through the same
+//! three calls the single-validator engine uses here: `build`, `verify`, `commit`.
+//!
+//! [`SoloEngine`] is the one-validator case of LFT: the node is the whole validator set, so its
+//! own vote is a quorum and each block is final as soon as it is built and signed. It proposes
+//! as soon as transactions wait (no fixed block timer on the hot path) and an empty block at most
+//! every `empty_block_interval_ms`. Block `h+1` carries the vote for block `h`, as in LFT.
+
+use crate::admission::now_us;
+use crate::chain::Chain;
+use crate::config::BlockConfig;
+use crate::error::NodeError;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use nexus_proto::block::{sign_vote, VoteItem, VoteSet};
+use nexus_proto::KeyPair;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The single-validator engine.
+pub struct SoloEngine {
+    chain: Arc<Chain>,
+    pool: Arc<Mempool>,
+    key: KeyPair,
+    index: u32,
+    cfg: BlockConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl SoloEngine {
+    /// An engine for `chain` signing with `key`, which must be the channel's only validator.
+    pub fn new(chain: Arc<Chain>, pool: Arc<Mempool>, key: KeyPair, cfg: BlockConfig, metrics: Arc<Metrics>) -> Result<Self, NodeError> {
+        let index = chain.validators.iter().position(|v| *v == key.address()).ok_or_else(|| {
+            NodeError::Config(format!("this node's key {} is not a validator of channel {}", key.address(), chain.channel))
+        })?;
+        if chain.validators.len() != 1 {
+            return Err(NodeError::Config(format!(
+                "channel {} lists {} validators; this node runs the single-validator engine, so genesis must list exactly one",
+                chain.channel,
+                chain.validators.len()
+            )));
+        }
+        Ok(SoloEngine { chain, pool, key, index: index as u32, cfg, metrics })
+    }
+
+    /// Produces blocks until `stop` turns true. A storage failure stops the loop with an error.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let this = Arc::new(self);
+        let head = this.chain.head().header.height;
+        let mut prev_votes = this.chain.votes_for(head)?.unwrap_or_default();
+        let idle = Duration::from_millis(this.cfg.empty_block_interval_ms);
+        loop {
+            tokio::select! {
+                _ = this.pool.wait() => {}
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let me = this.clone();
+            let votes = prev_votes.clone();
+            prev_votes = tokio::task::spawn_blocking(move || me.produce(votes))
+                .await
+                .map_err(|e| NodeError::Config(format!("block producer panicked: {e}")))??;
+        }
+    }
+
+    fn produce(&self, prev_votes: VoteSet) -> Result<VoteSet, NodeError> {
+        let txs = self.pool.take(self.cfg.max_txs);
+        let proposal = self.chain.build(txs, now_us(), self.key.address(), prev_votes);
+        let header = &proposal.block.header;
+        let hash = header.hash();
+        let sig = sign_vote(&self.key, self.chain.nid, &self.chain.channel, header.height, 0, &hash);
+        let votes = VoteSet {
+            round: 0,
+            items: vec![VoteItem { validator_index: self.index, timestamp: now_us(), signature: sig.0.to_vec().into() }],
+        };
+        let height = header.height;
+        let n = proposal.txs.len();
+        let hashes: Vec<_> = proposal.block.tx_hashes.clone();
+        self.chain.commit(proposal, &votes)?;
+        self.pool.forget(&hashes);
+        self.metrics.block_committed(&self.chain.channel, height, n as u64, self.pool.pending());
+        if n > 0 {
+            tracing::debug!(height, txs = n, %hash, "block committed");
+        }
+        Ok(votes)
+    }
+}

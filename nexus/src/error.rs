@@ -1,0 +1,135 @@
+//! Errors of the node: infrastructure failures ([`NodeError`]) and ICON-coded errors that reach
+//! JSON-RPC clients ([`IconError`]).
+
+use nexus_proto::ProtoError;
+use serde_json::Value;
+
+/// A failure of the node's own machinery: disk, config, keys.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// RocksDB failed.
+    #[error("storage: {0}")]
+    Storage(#[from] rocksdb::Error),
+    /// Stored data did not decode: the database is damaged or from another version.
+    #[error("corrupt {what} in the database: {reason}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The config or genesis file is invalid.
+    #[error("config: {0}")]
+    Config(String),
+    /// A keystore could not be read or written.
+    #[error("keystore: {0}")]
+    Keystore(String),
+    /// Filesystem or socket error.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// A wire format error in trusted data.
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+}
+
+/// ICON JSON-RPC v3 error codes.
+pub mod code {
+    /// Invalid JSON.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// Not a JSON-RPC request (or too large).
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// Unknown method.
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+    /// Parameters of the wrong shape or value.
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// A bug or infrastructure failure inside the node.
+    pub const INTERNAL_ERROR: i32 = -32603;
+    /// System error.
+    pub const SYSTEM_ERROR: i32 = -31000;
+    /// The transaction pool is full.
+    pub const POOL_OVERFLOW: i32 = -31001;
+    /// The transaction is in the pool, not yet in a block.
+    pub const PENDING: i32 = -31002;
+    /// The transaction is being executed.
+    pub const EXECUTING: i32 = -31003;
+    /// No such block, transaction or data.
+    pub const NOT_FOUND: i32 = -31004;
+    /// The wait for a result timed out (`data` is the transaction hash).
+    pub const TIMEOUT: i32 = -31006;
+    /// Base of SCORE failures: the code is `-30000 - failure code`.
+    pub const SCORE_BASE: i32 = -30000;
+}
+
+/// SCORE failure codes (goloop `scoreresult`), used in receipts and `-30000 - code` errors.
+pub mod failure {
+    /// Unknown failure.
+    pub const UNKNOWN: u32 = 1;
+    /// No SCORE at the address.
+    pub const CONTRACT_NOT_FOUND: u32 = 2;
+    /// The SCORE has no such method.
+    pub const METHOD_NOT_FOUND: u32 = 3;
+    /// ICX was sent to a method that does not accept it.
+    pub const METHOD_NOT_PAYABLE: u32 = 4;
+    /// A parameter is missing or malformed.
+    pub const INVALID_PARAMETER: u32 = 6;
+    /// A write was attempted where only reads are allowed.
+    pub const ACCESS_DENIED: u32 = 9;
+    /// The step limit ran out.
+    pub const OUT_OF_STEP: u32 = 10;
+    /// The sender cannot pay value plus fee.
+    pub const OUT_OF_BALANCE: u32 = 11;
+    /// The SCORE reverted (32 + user code).
+    pub const REVERTED: u32 = 32;
+}
+
+/// An error as a JSON-RPC client sees it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct IconError {
+    /// ICON error code.
+    pub code: i32,
+    /// What was expected and what came.
+    pub message: String,
+    /// Extra data (the transaction hash for timeouts).
+    pub data: Option<Value>,
+}
+
+impl IconError {
+    /// An error with a code and message.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        IconError { code, message: message.into(), data: None }
+    }
+
+    /// `-32602 Invalid params`.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(code::INVALID_PARAMS, message)
+    }
+
+    /// `-31004 Not found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(code::NOT_FOUND, message)
+    }
+
+    /// `-32603 Internal error`, logged.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(%err, "internal error");
+        Self::new(code::INTERNAL_ERROR, format!("internal error: {err}"))
+    }
+
+    /// A SCORE failure: `-30000 - failure_code`.
+    pub fn score(failure_code: u32, message: impl Into<String>) -> Self {
+        Self::new(code::SCORE_BASE - failure_code as i32, message)
+    }
+}
+
+impl From<ProtoError> for IconError {
+    fn from(e: ProtoError) -> Self {
+        IconError::invalid_params(e.to_string())
+    }
+}
+
+impl From<NodeError> for IconError {
+    fn from(e: NodeError) -> Self {
+        IconError::internal(e)
+    }
+}

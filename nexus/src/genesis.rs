@@ -1,0 +1,192 @@
+//! Genesis: the network id, channel, funded accounts, validators, fee settings and the native
+//! SCOREs installed at height 0. Stored as JSON with ICON value shapes (`0x` integers).
+
+use crate::error::NodeError;
+use nexus_proto::{value, Address};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The genesis file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Network id (`nid` of every transaction), T_INT.
+    pub nid: String,
+    /// Channel name (RPC path `/api/v3/<channel>`).
+    pub channel: String,
+    /// Genesis time in microseconds, T_INT.
+    pub timestamp: String,
+    /// Funded accounts.
+    pub accounts: Vec<GenesisAccount>,
+    /// Validators of the channel, in order.
+    pub validators: Vec<String>,
+    /// Account that receives transaction fees.
+    pub treasury: String,
+    /// Price of one step in loop, T_INT.
+    pub step_price: String,
+    /// IRC-2 tokens installed at genesis.
+    #[serde(default)]
+    pub tokens: Vec<GenesisToken>,
+    /// Free text recorded in the genesis block.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A funded account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// Label.
+    pub name: String,
+    /// `hx` address.
+    pub address: String,
+    /// Balance in loop, T_INT.
+    pub balance: String,
+}
+
+/// An IRC-2 token SCORE installed at genesis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisToken {
+    /// `cx` address of the SCORE.
+    pub address: String,
+    /// Token name.
+    pub name: String,
+    /// Token symbol.
+    pub symbol: String,
+    /// Decimals, T_INT.
+    pub decimals: String,
+    /// Holder of the initial supply.
+    pub owner: String,
+    /// Initial supply in the smallest unit, T_INT.
+    pub initial_supply: String,
+}
+
+/// Genesis with every value decoded and checked.
+#[derive(Debug, Clone)]
+pub struct ParsedGenesis {
+    /// Network id.
+    pub nid: u64,
+    /// Channel name.
+    pub channel: String,
+    /// Genesis time (us).
+    pub timestamp: u64,
+    /// Funded accounts.
+    pub accounts: Vec<(Address, u128)>,
+    /// Validators.
+    pub validators: Vec<Address>,
+    /// Fee receiver.
+    pub treasury: Address,
+    /// Step price in loop.
+    pub step_price: u128,
+    /// Tokens: address, name, symbol, decimals, owner, supply.
+    pub tokens: Vec<ParsedToken>,
+    /// The source, as stored in the genesis block.
+    pub source: Genesis,
+}
+
+/// A decoded token entry.
+#[derive(Debug, Clone)]
+pub struct ParsedToken {
+    /// SCORE address.
+    pub address: Address,
+    /// Name.
+    pub name: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Decimals.
+    pub decimals: u8,
+    /// Initial holder.
+    pub owner: Address,
+    /// Initial supply.
+    pub supply: u128,
+}
+
+fn cfg<T>(r: Result<T, nexus_proto::ProtoError>) -> Result<T, NodeError> {
+    r.map_err(|e| NodeError::Config(format!("genesis: {e}")))
+}
+
+/// Channel names: lowercase letters, digits and `-`, 1..=32 characters.
+pub fn check_channel_name(name: &str) -> Result<(), NodeError> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(NodeError::Config(format!(
+            "channel name {name:?}: expected 1..=32 characters of a-z, 0-9 and -"
+        )))
+    }
+}
+
+impl Genesis {
+    /// Reads and checks a genesis file.
+    pub fn load(path: &Path) -> Result<ParsedGenesis, NodeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let g: Genesis = serde_json::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        g.parse()
+    }
+
+    /// Decodes and checks every value.
+    pub fn parse(self) -> Result<ParsedGenesis, NodeError> {
+        check_channel_name(&self.channel)?;
+        let mut accounts = Vec::new();
+        let mut total: u128 = 0;
+        for a in &self.accounts {
+            let addr = cfg(Address::parse("genesis account", &a.address))?;
+            let bal = cfg(value::parse_u128("genesis balance", &a.balance))?;
+            total = total
+                .checked_add(bal)
+                .ok_or_else(|| NodeError::Config("genesis balances overflow 2^128".into()))?;
+            accounts.push((addr, bal));
+        }
+        let validators = self
+            .validators
+            .iter()
+            .map(|v| cfg(Address::parse("validator", v)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if validators.is_empty() {
+            return Err(NodeError::Config("genesis: at least one validator is required".into()));
+        }
+        let tokens = self
+            .tokens
+            .iter()
+            .map(|t| {
+                let address = cfg(Address::parse("token address", &t.address))?;
+                if !address.is_contract() || address == Address::SYSTEM {
+                    return Err(NodeError::Config(format!("token address {address}: expected a cx address other than cx00..00")));
+                }
+                let decimals = cfg(value::parse_u64("decimals", &t.decimals))?;
+                Ok(ParsedToken {
+                    address,
+                    name: t.name.clone(),
+                    symbol: t.symbol.clone(),
+                    decimals: u8::try_from(decimals).map_err(|_| NodeError::Config("decimals above 255".into()))?,
+                    owner: cfg(Address::parse("token owner", &t.owner))?,
+                    supply: cfg(value::parse_u128("initial_supply", &t.initial_supply))?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ParsedGenesis {
+            nid: cfg(value::parse_u64("nid", &self.nid))?,
+            channel: self.channel.clone(),
+            timestamp: cfg(value::parse_u64("timestamp", &self.timestamp))?,
+            accounts,
+            validators,
+            treasury: cfg(Address::parse("treasury", &self.treasury))?,
+            step_price: cfg(value::parse_u128("step_price", &self.step_price))?,
+            tokens,
+            source: self,
+        })
+    }
+}
+
+impl ParsedGenesis {
+    /// Sum of the genesis balances (ICX is never minted or burnt afterwards).
+    pub fn total_supply(&self) -> u128 {
+        self.accounts.iter().map(|(_, b)| *b).sum()
+    }
+}

@@ -1,0 +1,253 @@
+//! The JSON-RPC v3 server: HTTP and WebSocket on one port, one path per channel.
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /api/v3/<channel>` | JSON-RPC v3 (`icx_*`) |
+//! | `POST /api/v3d/<channel>` | the same, for `debug_*` (where ICON's SDKs send them) |
+//! | `POST /api/v3`, `/api/v3d` | the first channel |
+//! | `GET /api/v3/<channel>/block`, `/event` (WebSocket) | goloop-style block and event monitors |
+//! | `GET /metrics` | Prometheus metrics |
+//!
+//! Errors carry HTTP status 400 (500 for internal errors) as goloop does, because ICON's SDKs
+//! read the body of a 200 response as a result.
+
+mod icx;
+mod params;
+mod shapes;
+mod ws;
+
+pub use icx::ChannelApi;
+
+use crate::error::{code, IconError};
+use crate::metrics::Metrics;
+use http_body_util::BodyExt;
+use jsonrpsee::server::{serve_with_graceful_shutdown, stop_channel, HttpBody, HttpResponse, Methods, ServerHandle, StopHandle, TowerServiceBuilder};
+use jsonrpsee::types::ErrorObjectOwned;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::Service;
+
+/// A wait asked for with the `Icon-Options: timeout=<ms>` header.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitTimeout(pub Duration);
+
+impl From<IconError> for ErrorObjectOwned {
+    fn from(e: IconError) -> Self {
+        ErrorObjectOwned::owned(e.code, e.message, e.data)
+    }
+}
+
+struct ChannelEntry {
+    methods: Methods,
+    api: Arc<ChannelApi>,
+}
+
+/// Everything the server routes to.
+pub struct Routes {
+    channels: HashMap<String, ChannelEntry>,
+    default: String,
+    metrics: Arc<Metrics>,
+    max_request_bytes: u32,
+}
+
+impl Routes {
+    /// Routes for the given channels; the first is also served at `/api/v3`.
+    pub fn new(apis: Vec<Arc<ChannelApi>>, metrics: Arc<Metrics>, max_request_bytes: u32) -> Result<Self, IconError> {
+        let mut channels = HashMap::new();
+        let mut default = String::new();
+        for api in apis {
+            let name = api.chain.channel.clone();
+            if default.is_empty() {
+                default = name.clone();
+            }
+            let module = icx::module(api.clone()).map_err(IconError::internal)?;
+            channels.insert(name, ChannelEntry { methods: module.into(), api });
+        }
+        Ok(Routes { channels, default, metrics, max_request_bytes })
+    }
+
+    fn channel(&self, name: Option<&str>) -> Option<&ChannelEntry> {
+        self.channels.get(name.unwrap_or(&self.default))
+    }
+}
+
+enum Route<'a> {
+    Rpc(Option<&'a str>),
+    Monitor(Option<&'a str>, &'a str),
+    Metrics,
+    NotFound,
+}
+
+fn route(path: &str) -> Route<'_> {
+    let path = path.trim_end_matches('/');
+    if path == "/metrics" {
+        return Route::Metrics;
+    }
+    let rest = match path.strip_prefix("/api/v3d").or_else(|| path.strip_prefix("/api/v3")) {
+        Some(r) => r,
+        None => return Route::NotFound,
+    };
+    let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        [] => Route::Rpc(None),
+        [ch] if *ch == "block" || *ch == "event" => Route::Monitor(None, ch),
+        [ch] => Route::Rpc(Some(ch)),
+        [ch, kind] if *kind == "block" || *kind == "event" => Route::Monitor(Some(ch), kind),
+        _ => Route::NotFound,
+    }
+}
+
+fn plain(status: u16, body: impl Into<String>) -> HttpResponse {
+    let mut r = HttpResponse::new(HttpBody::from(body.into()));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    r
+}
+
+fn json_error(status: u16, code: i32, message: String) -> HttpResponse {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    let mut r = plain(status, body.to_string());
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Gives an error response the HTTP status ICON clients expect.
+async fn with_error_status(resp: HttpResponse) -> Result<HttpResponse, jsonrpsee::core::BoxError> {
+    if resp.status() != http::StatusCode::OK {
+        return Ok(resp);
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    let find = |pat: &[u8]| bytes.windows(pat.len()).position(|w| w == pat);
+    let is_error = bytes.first() == Some(&b'{')
+        && match (find(b"\"error\":"), find(b"\"result\":")) {
+            (Some(e), Some(r)) => e < r,
+            (Some(_), None) => true,
+            _ => false,
+        };
+    if is_error {
+        let internal = find(b"\"code\":-32603").is_some();
+        parts.status = if internal { http::StatusCode::INTERNAL_SERVER_ERROR } else { http::StatusCode::BAD_REQUEST };
+    }
+    Ok(HttpResponse::from_parts(parts, HttpBody::from(bytes.to_vec())))
+}
+
+fn wait_header(req: &http::Request<hyper::body::Incoming>) -> Option<WaitTimeout> {
+    let v = req.headers().get("Icon-Options")?.to_str().ok()?;
+    v.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == "timeout").then(|| v.trim().parse::<u64>().ok().map(|ms| WaitTimeout(Duration::from_millis(ms))))?
+    })
+}
+
+/// A running server.
+pub struct RpcServer {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl RpcServer {
+    /// Stops accepting and finishes open requests.
+    pub async fn stop(self) {
+        let _ = self.handle.stop();
+        self.handle.stopped().await;
+    }
+}
+
+async fn handle_request(
+    mut req: http::Request<hyper::body::Incoming>,
+    routes: Arc<Routes>,
+    builder: TowerServiceBuilder<tower::layer::util::Identity, tower::layer::util::Identity>,
+    stop: StopHandle,
+) -> Result<HttpResponse, jsonrpsee::core::BoxError> {
+    let path = req.uri().path().to_string();
+    match route(&path) {
+        Route::Metrics => Ok(plain(200, routes.metrics.render())),
+        Route::NotFound => Ok(json_error(404, code::INVALID_REQUEST, format!("no such path {path}; use /api/v3/<channel>"))),
+        Route::Monitor(ch, kind) => match routes.channel(ch) {
+            Some(c) => Ok(ws::upgrade(req, c.api.chain.clone(), kind == "event")),
+            None => Ok(json_error(404, code::INVALID_REQUEST, format!("no channel {}", ch.unwrap_or("")))),
+        },
+        Route::Rpc(ch) => {
+            let Some(c) = routes.channel(ch) else {
+                return Ok(json_error(404, code::INVALID_REQUEST, format!("no channel {}", ch.unwrap_or(""))));
+            };
+            let len = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(len) = len.filter(|l| *l > u64::from(routes.max_request_bytes)) {
+                return Ok(json_error(
+                    413,
+                    code::INVALID_REQUEST,
+                    format!("request of {len} bytes exceeds the limit of {} bytes", routes.max_request_bytes),
+                ));
+            }
+            if let Some(w) = wait_header(&req) {
+                req.extensions_mut().insert(w);
+            }
+            let mut svc = builder.build(c.methods.clone(), stop);
+            let resp = svc.call(req).await?;
+            with_error_status(resp).await
+        }
+    }
+}
+
+/// Binds `addr` and serves `routes` until [`RpcServer::stop`].
+pub async fn serve(addr: SocketAddr, routes: Routes, max_connections: u32) -> std::io::Result<RpcServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let (stop, handle) = stop_channel();
+    let builder = jsonrpsee::server::Server::builder()
+        .max_request_body_size(routes.max_request_bytes)
+        .max_response_body_size(64 * 1024 * 1024)
+        .max_connections(max_connections)
+        .set_tcp_no_delay(true)
+        .to_service_builder();
+    let routes = Arc::new(routes);
+    tokio::spawn(async move {
+        loop {
+            let sock = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::warn!(%e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.clone().shutdown() => break,
+            };
+            let _ = sock.set_nodelay(true);
+            let (routes, builder, stop2) = (routes.clone(), builder.clone(), stop.clone());
+            let svc = tower::service_fn(move |req| handle_request(req, routes.clone(), builder.clone(), stop2.clone()));
+            let shutdown = stop.clone().shutdown();
+            tokio::spawn(async move {
+                if let Err(e) = serve_with_graceful_shutdown(sock, svc, shutdown).await {
+                    tracing::debug!(%e, "connection ended");
+                }
+            });
+        }
+    });
+    Ok(RpcServer { local_addr, handle })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(route("/api/v3"), Route::Rpc(None)));
+        assert!(matches!(route("/api/v3/public"), Route::Rpc(Some("public"))));
+        assert!(matches!(route("/api/v3d/public"), Route::Rpc(Some("public"))));
+        assert!(matches!(route("/api/v3/public/block"), Route::Monitor(Some("public"), "block")));
+        assert!(matches!(route("/api/v3/event"), Route::Monitor(None, "event")));
+        assert!(matches!(route("/metrics"), Route::Metrics));
+        assert!(matches!(route("/api/v2"), Route::NotFound));
+        assert!(matches!(route("/api/v3/a/b/c"), Route::NotFound));
+    }
+}
