@@ -31,7 +31,10 @@ pub struct Admission {
 
 /// Microseconds since the epoch by the node's clock.
 pub fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 fn check_keys(v: &Value, depth: usize) -> Result<(), IconError> {
@@ -51,7 +54,11 @@ fn check_keys(v: &Value, depth: usize) -> Result<(), IconError> {
 impl Admission {
     /// Admission into `pool` for `chain`, with a timestamp window of `window_ms`.
     pub fn new(chain: Arc<Chain>, pool: Arc<Mempool>, window_ms: u64) -> Self {
-        Admission { chain, pool, window_us: window_ms * 1000 }
+        Admission {
+            chain,
+            pool,
+            window_us: window_ms * 1000,
+        }
     }
 
     /// Decodes and checks a transaction without admitting it.
@@ -100,12 +107,18 @@ impl Admission {
     pub fn admit(&self, params: Value) -> Result<Hash32, IconError> {
         let st = self.check(params)?;
         let hash = st.hash;
-        let duplicate = || IconError::invalid_params(format!("duplicate transaction: {hash} was already received"));
+        let duplicate = || {
+            IconError::invalid_params(format!(
+                "duplicate transaction: {hash} was already received"
+            ))
+        };
         if self.pool.contains(&hash) || self.chain.has_transaction(&hash)? {
             return Err(duplicate());
         }
         let tx = &st.tx;
-        let need = tx.value.saturating_add(tx.step_limit.saturating_mul(self.chain.step_price));
+        let need = tx
+            .value
+            .saturating_add(tx.step_limit.saturating_mul(self.chain.step_price));
         let have = self.chain.balance(&tx.from);
         if have < need {
             return Err(IconError::score(
@@ -121,7 +134,10 @@ impl Admission {
         match self.pool.add(Arc::new(st)) {
             Ok(()) => Ok(hash),
             Err(PoolRefusal::Duplicate) => Err(duplicate()),
-            Err(PoolRefusal::Full(n)) => Err(IconError::new(code::POOL_OVERFLOW, format!("transaction pool is full ({n} transactions)"))),
+            Err(PoolRefusal::Full(n)) => Err(IconError::new(
+                code::POOL_OVERFLOW,
+                format!("transaction pool is full ({n} transactions)"),
+            )),
         }
     }
 }

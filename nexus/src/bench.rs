@@ -42,10 +42,12 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
 /// Recoveries per second on one core (the dominant cost of admission).
 pub fn recover_rate() -> f64 {
     let k = KeyPair::generate();
-    let sigs: Vec<_> = (0..256u32).map(|i| {
-        let d = sha3_256(&[&i.to_be_bytes()]);
-        (d, k.sign(&d))
-    }).collect();
+    let sigs: Vec<_> = (0..256u32)
+        .map(|i| {
+            let d = sha3_256(&[&i.to_be_bytes()]);
+            (d, k.sign(&d))
+        })
+        .collect();
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < Duration::from_millis(500) {
@@ -75,18 +77,43 @@ async fn wait_ready(rpc: &RpcClient) -> Result<()> {
     bail!("node did not answer within 30 s")
 }
 
-fn transfer(from: &KeyPair, to: Address, value: u128, nonce: u128, nid: u64) -> Result<nexus_proto::SignedTransaction> {
-    let tx = Transaction { from: from.address(), to, value, step_limit: 100_000, timestamp: now_us(), nid, nonce: Some(nonce), data: TxData::None };
+fn transfer(
+    from: &KeyPair,
+    to: Address,
+    value: u128,
+    nonce: u128,
+    nid: u64,
+) -> Result<nexus_proto::SignedTransaction> {
+    let tx = Transaction {
+        from: from.address(),
+        to,
+        value,
+        step_limit: 100_000,
+        timestamp: now_us(),
+        nid,
+        nonce: Some(nonce),
+        data: TxData::None,
+    };
     Ok(tx.sign(from)?)
 }
 
 /// Runs the benchmark and returns the summary.
 pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let out = init(dir, &InitOptions { listen, ..InitOptions::default() })?;
-    let cfg_text = std::fs::read_to_string(&out.config)?
-        .replace("max_txs = 5000", &format!("max_txs = {}", opts.block_max_txs));
+    let out = init(
+        dir,
+        &InitOptions {
+            listen,
+            ..InitOptions::default()
+        },
+    )?;
+    let cfg_text = std::fs::read_to_string(&out.config)?.replace(
+        "max_txs = 5000",
+        &format!("max_txs = {}", opts.block_max_txs),
+    );
     std::fs::write(&out.config, cfg_text)?;
     let log = std::fs::File::create(dir.join("node.log"))?;
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
@@ -109,10 +136,20 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     let mut funding = Vec::new();
     for (i, s) in senders.iter().enumerate() {
         let st = transfer(&god, s.address(), 1_000_000 * ICX, i as u128, nid)?;
-        funding.push(rpc.call("icx_sendTransaction", Value::Object(st.raw)).await?);
+        funding.push(
+            rpc.call("icx_sendTransaction", Value::Object(st.raw))
+                .await?,
+        );
     }
     for h in funding {
-        let r = rpc.call_with(rpc.url(), "icx_waitTransactionResult", json!({ "txHash": h }), &[("Icon-Options", "timeout=30000")]).await?;
+        let r = rpc
+            .call_with(
+                rpc.url(),
+                "icx_waitTransactionResult",
+                json!({ "txHash": h }),
+                &[("Icon-Options", "timeout=30000")],
+            )
+            .await?;
         if r["status"] != "0x1" {
             bail!("funding failed: {r}");
         }
@@ -124,14 +161,24 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     let mut index_of: HashMap<String, usize> = HashMap::with_capacity(opts.txs);
     for i in 0..opts.txs {
         let c = i % opts.clients;
-        let st = transfer(&senders[c], recipients[i % recipients.len()], 1, i as u128, nid)?;
+        let st = transfer(
+            &senders[c],
+            recipients[i % recipients.len()],
+            1,
+            i as u128,
+            nid,
+        )?;
         index_of.insert(st.hash.to_string(), i);
-        let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": i, "method": "icx_sendTransaction", "params": st.raw}))?;
+        let body = serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": i, "method": "icx_sendTransaction", "params": st.raw}),
+        )?;
         bodies[c].push((i, body));
     }
     let recover = recover_rate();
 
-    let head = rpc.call("icx_getLastBlock", Value::Null).await?["height"].as_u64().unwrap_or(0);
+    let head = rpc.call("icx_getLastBlock", Value::Null).await?["height"]
+        .as_u64()
+        .unwrap_or(0);
     let cpu0 = cpu_seconds(&pid).unwrap_or(0.0);
     let self0 = cpu_seconds("self").unwrap_or(0.0);
     let t0 = Instant::now();
@@ -164,11 +211,21 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
             let mut blocks = 0u64;
             let deadline = Instant::now() + Duration::from_secs(120);
             while committed_at.len() < index_of.len() && Instant::now() < deadline {
-                match c.call("icx_getBlockByHeight", json!({ "height": format!("{next:#x}") })).await {
+                match c
+                    .call(
+                        "icx_getBlockByHeight",
+                        json!({ "height": format!("{next:#x}") }),
+                    )
+                    .await
+                {
                     Ok(b) => {
                         let now = Instant::now();
                         blocks += 1;
-                        for t in b["confirmed_transaction_list"].as_array().into_iter().flatten() {
+                        for t in b["confirmed_transaction_list"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                        {
                             if let Some(i) = t["txHash"].as_str().and_then(|h| index_of.get(h)) {
                                 committed_at.push((*i, now));
                             }

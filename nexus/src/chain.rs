@@ -44,7 +44,11 @@ fn decode_location(v: &[u8]) -> Result<TxLocation, NodeError> {
     i4.copy_from_slice(&v[8..12]);
     let mut bh = [0u8; 32];
     bh.copy_from_slice(&v[12..44]);
-    Ok(TxLocation { height: u64::from_be_bytes(h8), index: u32::from_be_bytes(i4), block_hash: Hash32(bh) })
+    Ok(TxLocation {
+        height: u64::from_be_bytes(h8),
+        index: u32::from_be_bytes(i4),
+        block_hash: Hash32(bh),
+    })
 }
 
 /// A block executed on top of the head, ready to commit.
@@ -108,7 +112,10 @@ pub struct Chain {
 }
 
 fn corrupt(what: &'static str, e: impl std::fmt::Display) -> NodeError {
-    NodeError::Corrupt { what, reason: e.to_string() }
+    NodeError::Corrupt {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 impl Chain {
@@ -125,7 +132,8 @@ impl Chain {
             };
             scores.insert(t.address, Arc::new(token));
         }
-        let genesis_json = serde_json::to_vec(&genesis.source).map_err(|e| NodeError::Config(e.to_string()))?;
+        let genesis_json =
+            serde_json::to_vec(&genesis.source).map_err(|e| NodeError::Config(e.to_string()))?;
         let (tx, _) = broadcast::channel(1024);
         let placeholder = Block {
             header: genesis_header(genesis, Hash32::ZERO),
@@ -149,12 +157,10 @@ impl Chain {
         };
         match chain.store.get(Kind::Meta, b"genesis")? {
             Some(stored) if stored == genesis_json => chain.load()?,
-            Some(_) => {
-                return Err(NodeError::Config(format!(
-                    "the data directory holds channel {} of a different genesis; use a fresh data_dir",
-                    genesis.channel
-                )))
-            }
+            Some(_) => return Err(NodeError::Config(format!(
+                "the data directory holds channel {} of a different genesis; use a fresh data_dir",
+                genesis.channel
+            ))),
             None => chain.write_genesis(genesis, &genesis_json)?,
         }
         Ok(chain)
@@ -168,10 +174,24 @@ impl Chain {
             state::set_balance(&mut ov, addr, prev + bal);
         }
         for t in &g.tokens {
-            let Some(score) = self.scores.get(&t.address).cloned() else { continue };
+            let Some(score) = self.scores.get(&t.address).cloned() else {
+                continue;
+            };
             let mut meter = StepMeter::new(u128::MAX, 0);
-            let mut ctx = CallContext::new(t.address, t.owner, 0, 0, g.timestamp, Some(Hash32::ZERO), &mut ov, &mut meter, self.costs);
-            score.install(&mut ctx).map_err(|e| NodeError::Config(format!("installing token {}: {e}", t.address)))?;
+            let mut ctx = CallContext::new(
+                t.address,
+                t.owner,
+                0,
+                0,
+                g.timestamp,
+                Some(Hash32::ZERO),
+                &mut ov,
+                &mut meter,
+                self.costs,
+            );
+            score
+                .install(&mut ctx)
+                .map_err(|e| NodeError::Config(format!("installing token {}: {e}", t.address)))?;
         }
         let writes = ov.into_writes();
         let prepared = self.lock_commitment().prepare(&writes);
@@ -199,7 +219,8 @@ impl Chain {
 
     fn load(&self) -> Result<(), NodeError> {
         let mut c = StateCommitment::default();
-        self.store.for_each(Kind::State, |k, v| c.load_entry(k, v))?;
+        self.store
+            .for_each(Kind::State, |k, v| c.load_entry(k, v))?;
         c.finish_load();
         let h = self
             .store
@@ -207,11 +228,18 @@ impl Chain {
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .map(u64::from_be_bytes)
             .ok_or_else(|| corrupt("head", "missing"))?;
-        let block = self.block_by_height(h)?.ok_or_else(|| corrupt("head block", format!("height {h} missing")))?;
+        let block = self
+            .block_by_height(h)?
+            .ok_or_else(|| corrupt("head block", format!("height {h} missing")))?;
         if block.header.state_root != c.root() {
             return Err(corrupt(
                 "state",
-                format!("root {} differs from head {}'s {}", c.root(), h, block.header.state_root),
+                format!(
+                    "root {} differs from head {}'s {}",
+                    c.root(),
+                    h,
+                    block.header.state_root
+                ),
             ));
         }
         *self.lock_commitment() = c;
@@ -240,16 +268,29 @@ impl Chain {
     }
 
     fn env(&self, height: u64, timestamp: u64) -> BlockEnv {
-        BlockEnv { height, timestamp, step_price: self.step_price, treasury: self.treasury, costs: self.costs }
+        BlockEnv {
+            height,
+            timestamp,
+            step_price: self.step_price,
+            treasury: self.treasury,
+            costs: self.costs,
+        }
     }
 
     /// Executes `txs` on top of the head as the next block.
-    pub fn build(&self, txs: Vec<Arc<SignedTransaction>>, timestamp: u64, leader: Address, prev_votes: VoteSet) -> Proposal {
+    pub fn build(
+        &self,
+        txs: Vec<Arc<SignedTransaction>>,
+        timestamp: u64,
+        leader: Address,
+        prev_votes: VoteSet,
+    ) -> Proposal {
         let head = self.head();
         let height = head.header.height + 1;
         let timestamp = timestamp.max(head.header.timestamp + 1);
         let view = DbView(&self.store);
-        let (receipts, writes) = execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
+        let (receipts, writes) =
+            execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
         let prepared = self.lock_commitment().prepare(&writes);
         let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
         let receipt_hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
@@ -267,16 +308,33 @@ impl Chain {
             prev_votes_hash: prev_votes.hash(),
             leader,
         };
-        Proposal { block: Block { header, tx_hashes, prev_votes }, txs, receipts, writes, prepared }
+        Proposal {
+            block: Block {
+                header,
+                tx_hashes,
+                prev_votes,
+            },
+            txs,
+            receipts,
+            writes,
+            prepared,
+        }
     }
 
     /// Re-executes a block proposed by another validator and checks that every root matches.
-    pub fn verify(&self, block: &Block, txs: Vec<Arc<SignedTransaction>>) -> Result<Proposal, String> {
+    pub fn verify(
+        &self,
+        block: &Block,
+        txs: Vec<Arc<SignedTransaction>>,
+    ) -> Result<Proposal, String> {
         let head = self.head();
         if block.header.prev_hash != head.hash() || block.header.height != head.header.height + 1 {
             return Err(format!(
                 "block {} at height {} does not extend head {} at height {}",
-                block.hash(), block.header.height, head.hash(), head.header.height
+                block.hash(),
+                block.header.height,
+                head.hash(),
+                head.header.height
             ));
         }
         if block.header.timestamp <= head.header.timestamp {
@@ -286,9 +344,18 @@ impl Chain {
         if hashes != block.tx_hashes {
             return Err("transactions differ from the block's list".into());
         }
-        let p = self.build(txs, block.header.timestamp, block.header.leader, block.prev_votes.clone());
+        let p = self.build(
+            txs,
+            block.header.timestamp,
+            block.header.leader,
+            block.prev_votes.clone(),
+        );
         if p.block.header != block.header {
-            return Err(format!("re-execution gives block {}, proposal says {}", p.block.hash(), block.hash()));
+            return Err(format!(
+                "re-execution gives block {}, proposal says {}",
+                p.block.hash(),
+                block.hash()
+            ));
         }
         Ok(p)
     }
@@ -299,9 +366,17 @@ impl Chain {
         batch.put(Kind::Blocks, &h.to_be_bytes(), &block.encode());
         batch.put(Kind::BlockHashes, &hash.0, &h.to_be_bytes());
         batch.put(Kind::Data, &hash.0, &block.header.to_rlp());
-        batch.put(Kind::Data, &block.header.validators_hash.0, &nexus_proto::block::encode_validators(&self.validators));
+        batch.put(
+            Kind::Data,
+            &block.header.validators_hash.0,
+            &nexus_proto::block::encode_validators(&self.validators),
+        );
         if !block.prev_votes.items.is_empty() {
-            batch.put(Kind::Data, &block.header.prev_votes_hash.0, &block.prev_votes.to_rlp());
+            batch.put(
+                Kind::Data,
+                &block.header.prev_votes_hash.0,
+                &block.prev_votes.to_rlp(),
+            );
         }
     }
 
@@ -368,10 +443,16 @@ impl Chain {
     }
 
     /// A committed transaction and where it is.
-    pub fn transaction(&self, hash: &Hash32) -> Result<Option<(SignedTransaction, TxLocation)>, NodeError> {
-        let Some(v) = self.store.get(Kind::Txs, &hash.0)? else { return Ok(None) };
+    pub fn transaction(
+        &self,
+        hash: &Hash32,
+    ) -> Result<Option<(SignedTransaction, TxLocation)>, NodeError> {
+        let Some(v) = self.store.get(Kind::Txs, &hash.0)? else {
+            return Ok(None);
+        };
         let loc = decode_location(&v)?;
-        let tx = SignedTransaction::from_json_bytes(&v[LOC_LEN..]).map_err(|e| corrupt("transaction", e))?;
+        let tx = SignedTransaction::from_json_bytes(&v[LOC_LEN..])
+            .map_err(|e| corrupt("transaction", e))?;
         Ok(Some((tx, loc)))
     }
 
@@ -391,7 +472,9 @@ impl Chain {
     /// The receipt of a committed transaction.
     pub fn receipt(&self, hash: &Hash32) -> Result<Option<Receipt>, NodeError> {
         match self.store.get(Kind::Receipts, &hash.0)? {
-            Some(b) => Ok(Some(Receipt::decode(&b).map_err(|e| corrupt("receipt", e))?)),
+            Some(b) => Ok(Some(
+                Receipt::decode(&b).map_err(|e| corrupt("receipt", e))?,
+            )),
             None => Ok(None),
         }
     }
@@ -401,7 +484,10 @@ impl Chain {
         block
             .tx_hashes
             .iter()
-            .map(|h| self.receipt(h)?.ok_or_else(|| corrupt("receipt", format!("{h} missing"))))
+            .map(|h| {
+                self.receipt(h)?
+                    .ok_or_else(|| corrupt("receipt", format!("{h} missing")))
+            })
             .collect()
     }
 
@@ -415,7 +501,9 @@ impl Chain {
         let head = self.head();
         if height == head.header.height {
             return match self.store.get(Kind::Meta, b"head_votes")? {
-                Some(b) => Ok(Some(VoteSet::from_rlp(&b).map_err(|e| corrupt("votes", e))?)),
+                Some(b) => Ok(Some(
+                    VoteSet::from_rlp(&b).map_err(|e| corrupt("votes", e))?,
+                )),
                 None => Ok(None),
             };
         }
@@ -424,7 +512,10 @@ impl Chain {
 
     /// The genesis file as stored.
     pub fn genesis_json(&self) -> Result<Value, NodeError> {
-        let b = self.store.get(Kind::Meta, b"genesis")?.ok_or_else(|| corrupt("genesis", "missing"))?;
+        let b = self
+            .store
+            .get(Kind::Meta, b"genesis")?
+            .ok_or_else(|| corrupt("genesis", "missing"))?;
         serde_json::from_slice(&b).map_err(|e| corrupt("genesis", e))
     }
 
@@ -439,17 +530,37 @@ impl Chain {
     }
 
     /// A read-only call (`icx_call`).
-    pub fn query(&self, from: Address, to: Address, method: &str, params: &Map<String, Value>) -> Result<Value, IconError> {
-        let score = self
-            .scores
-            .get(&to)
-            .ok_or_else(|| IconError::score(crate::error::failure::CONTRACT_NOT_FOUND, format!("no SCORE at {to}")))?;
+    pub fn query(
+        &self,
+        from: Address,
+        to: Address,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, IconError> {
+        let score = self.scores.get(&to).ok_or_else(|| {
+            IconError::score(
+                crate::error::failure::CONTRACT_NOT_FOUND,
+                format!("no SCORE at {to}"),
+            )
+        })?;
         let head = self.head();
         let view = DbView(&self.store);
         let mut ov = Overlay::new(&view);
         let mut meter = StepMeter::new(self.costs.query_limit, 0);
-        let mut ctx = CallContext::new(to, from, 0, head.header.height, head.header.timestamp, None, &mut ov, &mut meter, self.costs);
-        score.call(&mut ctx, method, params).map_err(|e: ScoreError| IconError::score(e.code, e.message))
+        let mut ctx = CallContext::new(
+            to,
+            from,
+            0,
+            head.header.height,
+            head.header.timestamp,
+            None,
+            &mut ov,
+            &mut meter,
+            self.costs,
+        );
+        score
+            .call(&mut ctx, method, params)
+            .map_err(|e: ScoreError| IconError::score(e.code, e.message))
     }
 
     /// Steps a transaction would use now (`debug_estimateStep`): executed on the committed state
@@ -460,7 +571,10 @@ impl Chain {
         env.step_price = 0;
         let view = DbView(&self.store);
         let (receipts, _) = execute_block(&view, &self.scores, &env, &[tx]);
-        let r = receipts.into_iter().next().ok_or_else(|| IconError::internal("no receipt"))?;
+        let r = receipts
+            .into_iter()
+            .next()
+            .ok_or_else(|| IconError::internal("no receipt"))?;
         if r.status == 0 {
             return Err(IconError::score(r.failure_code, r.failure_message));
         }
@@ -469,10 +583,19 @@ impl Chain {
 
     /// Registers interest in `hash` and waits up to `timeout` for it to be committed.
     /// Returns false on timeout.
-    pub async fn wait_committed(&self, hash: &Hash32, timeout: Duration) -> Result<bool, NodeError> {
+    pub async fn wait_committed(
+        &self,
+        hash: &Hash32,
+        timeout: Duration,
+    ) -> Result<bool, NodeError> {
         let rx = {
             let (tx, rx) = oneshot::channel();
-            self.waiters.lock().unwrap_or_else(|p| p.into_inner()).entry(*hash).or_default().push(tx);
+            self.waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(*hash)
+                .or_default()
+                .push(tx);
             rx
         };
         if self.has_transaction(hash)? {

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "nexus", version, about = "Nexus: a multi-chain interoperability hub speaking ICON JSON-RPC v3")]
+#[command(
+    name = "nexus",
+    version,
+    about = "Nexus: a multi-chain interoperability hub speaking ICON JSON-RPC v3"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -72,7 +76,11 @@ enum Cmd {
 #[derive(clap::Args)]
 struct Endpoint {
     /// JSON-RPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:9080/api/v3/public", env = "NEXUS_RPC")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:9080/api/v3/public",
+        env = "NEXUS_RPC"
+    )]
     rpc: String,
 }
 
@@ -149,7 +157,10 @@ enum WalletCmd {
 fn init_logs(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 fn print(v: &serde_json::Value) {
@@ -158,13 +169,33 @@ fn print(v: &serde_json::Value) {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Init { dir, nid, channel, rpc } => {
-            let out = devnet::init(&dir, &InitOptions { nid, channel, listen: rpc, ..InitOptions::default() })?;
+        Cmd::Init {
+            dir,
+            nid,
+            channel,
+            rpc,
+        } => {
+            let out = devnet::init(
+                &dir,
+                &InitOptions {
+                    nid,
+                    channel,
+                    listen: rpc,
+                    ..InitOptions::default()
+                },
+            )?;
             println!("config           {}", out.config.display());
             println!("funded account   {}", out.funded);
-            println!("  keystore       {}   password {}", out.funded_keystore.display(), out.funded_password);
+            println!(
+                "  keystore       {}   password {}",
+                out.funded_keystore.display(),
+                out.funded_password
+            );
             println!("token SCORE      {}", out.token);
-            println!("start it with:   nexus node --config {}", out.config.display());
+            println!(
+                "start it with:   nexus node --config {}",
+                out.config.display()
+            );
         }
         Cmd::Node { config } => {
             let cfg = NodeConfig::load(&config)?;
@@ -175,10 +206,25 @@ async fn run(cli: Cli) -> Result<()> {
             init_logs("warn");
             devnet::run(&dir, rpc).await?;
         }
-        Cmd::Bench { txs, clients, block_max_txs } => {
-            anyhow::ensure!(clients > 0 && txs >= clients, "need at least one client and as many transfers as clients");
+        Cmd::Bench {
+            txs,
+            clients,
+            block_max_txs,
+        } => {
+            anyhow::ensure!(
+                clients > 0 && txs >= clients,
+                "need at least one client and as many transfers as clients"
+            );
             let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
-            let summary = crate::bench::run(crate::bench::BenchOptions { txs, clients, block_max_txs }, &dir).await;
+            let summary = crate::bench::run(
+                crate::bench::BenchOptions {
+                    txs,
+                    clients,
+                    block_max_txs,
+                },
+                &dir,
+            )
+            .await;
             let _ = std::fs::remove_dir_all(&dir);
             let summary = summary?;
             eprintln!(
@@ -203,25 +249,58 @@ async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
             let b = wallet::balance(&RpcClient::new(endpoint.rpc), &address).await?;
             println!("{} ICX ({b:#x} loop)", wallet::format_icx(b));
         }
-        WalletCmd::Transfer { signer, to, value, endpoint } => {
+        WalletCmd::Transfer {
+            signer,
+            to,
+            value,
+            endpoint,
+        } => {
             let key = wallet::load_key(&signer.keystore, &signer.password)?;
             let to = Address::parse("--to", &to)?;
-            let r = wallet::send(&RpcClient::new(endpoint.rpc), &key, to, wallet::parse_amount(&value)?, nexus_proto::TxData::None, Some(100_000)).await?;
+            let r = wallet::send(
+                &RpcClient::new(endpoint.rpc),
+                &key,
+                to,
+                wallet::parse_amount(&value)?,
+                nexus_proto::TxData::None,
+                Some(100_000),
+            )
+            .await?;
             print(&r);
         }
-        WalletCmd::Call { to, method, params, keystore, password, endpoint } => {
+        WalletCmd::Call {
+            to,
+            method,
+            params,
+            keystore,
+            password,
+            endpoint,
+        } => {
             let rpc = RpcClient::new(endpoint.rpc);
             let to = Address::parse("--to", &to)?;
             let out = match keystore {
                 Some(ks) => {
-                    let key = wallet::load_key(&ks, &password.context("--password is required with --keystore")?)?;
-                    wallet::send(&rpc, &key, to, 0, wallet::call_data(&method, params.as_deref())?, None).await?
+                    let key = wallet::load_key(
+                        &ks,
+                        &password.context("--password is required with --keystore")?,
+                    )?;
+                    wallet::send(
+                        &rpc,
+                        &key,
+                        to,
+                        0,
+                        wallet::call_data(&method, params.as_deref())?,
+                        None,
+                    )
+                    .await?
                 }
                 None => wallet::query(&rpc, to, &method, params.as_deref()).await?,
             };
             print(&out);
         }
-        WalletCmd::Tx { hash, endpoint } => print(&wallet::tx(&RpcClient::new(endpoint.rpc), &hash).await?),
+        WalletCmd::Tx { hash, endpoint } => {
+            print(&wallet::tx(&RpcClient::new(endpoint.rpc), &hash).await?)
+        }
     }
     Ok(())
 }
@@ -229,7 +308,10 @@ async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

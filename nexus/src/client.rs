@@ -50,7 +50,11 @@ impl RpcClient {
     pub fn new(url: impl Into<String>) -> Self {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
-        RpcClient { url: url.into(), http: Client::builder(TokioExecutor::new()).build(conn), id: AtomicU64::new(1) }
+        RpcClient {
+            url: url.into(),
+            http: Client::builder(TokioExecutor::new()).build(conn),
+            id: AtomicU64::new(1),
+        }
     }
 
     /// The endpoint.
@@ -59,15 +63,31 @@ impl RpcClient {
     }
 
     /// Posts raw bytes with extra headers; returns the HTTP status and body.
-    pub async fn post_raw(&self, url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<(u16, Vec<u8>), ClientError> {
+    pub async fn post_raw(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>), ClientError> {
         let mut req = http::Request::post(url).header("Content-Type", "application/json");
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| ClientError::Transport(e.to_string()))?;
-        let resp = self.http.request(req).await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .to_bytes();
         Ok((status, body.to_vec()))
     }
 
@@ -77,7 +97,13 @@ impl RpcClient {
     }
 
     /// Calls with extra HTTP headers, at another URL (such as the `/api/v3d` debug path).
-    pub async fn call_with(&self, url: &str, method: &str, params: Value, headers: &[(&str, &str)]) -> Result<Value, ClientError> {
+    pub async fn call_with(
+        &self,
+        url: &str,
+        method: &str,
+        params: Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, ClientError> {
         let id = self.id.fetch_add(1, Ordering::Relaxed);
         let mut req = json!({"jsonrpc": "2.0", "id": id, "method": method});
         if !params.is_null() {
@@ -85,8 +111,12 @@ impl RpcClient {
         }
         let body = serde_json::to_vec(&req).map_err(|e| ClientError::Transport(e.to_string()))?;
         let (status, bytes) = self.post_raw(url, body, headers).await?;
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("HTTP {status}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes))))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Transport(format!(
+                "HTTP {status}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            ))
+        })?;
         if let Some(err) = v.get("error") {
             return Err(ClientError::Rpc {
                 code: err["code"].as_i64().unwrap_or(0),
@@ -95,7 +125,9 @@ impl RpcClient {
                 status,
             });
         }
-        v.get("result").cloned().ok_or_else(|| ClientError::Transport(format!("HTTP {status}: no result in {v}")))
+        v.get("result")
+            .cloned()
+            .ok_or_else(|| ClientError::Transport(format!("HTTP {status}: no result in {v}")))
     }
 
     /// The debug endpoint (`/api/v3d/...`) that goes with this one.

@@ -93,13 +93,19 @@ impl Default for RpcConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { max_txs: 200_000, timestamp_window_ms: 5 * 60 * 1000 }
+        MempoolConfig {
+            max_txs: 200_000,
+            timestamp_window_ms: 5 * 60 * 1000,
+        }
     }
 }
 
 impl Default for BlockConfig {
     fn default() -> Self {
-        BlockConfig { max_txs: 5_000, empty_block_interval_ms: 1_000 }
+        BlockConfig {
+            max_txs: 5_000,
+            empty_block_interval_ms: 1_000,
+        }
     }
 }
 
@@ -108,10 +114,15 @@ impl NodeConfig {
     pub fn load(path: &Path) -> Result<Self, NodeError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let mut cfg: NodeConfig =
-            toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        let mut cfg: NodeConfig = toml::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.keystore, &mut cfg.keystore_password_file] {
+        for p in [
+            &mut cfg.data_dir,
+            &mut cfg.genesis,
+            &mut cfg.keystore,
+            &mut cfg.keystore_password_file,
+        ] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -130,7 +141,10 @@ impl NodeConfig {
             return bad("rpc.max_connections", "must be at least 1");
         }
         if self.rpc.default_wait_timeout_ms > self.rpc.max_wait_timeout_ms {
-            return bad("rpc.default_wait_timeout_ms", "must not exceed rpc.max_wait_timeout_ms");
+            return bad(
+                "rpc.default_wait_timeout_ms",
+                "must not exceed rpc.max_wait_timeout_ms",
+            );
         }
         if self.mempool.max_txs == 0 {
             return bad("mempool.max_txs", "must be at least 1");
@@ -153,7 +167,10 @@ impl NodeConfig {
             return Ok(p);
         }
         let text = std::fs::read_to_string(&self.keystore_password_file).map_err(|e| {
-            NodeError::Config(format!("cannot read {}: {e}", self.keystore_password_file.display()))
+            NodeError::Config(format!(
+                "cannot read {}: {e}",
+                self.keystore_password_file.display()
+            ))
         })?;
         Ok(text.lines().next().unwrap_or("").to_string())
     }
@@ -168,8 +185,13 @@ mod tests {
         NodeConfig::default().validate().unwrap();
         let mut c = NodeConfig::default();
         c.block.max_txs = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("block.max_txs"));
-        let parsed: Result<NodeConfig, _> = toml::from_str("[rpc]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n");
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("block.max_txs"));
+        let parsed: Result<NodeConfig, _> =
+            toml::from_str("[rpc]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n");
         assert!(parsed.is_err());
         let parsed: NodeConfig = toml::from_str("[rpc]\nlisten = \"127.0.0.1:1\"\n").unwrap();
         assert_eq!(parsed.rpc.listen.port(), 1);

@@ -31,7 +31,12 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { nid: 3, channel: "public".into(), listen: SocketAddr::from(([127, 0, 0, 1], 9080)), funded_icx: 1_000_000_000 }
+        InitOptions {
+            nid: 3,
+            channel: "public".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9080)),
+            funded_icx: 1_000_000_000,
+        }
     }
 }
 
@@ -52,7 +57,9 @@ pub struct InitOutput {
 
 fn password() -> String {
     let mut rng = rand::thread_rng();
-    (0..16).map(|_| rng.sample(rand::distributions::Alphanumeric) as char).collect()
+    (0..16)
+        .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+        .collect()
 }
 
 fn write_key(dir: &Path, name: &str) -> Result<(KeyPair, PathBuf, String), NodeError> {
@@ -77,7 +84,10 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitOutput, NodeError> {
     check_channel_name(&opts.channel)?;
     let config_path = dir.join("config.toml");
     if config_path.exists() {
-        return Err(NodeError::Config(format!("{} already exists; pick another folder", config_path.display())));
+        return Err(NodeError::Config(format!(
+            "{} already exists; pick another folder",
+            config_path.display()
+        )));
     }
     let keys = dir.join("keystore");
     std::fs::create_dir_all(&keys)?;
@@ -90,8 +100,16 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitOutput, NodeError> {
         channel: opts.channel.clone(),
         timestamp: format_int(now_us()),
         accounts: vec![
-            GenesisAccount { name: "god".into(), address: funded.address().to_string(), balance: format_int(opts.funded_icx * ICX) },
-            GenesisAccount { name: "treasury".into(), address: treasury.address().to_string(), balance: "0x0".into() },
+            GenesisAccount {
+                name: "god".into(),
+                address: funded.address().to_string(),
+                balance: format_int(opts.funded_icx * ICX),
+            },
+            GenesisAccount {
+                name: "treasury".into(),
+                address: treasury.address().to_string(),
+                balance: "0x0".into(),
+            },
         ],
         validators: vec![validator.address().to_string()],
         treasury: treasury.address().to_string(),
@@ -107,21 +125,37 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitOutput, NodeError> {
         message: "Nexus devnet".into(),
     };
     genesis.clone().parse()?;
-    let text = serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::Config(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::Config(e.to_string()))?;
     std::fs::write(dir.join("genesis.json"), text)?;
     let mut cfg = NodeConfig::default();
     cfg.rpc.listen = opts.listen;
     cfg.validate()?;
     let toml = toml::to_string_pretty(&cfg).map_err(|e| NodeError::Config(e.to_string()))?;
-    std::fs::write(&config_path, format!("# Nexus node config; relative paths are from this folder.\n{toml}"))?;
-    Ok(InitOutput { config: config_path, funded: funded.address(), funded_keystore, funded_password, token })
+    std::fs::write(
+        &config_path,
+        format!("# Nexus node config; relative paths are from this folder.\n{toml}"),
+    )?;
+    Ok(InitOutput {
+        config: config_path,
+        funded: funded.address(),
+        funded_keystore,
+        funded_password,
+        token,
+    })
 }
 
 /// Runs `nexus devnet`: initializes `dir` on first use, starts the node and prints endpoints.
 pub async fn run(dir: &Path, listen: SocketAddr) -> Result<(), NodeError> {
     let config_path = dir.join("config.toml");
     if !config_path.exists() {
-        let out = init(dir, &InitOptions { listen, ..InitOptions::default() })?;
+        let out = init(
+            dir,
+            &InitOptions {
+                listen,
+                ..InitOptions::default()
+            },
+        )?;
         println!("Initialized a new devnet in {}", dir.display());
         let _ = out;
     }
@@ -133,15 +167,30 @@ pub async fn run(dir: &Path, listen: SocketAddr) -> Result<(), NodeError> {
     let ch = &genesis.channel;
     let keys = dir.join("keystore");
     let god_pw = std::fs::read_to_string(keys.join("god.password")).unwrap_or_default();
-    let god = genesis.accounts.first().map(|(a, _)| a.to_string()).unwrap_or_default();
-    let token = genesis.tokens.first().map(|t| t.address.to_string()).unwrap_or_default();
-    println!("Nexus devnet is running: 1 validator, channel {ch}, nid {}", format_int(genesis.nid));
+    let god = genesis
+        .accounts
+        .first()
+        .map(|(a, _)| a.to_string())
+        .unwrap_or_default();
+    let token = genesis
+        .tokens
+        .first()
+        .map(|t| t.address.to_string())
+        .unwrap_or_default();
+    println!(
+        "Nexus devnet is running: 1 validator, channel {ch}, nid {}",
+        format_int(genesis.nid)
+    );
     println!("  JSON-RPC (HTTP)    http://{addr}/api/v3/{ch}   (also http://{addr}/api/v3)");
     println!("  debug JSON-RPC     http://{addr}/api/v3d/{ch}");
     println!("  WebSocket monitors ws://{addr}/api/v3/{ch}/block   ws://{addr}/api/v3/{ch}/event");
     println!("  Prometheus         http://{addr}/metrics");
     println!("  funded account     {god}");
-    println!("    keystore         {}   password {}", keys.join("god.json").display(), god_pw.trim());
+    println!(
+        "    keystore         {}   password {}",
+        keys.join("god.json").display(),
+        god_pw.trim()
+    );
     println!("  IRC-2 token SCORE  {token} (NXT, all held by the funded account)");
     println!("  data               {}", cfg.data_dir.display());
     println!("Try:  nexus wallet balance {god} --rpc http://{addr}/api/v3/{ch}");

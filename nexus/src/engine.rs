@@ -30,10 +30,24 @@ pub struct SoloEngine {
 
 impl SoloEngine {
     /// An engine for `chain` signing with `key`, which must be the channel's only validator.
-    pub fn new(chain: Arc<Chain>, pool: Arc<Mempool>, key: KeyPair, cfg: BlockConfig, metrics: Arc<Metrics>) -> Result<Self, NodeError> {
-        let index = chain.validators.iter().position(|v| *v == key.address()).ok_or_else(|| {
-            NodeError::Config(format!("this node's key {} is not a validator of channel {}", key.address(), chain.channel))
-        })?;
+    pub fn new(
+        chain: Arc<Chain>,
+        pool: Arc<Mempool>,
+        key: KeyPair,
+        cfg: BlockConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, NodeError> {
+        let index = chain
+            .validators
+            .iter()
+            .position(|v| *v == key.address())
+            .ok_or_else(|| {
+                NodeError::Config(format!(
+                    "this node's key {} is not a validator of channel {}",
+                    key.address(),
+                    chain.channel
+                ))
+            })?;
         if chain.validators.len() != 1 {
             return Err(NodeError::Config(format!(
                 "channel {} lists {} validators; this node runs the single-validator engine, so genesis must list exactly one",
@@ -41,7 +55,14 @@ impl SoloEngine {
                 chain.validators.len()
             )));
         }
-        Ok(SoloEngine { chain, pool, key, index: index as u32, cfg, metrics })
+        Ok(SoloEngine {
+            chain,
+            pool,
+            key,
+            index: index as u32,
+            cfg,
+            metrics,
+        })
     }
 
     /// Produces blocks until `stop` turns true. A storage failure stops the loop with an error.
@@ -69,20 +90,34 @@ impl SoloEngine {
 
     fn produce(&self, prev_votes: VoteSet) -> Result<VoteSet, NodeError> {
         let txs = self.pool.take(self.cfg.max_txs);
-        let proposal = self.chain.build(txs, now_us(), self.key.address(), prev_votes);
+        let proposal = self
+            .chain
+            .build(txs, now_us(), self.key.address(), prev_votes);
         let header = &proposal.block.header;
         let hash = header.hash();
-        let sig = sign_vote(&self.key, self.chain.nid, &self.chain.channel, header.height, 0, &hash);
+        let sig = sign_vote(
+            &self.key,
+            self.chain.nid,
+            &self.chain.channel,
+            header.height,
+            0,
+            &hash,
+        );
         let votes = VoteSet {
             round: 0,
-            items: vec![VoteItem { validator_index: self.index, timestamp: now_us(), signature: sig.0.to_vec().into() }],
+            items: vec![VoteItem {
+                validator_index: self.index,
+                timestamp: now_us(),
+                signature: sig.0.to_vec().into(),
+            }],
         };
         let height = header.height;
         let n = proposal.txs.len();
         let hashes: Vec<_> = proposal.block.tx_hashes.clone();
         self.chain.commit(proposal, &votes)?;
         self.pool.forget(&hashes);
-        self.metrics.block_committed(&self.chain.channel, height, n as u64, self.pool.pending());
+        self.metrics
+            .block_committed(&self.chain.channel, height, n as u64, self.pool.pending());
         if n > 0 {
             tracing::debug!(height, txs = n, %hash, "block committed");
         }

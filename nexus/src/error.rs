@@ -97,7 +97,11 @@ pub struct IconError {
 impl IconError {
     /// An error with a code and message.
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        IconError { code, message: message.into(), data: None }
+        IconError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     /// `-32602 Invalid params`.

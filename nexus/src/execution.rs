@@ -52,7 +52,12 @@ pub fn execute_block<T: std::borrow::Borrow<SignedTransaction>>(
     (receipts, block.into_writes())
 }
 
-fn execute_tx(block: &mut Overlay<'_>, scores: &ScoreRegistry, env: &BlockEnv, st: &SignedTransaction) -> Receipt {
+fn execute_tx(
+    block: &mut Overlay<'_>,
+    scores: &ScoreRegistry,
+    env: &BlockEnv,
+    st: &SignedTransaction,
+) -> Receipt {
     let tx = &st.tx;
     let intrinsic = env.costs.intrinsic(st);
     let max_fee = tx.step_limit.saturating_mul(env.step_price);
@@ -64,12 +69,16 @@ fn execute_tx(block: &mut Overlay<'_>, scores: &ScoreRegistry, env: &BlockEnv, s
     } else if from_balance < tx.value.saturating_add(max_fee) {
         Err(ScoreError::new(
             failure::OUT_OF_BALANCE,
-            format!("balance {from_balance:#x} < value {:#x} + stepLimit*stepPrice {max_fee:#x}", tx.value),
+            format!(
+                "balance {from_balance:#x} < value {:#x} + stepLimit*stepPrice {max_fee:#x}",
+                tx.value
+            ),
         ))
     } else {
         let run = {
             let mut layer = Overlay::new(&*block);
-            run_tx(&mut layer, scores, env, st, &mut meter).map(|events| (events, layer.into_writes()))
+            run_tx(&mut layer, scores, env, st, &mut meter)
+                .map(|events| (events, layer.into_writes()))
         };
         run.map(|(events, writes)| {
             block.merge(writes);
@@ -117,21 +126,42 @@ fn run_tx(
     if !tx.to.is_contract() {
         return match tx.data {
             TxData::None | TxData::Message(_) => Ok(Vec::new()),
-            _ => Err(ScoreError::new(failure::CONTRACT_NOT_FOUND, format!("{} is an account, not a SCORE", tx.to))),
+            _ => Err(ScoreError::new(
+                failure::CONTRACT_NOT_FOUND,
+                format!("{} is an account, not a SCORE", tx.to),
+            )),
         };
     }
     let score = scores
         .get(&tx.to)
-        .ok_or_else(|| ScoreError::new(failure::CONTRACT_NOT_FOUND, format!("no SCORE at {}", tx.to)))?
+        .ok_or_else(|| {
+            ScoreError::new(
+                failure::CONTRACT_NOT_FOUND,
+                format!("no SCORE at {}", tx.to),
+            )
+        })?
         .clone();
     let (method, params) = match &tx.data {
         TxData::Call { method, params } => (method.as_str(), params.clone()),
         TxData::None | TxData::Message(_) => ("fallback", Default::default()),
         TxData::Deploy { .. } | TxData::Deposit { .. } => {
-            return Err(ScoreError::new(failure::UNKNOWN, "deploy and deposit are not supported"))
+            return Err(ScoreError::new(
+                failure::UNKNOWN,
+                "deploy and deposit are not supported",
+            ))
         }
     };
-    let mut ctx = CallContext::new(tx.to, tx.from, tx.value, env.height, env.timestamp, Some(st.hash), layer, meter, env.costs);
+    let mut ctx = CallContext::new(
+        tx.to,
+        tx.from,
+        tx.value,
+        env.height,
+        env.timestamp,
+        Some(st.hash),
+        layer,
+        meter,
+        env.costs,
+    );
     score.call(&mut ctx, method, &params)?;
     Ok(ctx.take_events())
 }

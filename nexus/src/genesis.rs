@@ -110,7 +110,9 @@ fn cfg<T>(r: Result<T, nexus_proto::ProtoError>) -> Result<T, NodeError> {
 pub fn check_channel_name(name: &str) -> Result<(), NodeError> {
     let ok = !name.is_empty()
         && name.len() <= 32
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -149,7 +151,9 @@ impl Genesis {
             .map(|v| cfg(Address::parse("validator", v)))
             .collect::<Result<Vec<_>, _>>()?;
         if validators.is_empty() {
-            return Err(NodeError::Config("genesis: at least one validator is required".into()));
+            return Err(NodeError::Config(
+                "genesis: at least one validator is required".into(),
+            ));
         }
         let tokens = self
             .tokens
@@ -157,14 +161,17 @@ impl Genesis {
             .map(|t| {
                 let address = cfg(Address::parse("token address", &t.address))?;
                 if !address.is_contract() || address == Address::SYSTEM {
-                    return Err(NodeError::Config(format!("token address {address}: expected a cx address other than cx00..00")));
+                    return Err(NodeError::Config(format!(
+                        "token address {address}: expected a cx address other than cx00..00"
+                    )));
                 }
                 let decimals = cfg(value::parse_u64("decimals", &t.decimals))?;
                 Ok(ParsedToken {
                     address,
                     name: t.name.clone(),
                     symbol: t.symbol.clone(),
-                    decimals: u8::try_from(decimals).map_err(|_| NodeError::Config("decimals above 255".into()))?,
+                    decimals: u8::try_from(decimals)
+                        .map_err(|_| NodeError::Config("decimals above 255".into()))?,
                     owner: cfg(Address::parse("token owner", &t.owner))?,
                     supply: cfg(value::parse_u128("initial_supply", &t.initial_supply))?,
                 })

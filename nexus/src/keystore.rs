@@ -35,14 +35,22 @@ pub fn encrypt(key: &KeyPair, password: &str) -> Result<Value, NodeError> {
     let (log_n, r, p) = (14u8, 8u32, 1u32);
     let params = scrypt::Params::new(log_n, r, p, 32).map_err(|e| err(e.to_string()))?;
     let mut derived = [0u8; 32];
-    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived).map_err(|e| err(e.to_string()))?;
+    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived)
+        .map_err(|e| err(e.to_string()))?;
     let mut ciphertext = key.secret_bytes().to_vec();
     Aes128Ctr::new(derived[..16].into(), (&iv).into()).apply_keystream(&mut ciphertext);
     let mac = keccak256(&[&derived[16..32], &ciphertext]);
     id[6] = (id[6] & 0x0f) | 0x40;
     id[8] = (id[8] & 0x3f) | 0x80;
     let h = hex::encode(id);
-    let uuid = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    );
     Ok(json!({
         "address": key.address().to_string(),
         "crypto": {
@@ -60,58 +68,90 @@ pub fn encrypt(key: &KeyPair, password: &str) -> Result<Value, NodeError> {
 }
 
 fn hex_field(v: &Value, path: &str) -> Result<Vec<u8>, NodeError> {
-    let s = v.as_str().ok_or_else(|| err(format!("{path}: expected a hex string")))?;
-    hex::decode(s.trim_start_matches("0x")).map_err(|_| err(format!("{path}: expected hex, got {s:?}")))
+    let s = v
+        .as_str()
+        .ok_or_else(|| err(format!("{path}: expected a hex string")))?;
+    hex::decode(s.trim_start_matches("0x"))
+        .map_err(|_| err(format!("{path}: expected hex, got {s:?}")))
 }
 
 fn uint_field(v: &Value, path: &str) -> Result<u64, NodeError> {
-    v.as_u64().ok_or_else(|| err(format!("{path}: expected an unsigned integer, got {v}")))
+    v.as_u64()
+        .ok_or_else(|| err(format!("{path}: expected an unsigned integer, got {v}")))
 }
 
 /// Decrypts a keystore JSON object.
 pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, NodeError> {
-    let crypto = ks.get("crypto").or_else(|| ks.get("Crypto")).ok_or_else(|| err("missing `crypto`"))?;
+    let crypto = ks
+        .get("crypto")
+        .or_else(|| ks.get("Crypto"))
+        .ok_or_else(|| err("missing `crypto`"))?;
     if crypto["cipher"] != "aes-128-ctr" {
-        return Err(err(format!("cipher: expected aes-128-ctr, got {}", crypto["cipher"])));
+        return Err(err(format!(
+            "cipher: expected aes-128-ctr, got {}",
+            crypto["cipher"]
+        )));
     }
     let iv = hex_field(&crypto["cipherparams"]["iv"], "crypto.cipherparams.iv")?;
-    let iv: [u8; 16] = iv.try_into().map_err(|_| err("crypto.cipherparams.iv: expected 16 bytes"))?;
+    let iv: [u8; 16] = iv
+        .try_into()
+        .map_err(|_| err("crypto.cipherparams.iv: expected 16 bytes"))?;
     let ciphertext = hex_field(&crypto["ciphertext"], "crypto.ciphertext")?;
     if ciphertext.len() != 32 {
-        return Err(err(format!("crypto.ciphertext: expected 32 bytes, got {}", ciphertext.len())));
+        return Err(err(format!(
+            "crypto.ciphertext: expected 32 bytes, got {}",
+            ciphertext.len()
+        )));
     }
     let kp = &crypto["kdfparams"];
     let salt = hex_field(&kp["salt"], "crypto.kdfparams.salt")?;
     let dklen = uint_field(&kp["dklen"], "crypto.kdfparams.dklen")?;
     if dklen != 32 {
-        return Err(err(format!("crypto.kdfparams.dklen: expected 32, got {dklen}")));
+        return Err(err(format!(
+            "crypto.kdfparams.dklen: expected 32, got {dklen}"
+        )));
     }
     let mut derived = [0u8; 32];
     match crypto["kdf"].as_str() {
         Some("scrypt") => {
             let n = uint_field(&kp["n"], "crypto.kdfparams.n")?;
             if !n.is_power_of_two() || n < 2 || n > MAX_SCRYPT_N {
-                return Err(err(format!("crypto.kdfparams.n: expected a power of two up to 2^20, got {n}")));
+                return Err(err(format!(
+                    "crypto.kdfparams.n: expected a power of two up to 2^20, got {n}"
+                )));
             }
-            let r = u32::try_from(uint_field(&kp["r"], "crypto.kdfparams.r")?).map_err(|_| err("r too large"))?;
-            let p = u32::try_from(uint_field(&kp["p"], "crypto.kdfparams.p")?).map_err(|_| err("p too large"))?;
+            let r = u32::try_from(uint_field(&kp["r"], "crypto.kdfparams.r")?)
+                .map_err(|_| err("r too large"))?;
+            let p = u32::try_from(uint_field(&kp["p"], "crypto.kdfparams.p")?)
+                .map_err(|_| err("p too large"))?;
             if r == 0 || p == 0 || u64::from(r) * u64::from(p) > 64 {
                 return Err(err(format!("crypto.kdfparams: r={r} p={p} out of range")));
             }
-            let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 32).map_err(|e| err(e.to_string()))?;
-            scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived).map_err(|e| err(e.to_string()))?;
+            let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 32)
+                .map_err(|e| err(e.to_string()))?;
+            scrypt::scrypt(password.as_bytes(), &salt, &params, &mut derived)
+                .map_err(|e| err(e.to_string()))?;
         }
         Some("pbkdf2") => {
             if kp["prf"] != "hmac-sha256" {
-                return Err(err(format!("crypto.kdfparams.prf: expected hmac-sha256, got {}", kp["prf"])));
+                return Err(err(format!(
+                    "crypto.kdfparams.prf: expected hmac-sha256, got {}",
+                    kp["prf"]
+                )));
             }
             let c = u32::try_from(uint_field(&kp["c"], "crypto.kdfparams.c")?).unwrap_or(u32::MAX);
             if c == 0 || c > MAX_PBKDF2_C {
-                return Err(err(format!("crypto.kdfparams.c: expected 1..=10000000, got {c}")));
+                return Err(err(format!(
+                    "crypto.kdfparams.c: expected 1..=10000000, got {c}"
+                )));
             }
             pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), &salt, c, &mut derived);
         }
-        other => return Err(err(format!("kdf: expected scrypt or pbkdf2, got {other:?}"))),
+        other => {
+            return Err(err(format!(
+                "kdf: expected scrypt or pbkdf2, got {other:?}"
+            )))
+        }
     }
     let mac = keccak256(&[&derived[16..32], &ciphertext]);
     if hex_field(&crypto["mac"], "crypto.mac")? != mac.0 {
@@ -122,7 +162,10 @@ pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, NodeError> {
     let key = KeyPair::from_secret(&secret).map_err(|e| err(e.to_string()))?;
     if let Some(addr) = ks.get("address").and_then(Value::as_str) {
         if addr.starts_with("hx") && addr != key.address().to_string() {
-            return Err(err(format!("address field {addr} does not match the key's {}", key.address())));
+            return Err(err(format!(
+                "address field {addr} does not match the key's {}",
+                key.address()
+            )));
         }
     }
     Ok(key)
@@ -136,15 +179,18 @@ pub fn store(path: &Path, key: &KeyPair, password: &str) -> Result<(), NodeError
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let text = serde_json::to_string_pretty(&encrypt(key, password)?).map_err(|e| err(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&encrypt(key, password)?).map_err(|e| err(e.to_string()))?;
     std::fs::write(path, text)?;
     Ok(())
 }
 
 /// Reads and decrypts a keystore file.
 pub fn load(path: &Path, password: &str) -> Result<KeyPair, NodeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| err(format!("{}: not JSON: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| err(format!("{}: not JSON: {e}", path.display())))?;
     decrypt(&v, password)
 }
 
@@ -158,7 +204,10 @@ mod tests {
         let ks = encrypt(&k, "pa55word!").unwrap();
         assert_eq!(ks["address"], k.address().to_string());
         assert_eq!(decrypt(&ks, "pa55word!").unwrap().address(), k.address());
-        assert!(decrypt(&ks, "wrong").unwrap_err().to_string().contains("wrong password"));
+        assert!(decrypt(&ks, "wrong")
+            .unwrap_err()
+            .to_string()
+            .contains("wrong password"));
     }
 
     #[test]

@@ -23,6 +23,6 @@ pub mod node;
 pub mod rpc;
 pub mod score;
 pub mod state;
-pub mod storage;
 pub mod steps;
+pub mod storage;
 pub mod wallet;

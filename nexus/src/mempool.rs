@@ -5,9 +5,9 @@
 //! executed is still refused.
 
 use nexus_proto::{Hash32, SignedTransaction};
-use std::sync::Mutex;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::Mutex;
 use tokio::sync::Notify;
 
 /// Why the pool refused a transaction.
@@ -35,7 +35,11 @@ pub struct Mempool {
 impl Mempool {
     /// An empty pool holding at most `max` transactions.
     pub fn new(max: usize) -> Self {
-        Mempool { inner: Mutex::new(Inner::default()), max, notify: Notify::new() }
+        Mempool {
+            inner: Mutex::new(Inner::default()),
+            max,
+            notify: Notify::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -2,7 +2,9 @@
 //! RPC method labels from the fixed list of served methods.
 
 use prometheus_client::encoding::{text::encode, EncodeLabelSet};
-use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 
@@ -32,20 +34,42 @@ impl Default for Metrics {
         let txs = Family::<ChannelLabel, Counter>::default();
         let mempool = Family::<ChannelLabel, Gauge>::default();
         let rpc_latency = Family::<MethodLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0].into_iter())
+            Histogram::new(
+                [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0].into_iter(),
+            )
         });
-        registry.register("block_height", "Height of the last committed block", height.clone());
+        registry.register(
+            "block_height",
+            "Height of the last committed block",
+            height.clone(),
+        );
         registry.register("transactions", "Transactions committed", txs.clone());
-        registry.register("mempool_size", "Transactions waiting in the pool", mempool.clone());
-        registry.register("rpc_latency_seconds", "JSON-RPC handling time by method", rpc_latency.clone());
-        Metrics { registry, height, txs, mempool, rpc_latency }
+        registry.register(
+            "mempool_size",
+            "Transactions waiting in the pool",
+            mempool.clone(),
+        );
+        registry.register(
+            "rpc_latency_seconds",
+            "JSON-RPC handling time by method",
+            rpc_latency.clone(),
+        );
+        Metrics {
+            registry,
+            height,
+            txs,
+            mempool,
+            rpc_latency,
+        }
     }
 }
 
 impl Metrics {
     /// Records a committed block.
     pub fn block_committed(&self, channel: &str, height: u64, txs: u64, pending: usize) {
-        let l = ChannelLabel { channel: channel.to_string() };
+        let l = ChannelLabel {
+            channel: channel.to_string(),
+        };
         self.height.get_or_create(&l).set(height as i64);
         self.txs.get_or_create(&l).inc_by(txs);
         self.mempool.get_or_create(&l).set(pending as i64);
@@ -53,12 +77,18 @@ impl Metrics {
 
     /// Records the pool size.
     pub fn mempool_size(&self, channel: &str, pending: usize) {
-        self.mempool.get_or_create(&ChannelLabel { channel: channel.to_string() }).set(pending as i64);
+        self.mempool
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_string(),
+            })
+            .set(pending as i64);
     }
 
     /// Records one RPC call.
     pub fn rpc_call(&self, method: &'static str, took: Duration) {
-        self.rpc_latency.get_or_create(&MethodLabel { method }).observe(took.as_secs_f64());
+        self.rpc_latency
+            .get_or_create(&MethodLabel { method })
+            .observe(took.as_secs_f64());
     }
 
     /// The text exposition.

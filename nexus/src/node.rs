@@ -40,7 +40,13 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     let metrics = Arc::new(Metrics::default());
     let head = chain.head().header.height;
     metrics.block_committed(&chain.channel, head, 0, 0);
-    let engine = SoloEngine::new(chain.clone(), pool.clone(), key, cfg.block.clone(), metrics.clone())?;
+    let engine = SoloEngine::new(
+        chain.clone(),
+        pool.clone(),
+        key,
+        cfg.block.clone(),
+        metrics.clone(),
+    )?;
     let api = Arc::new(ChannelApi {
         chain: chain.clone(),
         pool: pool.clone(),
@@ -54,7 +60,13 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     let (stop, stop_rx) = watch::channel(false);
     let engine = tokio::spawn(engine.run(stop_rx));
     tracing::info!(rpc = %server.local_addr, channel = %chain.channel, height = head, "node started");
-    Ok(RunningNode { rpc_addr: server.local_addr, chain, stop, engine, server })
+    Ok(RunningNode {
+        rpc_addr: server.local_addr,
+        chain,
+        stop,
+        engine,
+        server,
+    })
 }
 
 impl RunningNode {

@@ -35,7 +35,10 @@ pub struct Overlay<'a> {
 impl<'a> Overlay<'a> {
     /// An empty layer over `base`.
     pub fn new(base: &'a dyn StateView) -> Self {
-        Overlay { base, writes: Writes::new() }
+        Overlay {
+            base,
+            writes: Writes::new(),
+        }
     }
 
     /// Sets a value.
@@ -87,7 +90,9 @@ pub fn score_key(score: &Address, key: &[u8]) -> Vec<u8> {
 
 /// Decodes a stored unsigned integer (16 bytes BE; absent is zero).
 pub fn decode_u128(v: Option<Vec<u8>>) -> u128 {
-    v.and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok()).map(u128::from_be_bytes).unwrap_or(0)
+    v.and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .map(u128::from_be_bytes)
+        .unwrap_or(0)
 }
 
 /// An account's ICX balance.
@@ -174,7 +179,9 @@ impl StateCommitment {
         let mut changed: HashMap<usize, (BTreeMap<Vec<u8>, Hash32>, Hash32)> = HashMap::new();
         for (k, v) in writes {
             let i = bucket_of(k);
-            let entry = changed.entry(i).or_insert_with(|| (self.buckets[i].clone(), Hash32::ZERO));
+            let entry = changed
+                .entry(i)
+                .or_insert_with(|| (self.buckets[i].clone(), Hash32::ZERO));
             match v {
                 Some(v) => entry.0.insert(k.clone(), leaf(k, v)),
                 None => entry.0.remove(k),
@@ -185,7 +192,10 @@ impl StateCommitment {
             *h = bucket_hash(b);
             hashes[*i] = *h;
         }
-        PreparedState { changed, root: merkle::root(&hashes) }
+        PreparedState {
+            changed,
+            root: merkle::root(&hashes),
+        }
     }
 
     /// Installs a prepared state.

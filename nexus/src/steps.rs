@@ -24,7 +24,14 @@ pub struct StepCosts {
 
 impl Default for StepCosts {
     fn default() -> Self {
-        StepCosts { default: 100_000, contract_call: 25_000, input: 200, set: 320, event_log: 100, query_limit: 50_000_000 }
+        StepCosts {
+            default: 100_000,
+            contract_call: 25_000,
+            input: 200,
+            set: 320,
+            event_log: 100,
+            query_limit: 50_000_000,
+        }
     }
 }
 
@@ -61,7 +68,10 @@ impl StepMeter {
         let next = self.used.saturating_add(steps);
         if next > self.limit {
             self.used = self.limit;
-            return Err(ScoreError::new(failure::OUT_OF_STEP, format!("out of step: limit {:#x}", self.limit)));
+            return Err(ScoreError::new(
+                failure::OUT_OF_STEP,
+                format!("out of step: limit {:#x}", self.limit),
+            ));
         }
         self.used = next;
         Ok(())

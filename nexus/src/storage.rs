@@ -5,7 +5,9 @@
 //! the whole block or none of it.
 
 use crate::error::NodeError;
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,7 +41,11 @@ const KINDS: [(Kind, &str); 7] = [
 ];
 
 fn cf_name(channel: &str, kind: Kind) -> String {
-    let suffix = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).unwrap_or("meta");
+    let suffix = KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, s)| *s)
+        .unwrap_or("meta");
     format!("{channel}/{suffix}")
 }
 
@@ -64,7 +70,9 @@ impl Storage {
                 }
             }
         }
-        let cfs = names.iter().map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let cfs = names
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(Storage { db: Arc::new(db) })
     }
@@ -92,7 +100,10 @@ fn index(kind: Kind) -> usize {
 impl ChannelStore {
     fn cf(&self, kind: Kind) -> Result<&rocksdb::ColumnFamily, NodeError> {
         let name = &self.names[index(kind)];
-        self.db.cf_handle(name).ok_or(NodeError::Corrupt { what: "column family", reason: format!("{name} is missing") })
+        self.db.cf_handle(name).ok_or(NodeError::Corrupt {
+            what: "column family",
+            reason: format!("{name} is missing"),
+        })
     }
 
     /// Reads one value.
@@ -102,7 +113,10 @@ impl ChannelStore {
 
     /// Visits every entry of a column family in key order.
     pub fn for_each(&self, kind: Kind, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), NodeError> {
-        for item in self.db.iterator_cf(self.cf(kind)?, IteratorMode::From(&[], Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(kind)?, IteratorMode::From(&[], Direction::Forward))
+        {
             let (k, v) = item?;
             f(&k, &v);
         }
@@ -111,7 +125,11 @@ impl ChannelStore {
 
     /// Starts a write batch.
     pub fn batch(&self) -> Batch<'_> {
-        Batch { store: self, batch: WriteBatch::default(), error: None }
+        Batch {
+            store: self,
+            batch: WriteBatch::default(),
+            error: None,
+        }
     }
 }
 
@@ -166,9 +184,15 @@ mod tests {
             b.put(Kind::State, b"k", b"v1");
             b.put(Kind::Meta, b"head", b"1");
             b.commit().unwrap();
-            assert_eq!(s.channel("notary-eth").get(Kind::State, b"k").unwrap(), None);
+            assert_eq!(
+                s.channel("notary-eth").get(Kind::State, b"k").unwrap(),
+                None
+            );
         }
         let s = Storage::open(dir.path(), &chans[..1]).unwrap();
-        assert_eq!(s.channel("public").get(Kind::State, b"k").unwrap(), Some(b"v1".to_vec()));
+        assert_eq!(
+            s.channel("public").get(Kind::State, b"k").unwrap(),
+            Some(b"v1".to_vec())
+        );
     }
 }

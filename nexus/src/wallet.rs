@@ -17,12 +17,25 @@ pub fn parse_amount(s: &str) -> Result<u128> {
         return Ok(parse_u128("value", s)?);
     }
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() && frac.is_empty() || frac.len() > 18 || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+    if int.is_empty() && frac.is_empty()
+        || frac.len() > 18
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
         bail!("value {s:?}: expected ICX like 1.5 (at most 18 decimals) or loop like 0xde0b6b3a7640000");
     }
-    let int: u128 = if int.is_empty() { 0 } else { int.parse().context("value: integer part")? };
-    let frac_loop: u128 = if frac.is_empty() { 0 } else { format!("{frac:0<18}").parse().context("value: decimals")? };
-    int.checked_mul(ICX).and_then(|v| v.checked_add(frac_loop)).ok_or_else(|| anyhow!("value {s:?} is too large"))
+    let int: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().context("value: integer part")?
+    };
+    let frac_loop: u128 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<18}").parse().context("value: decimals")?
+    };
+    int.checked_mul(ICX)
+        .and_then(|v| v.checked_add(frac_loop))
+        .ok_or_else(|| anyhow!("value {s:?} is too large"))
 }
 
 /// Formats loop as ICX.
@@ -31,7 +44,11 @@ pub fn format_icx(loop_: u128) -> String {
     if frac == 0 {
         format!("{}", loop_ / ICX)
     } else {
-        format!("{}.{}", loop_ / ICX, format!("{frac:018}").trim_end_matches('0'))
+        format!(
+            "{}.{}",
+            loop_ / ICX,
+            format!("{frac:018}").trim_end_matches('0')
+        )
     }
 }
 
@@ -44,7 +61,9 @@ pub fn create(path: &Path, password: &str) -> Result<Address> {
 
 /// Reads a balance.
 pub async fn balance(rpc: &RpcClient, address: &str) -> Result<u128> {
-    let v = rpc.call("icx_getBalance", json!({ "address": address })).await?;
+    let v = rpc
+        .call("icx_getBalance", json!({ "address": address }))
+        .await?;
     Ok(parse_u128("balance", v.as_str().unwrap_or(""))?)
 }
 
@@ -54,21 +73,46 @@ async fn nid(rpc: &RpcClient) -> Result<u64> {
 }
 
 /// Signs and sends a transaction, waits for its result and returns it.
-pub async fn send(rpc: &RpcClient, key: &KeyPair, to: Address, value: u128, data: TxData, step_limit: Option<u128>) -> Result<Value> {
+pub async fn send(
+    rpc: &RpcClient,
+    key: &KeyPair,
+    to: Address,
+    value: u128,
+    data: TxData,
+    step_limit: Option<u128>,
+) -> Result<Value> {
     let nid = nid(rpc).await?;
-    let mut tx = Transaction { from: key.address(), to, value, step_limit: 0, timestamp: now_us(), nid, nonce: None, data };
+    let mut tx = Transaction {
+        from: key.address(),
+        to,
+        value,
+        step_limit: 0,
+        timestamp: now_us(),
+        nid,
+        nonce: None,
+        data,
+    };
     tx.step_limit = match step_limit {
         Some(s) => s,
         None => {
             let mut params = tx.to_params();
             params.remove("stepLimit");
-            let est = rpc.call_with(&rpc.debug_url(), "debug_estimateStep", Value::Object(params), &[]).await?;
+            let est = rpc
+                .call_with(
+                    &rpc.debug_url(),
+                    "debug_estimateStep",
+                    Value::Object(params),
+                    &[],
+                )
+                .await?;
             let est = parse_u128("estimate", est.as_str().unwrap_or(""))?;
             est + est / 10
         }
     };
     let st = tx.sign(key)?;
-    let result = rpc.call("icx_sendTransactionAndWait", Value::Object(st.raw)).await?;
+    let result = rpc
+        .call("icx_sendTransactionAndWait", Value::Object(st.raw))
+        .await?;
     Ok(result)
 }
 
@@ -80,29 +124,48 @@ pub fn load_key(path: &Path, password: &str) -> Result<KeyPair> {
 /// Builds call data from a method and JSON params.
 pub fn call_data(method: &str, params: Option<&str>) -> Result<TxData> {
     let params: Map<String, Value> = match params {
-        Some(p) => serde_json::from_str(p).with_context(|| format!("--params {p:?}: expected a JSON object"))?,
+        Some(p) => serde_json::from_str(p)
+            .with_context(|| format!("--params {p:?}: expected a JSON object"))?,
         None => Map::new(),
     };
-    Ok(TxData::Call { method: method.to_string(), params })
+    Ok(TxData::Call {
+        method: method.to_string(),
+        params,
+    })
 }
 
 /// A read-only call.
-pub async fn query(rpc: &RpcClient, to: Address, method: &str, params: Option<&str>) -> Result<Value> {
-    let TxData::Call { params, .. } = call_data(method, params)? else { unreachable!() };
+pub async fn query(
+    rpc: &RpcClient,
+    to: Address,
+    method: &str,
+    params: Option<&str>,
+) -> Result<Value> {
+    let TxData::Call { params, .. } = call_data(method, params)? else {
+        unreachable!()
+    };
     let mut data = json!({ "method": method });
     if !params.is_empty() {
         data["params"] = Value::Object(params);
     }
-    Ok(rpc.call("icx_call", json!({"to": to.to_string(), "dataType": "call", "data": data})).await?)
+    Ok(rpc
+        .call(
+            "icx_call",
+            json!({"to": to.to_string(), "dataType": "call", "data": data}),
+        )
+        .await?)
 }
 
 /// Shows a transaction and its result.
 pub async fn tx(rpc: &RpcClient, hash: &str) -> Result<Value> {
-    let t = rpc.call("icx_getTransactionByHash", json!({ "txHash": hash })).await?;
-    let r = rpc.call("icx_getTransactionResult", json!({ "txHash": hash })).await?;
+    let t = rpc
+        .call("icx_getTransactionByHash", json!({ "txHash": hash }))
+        .await?;
+    let r = rpc
+        .call("icx_getTransactionResult", json!({ "txHash": hash }))
+        .await?;
     Ok(json!({"transaction": t, "result": r}))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -92,7 +92,11 @@ impl VoteSet {
     pub fn from_rlp(bytes: &[u8]) -> Result<Self, ProtoError> {
         let v: VoteSet = decode_exact("vote set", bytes)?;
         if v.items.len() > MAX_VALIDATORS {
-            return Err(ProtoError::TooLarge { what: "votes", size: v.items.len(), limit: MAX_VALIDATORS });
+            return Err(ProtoError::TooLarge {
+                what: "votes",
+                size: v.items.len(),
+                limit: MAX_VALIDATORS,
+            });
         }
         Ok(v)
     }

@@ -1,1 +1,238 @@
-//! placeholder
+//! Test harness: starts `nexus node` processes in temporary folders and talks to them over
+//! JSON-RPC. The binary is found next to the test executable (`target/<profile>/nexus`) or at
+//! `NEXUS_BIN`; ICON's Python SDK is run with `NEXUS_PYTHON` (set by `.ci/run`).
+
+use nexus::client::RpcClient;
+use nexus::devnet::{init, InitOptions, InitOutput};
+use nexus_proto::{Address, KeyPair, SignedTransaction, Transaction, TxData};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The network id every test network uses.
+pub const NID: u64 = 3;
+
+/// The `nexus` binary under test.
+pub fn nexus_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("NEXUS_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("nexus");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p nexus` first (or set NEXUS_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// The Python with `iconsdk` installed.
+pub fn python() -> PathBuf {
+    let p = std::env::var("NEXUS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `./x setup` (or set NEXUS_PYTHON to a Python with iconsdk)",
+        p.display()
+    );
+    p
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One node process and its folder.
+pub struct TestNode {
+    /// The network folder (deleted on drop).
+    pub dir: tempfile::TempDir,
+    /// What `init` made (config, funded keystore, token).
+    pub init: InitOutput,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    /// Initializes a network folder with a fast empty-block interval and starts the node.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let init = init(
+            dir.path(),
+            &InitOptions {
+                nid: NID,
+                listen,
+                ..InitOptions::default()
+            },
+        )
+        .expect("init");
+        let cfg = std::fs::read_to_string(&init.config).expect("config");
+        std::fs::write(
+            &init.config,
+            cfg.replace(
+                "empty_block_interval_ms = 1000",
+                "empty_block_interval_ms = 200",
+            ),
+        )
+        .expect("config");
+        let mut n = TestNode {
+            dir,
+            init,
+            base: format!("http://{listen}"),
+            child: None,
+        };
+        n.spawn();
+        n
+    }
+
+    /// Starts the process (again) on the same folder and waits until it answers.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("node.log"))
+            .expect("log");
+        let child = Command::new(nexus_bin())
+            .args(["node", "--config"])
+            .arg(&self.init.config)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn nexus node");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = self.url();
+        while Instant::now() < deadline {
+            if answers(&url) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("node exited with {status}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node did not answer within 60 s; log:\n{}", self.log());
+    }
+
+    /// SIGKILLs the process and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// The channel endpoint.
+    pub fn url(&self) -> String {
+        format!("{}/api/v3/public", self.base)
+    }
+
+    /// A client of the channel endpoint.
+    pub fn rpc(&self) -> RpcClient {
+        RpcClient::new(self.url())
+    }
+
+    /// The funded account's key.
+    pub fn funded_key(&self) -> KeyPair {
+        nexus::keystore::load(&self.init.funded_keystore, &self.init.funded_password)
+            .expect("funded keystore")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// True when the node at `url` answers `icx_getLastBlock` (checked on a thread of its own, so
+/// this works inside and outside a runtime).
+fn answers(url: &str) -> bool {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(RpcClient::new(url).call("icx_getLastBlock", Value::Null))
+                .is_ok()
+        })
+        .join()
+        .unwrap_or(false)
+    })
+}
+
+/// Microseconds since the epoch.
+pub fn now_us() -> u64 {
+    nexus::admission::now_us()
+}
+
+/// A signed ICX transfer.
+pub fn transfer(from: &KeyPair, to: Address, value: u128, nonce: u128) -> SignedTransaction {
+    Transaction {
+        from: from.address(),
+        to,
+        value,
+        step_limit: 100_000,
+        timestamp: now_us(),
+        nid: NID,
+        nonce: Some(nonce),
+        data: TxData::None,
+    }
+    .sign(from)
+    .expect("sign")
+}
+
+/// A balance as a number.
+pub async fn balance(rpc: &RpcClient, a: &Address) -> u128 {
+    let v = rpc
+        .call("icx_getBalance", json!({ "address": a.to_string() }))
+        .await
+        .expect("balance");
+    nexus_proto::value::parse_u128("balance", v.as_str().expect("string")).expect("T_INT")
+}
+
+/// The last block height.
+pub async fn height(rpc: &RpcClient) -> u64 {
+    rpc.call("icx_getLastBlock", Value::Null)
+        .await
+        .expect("last block")["height"]
+        .as_u64()
+        .expect("height")
+}
+
+/// Waits until the chain is at least `h` high.
+pub async fn wait_height(rpc: &RpcClient, h: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while height(rpc).await < h {
+        assert!(Instant::now() < deadline, "height {h} not reached in 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -34,7 +34,9 @@ pub struct ChannelApi {
 type Handler = fn(&ChannelApi, Map<String, Value>) -> Result<Value, IconError>;
 
 /// Builds the channel's method table.
-pub(super) fn module(api: Arc<ChannelApi>) -> Result<RpcModule<Arc<ChannelApi>>, jsonrpsee::core::RegisterMethodError> {
+pub(super) fn module(
+    api: Arc<ChannelApi>,
+) -> Result<RpcModule<Arc<ChannelApi>>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(api);
     let sync: [(&'static str, Handler); 17] = [
         ("icx_getLastBlock", get_last_block),
@@ -69,15 +71,19 @@ pub(super) fn module(api: Arc<ChannelApi>) -> Result<RpcModule<Arc<ChannelApi>>,
         api.metrics.rpc_call("debug_estimateStep", start.elapsed());
         r.map_err(ErrorObjectOwned::from)
     })?;
-    m.register_async_method("icx_sendTransactionAndWait", |params, api, ext| async move {
-        let start = Instant::now();
-        let r = match object(&params).and_then(|o| api.admission.admit(Value::Object(o))) {
-            Ok(hash) => wait_result(&api, hash, &ext).await,
-            Err(e) => Err(e),
-        };
-        api.metrics.rpc_call("icx_sendTransactionAndWait", start.elapsed());
-        r.map_err(ErrorObjectOwned::from)
-    })?;
+    m.register_async_method(
+        "icx_sendTransactionAndWait",
+        |params, api, ext| async move {
+            let start = Instant::now();
+            let r = match object(&params).and_then(|o| api.admission.admit(Value::Object(o))) {
+                Ok(hash) => wait_result(&api, hash, &ext).await,
+                Err(e) => Err(e),
+            };
+            api.metrics
+                .rpc_call("icx_sendTransactionAndWait", start.elapsed());
+            r.map_err(ErrorObjectOwned::from)
+        },
+    )?;
     m.register_async_method("icx_waitTransactionResult", |params, api, ext| async move {
         let start = Instant::now();
         let r = match object(&params).and_then(|o| {
@@ -87,14 +93,18 @@ pub(super) fn module(api: Arc<ChannelApi>) -> Result<RpcModule<Arc<ChannelApi>>,
             Ok(hash) => wait_result(&api, hash, &ext).await,
             Err(e) => Err(e),
         };
-        api.metrics.rpc_call("icx_waitTransactionResult", start.elapsed());
+        api.metrics
+            .rpc_call("icx_waitTransactionResult", start.elapsed());
         r.map_err(ErrorObjectOwned::from)
     })?;
     Ok(m)
 }
 
 fn wait_limit(api: &ChannelApi, ext: &Extensions) -> Duration {
-    let asked = ext.get::<WaitTimeout>().map(|w| w.0).unwrap_or(Duration::from_millis(api.rpc.default_wait_timeout_ms));
+    let asked = ext
+        .get::<WaitTimeout>()
+        .map(|w| w.0)
+        .unwrap_or(Duration::from_millis(api.rpc.default_wait_timeout_ms));
     asked.min(Duration::from_millis(api.rpc.max_wait_timeout_ms))
 }
 
@@ -103,7 +113,11 @@ async fn wait_result(api: &ChannelApi, hash: Hash32, ext: &Extensions) -> Result
     if !known {
         return Err(IconError::not_found(format!("no transaction {hash}")));
     }
-    if !api.chain.wait_committed(&hash, wait_limit(api, ext)).await? {
+    if !api
+        .chain
+        .wait_committed(&hash, wait_limit(api, ext))
+        .await?
+    {
         return Err(IconError {
             code: code::TIMEOUT,
             message: format!("timed out waiting for the result of {hash}"),
@@ -152,7 +166,10 @@ fn get_block_by_height(api: &ChannelApi, o: Map<String, Value>) -> Result<Value,
 fn get_block_by_hash(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     p::only(&o, &["hash"])?;
     let hash = p::hash(&o, "hash")?;
-    let h = api.chain.height_of(&hash)?.ok_or_else(|| IconError::not_found(format!("no block {hash}")))?;
+    let h = api
+        .chain
+        .height_of(&hash)?
+        .ok_or_else(|| IconError::not_found(format!("no block {hash}")))?;
     shapes::block_v2(&api.chain, &block_at(api, h)?)
 }
 
@@ -165,21 +182,29 @@ fn get_block_header_by_height(api: &ChannelApi, o: Map<String, Value>) -> Result
 fn get_votes_by_height(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     p::only(&o, &["height"])?;
     let h = p::u64(&o, "height")?;
-    let votes = api.chain.votes_for(h)?.ok_or_else(|| IconError::not_found(format!("no votes for height {}", format_int(h))))?;
+    let votes = api
+        .chain
+        .votes_for(h)?
+        .ok_or_else(|| IconError::not_found(format!("no votes for height {}", format_int(h))))?;
     Ok(Value::String(format_bytes(&votes.to_rlp())))
 }
 
 fn get_data_by_hash(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     p::only(&o, &["hash"])?;
     let hash = p::hash(&o, "hash")?;
-    let d = api.chain.data(&hash)?.ok_or_else(|| IconError::not_found(format!("no data {hash}")))?;
+    let d = api
+        .chain
+        .data(&hash)?
+        .ok_or_else(|| IconError::not_found(format!("no data {hash}")))?;
     Ok(Value::String(format_bytes(&d)))
 }
 
 fn get_balance(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     p::only(&o, &["address", "height"])?;
     check_height(api, &o)?;
-    Ok(Value::String(format_int(api.chain.balance(&p::address(&o, "address")?))))
+    Ok(Value::String(format_int(
+        api.chain.balance(&p::address(&o, "address")?),
+    )))
 }
 
 fn get_total_supply(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
@@ -192,14 +217,18 @@ fn get_score_api(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconE
     p::only(&o, &["address", "height"])?;
     check_height(api, &o)?;
     let a = p::address(&o, "address")?;
-    api.chain.score_api(&a).ok_or_else(|| IconError::not_found(format!("no SCORE at {a}")))
+    api.chain
+        .score_api(&a)
+        .ok_or_else(|| IconError::not_found(format!("no SCORE at {a}")))
 }
 
 fn get_score_status(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     p::only(&o, &["address", "height"])?;
     check_height(api, &o)?;
     let a = p::address(&o, "address")?;
-    api.chain.score_api(&a).ok_or_else(|| IconError::not_found(format!("no SCORE at {a}")))?;
+    api.chain
+        .score_api(&a)
+        .ok_or_else(|| IconError::not_found(format!("no SCORE at {a}")))?;
     Ok(json!({"current": {"type": "native", "status": "active"}}))
 }
 
@@ -213,11 +242,17 @@ fn call(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     };
     let dt = p::string(&o, "dataType")?;
     if dt != "call" {
-        return Err(IconError::invalid_params(format!("dataType: expected \"call\", got {dt:?}")));
+        return Err(IconError::invalid_params(format!(
+            "dataType: expected \"call\", got {dt:?}"
+        )));
     }
     let data = match o.get("data") {
         Some(Value::Object(d)) => d,
-        _ => return Err(IconError::invalid_params("data: expected an object {method, params}")),
+        _ => {
+            return Err(IconError::invalid_params(
+                "data: expected an object {method, params}",
+            ))
+        }
     };
     p::only(data, &["method", "params"])?;
     let method = p::string(data, "method")?;
@@ -234,7 +269,10 @@ fn result_of(api: &ChannelApi, hash: &Hash32) -> Result<Value, IconError> {
     let r = api.chain.receipt(hash)?;
     match (loc, r) {
         (Some(loc), Some(r)) => Ok(shapes::result(&r, hash, loc, &loc.block_hash)),
-        _ if api.pool.contains(hash) => Err(IconError::new(code::PENDING, format!("transaction {hash} is pending"))),
+        _ if api.pool.contains(hash) => Err(IconError::new(
+            code::PENDING,
+            format!("transaction {hash} is pending"),
+        )),
         _ => Err(IconError::not_found(format!("no transaction {hash}"))),
     }
 }
@@ -249,7 +287,10 @@ fn get_transaction_by_hash(api: &ChannelApi, o: Map<String, Value>) -> Result<Va
     let hash = p::hash(&o, "txHash")?;
     match api.chain.transaction(&hash)? {
         Some((tx, loc)) => Ok(shapes::transaction(&tx, loc, &loc.block_hash)),
-        None if api.pool.contains(&hash) => Err(IconError::new(code::PENDING, format!("transaction {hash} is pending"))),
+        None if api.pool.contains(&hash) => Err(IconError::new(
+            code::PENDING,
+            format!("transaction {hash} is pending"),
+        )),
         None => Err(IconError::not_found(format!("no transaction {hash}"))),
     }
 }
@@ -265,7 +306,11 @@ fn get_proof_for_result(api: &ChannelApi, o: Map<String, Value>) -> Result<Value
     let index = p::u64(&o, "index")? as usize;
     let hashes: Vec<Hash32> = receipts.iter().map(|r| r.hash()).collect();
     let proof = merkle::prove(&hashes, index).ok_or_else(|| {
-        IconError::invalid_params(format!("index {index:#x}: block {} has {} receipts", block.hash(), hashes.len()))
+        IconError::invalid_params(format!(
+            "index {index:#x}: block {} has {} receipts",
+            block.hash(),
+            hashes.len()
+        ))
     })?;
     Ok(shapes::proof(&proof))
 }
@@ -273,9 +318,18 @@ fn get_proof_for_result(api: &ChannelApi, o: Map<String, Value>) -> Result<Value
 fn block_receipts(
     api: &ChannelApi,
     o: &Map<String, Value>,
-) -> Result<(nexus_proto::block::Block, Vec<nexus_proto::receipt::Receipt>), IconError> {
+) -> Result<
+    (
+        nexus_proto::block::Block,
+        Vec<nexus_proto::receipt::Receipt>,
+    ),
+    IconError,
+> {
     let hash = p::hash(o, "hash")?;
-    let h = api.chain.height_of(&hash)?.ok_or_else(|| IconError::not_found(format!("no block {hash}")))?;
+    let h = api
+        .chain
+        .height_of(&hash)?
+        .ok_or_else(|| IconError::not_found(format!("no block {hash}")))?;
     let block = block_at(api, h)?;
     let receipts = api.chain.receipts_of(&block)?;
     Ok((block, receipts))
@@ -287,20 +341,33 @@ fn get_proof_for_events(api: &ChannelApi, o: Map<String, Value>) -> Result<Value
     let index = p::u64(&o, "index")? as usize;
     let hashes: Vec<Hash32> = receipts.iter().map(|r| r.hash()).collect();
     let receipt_proof = merkle::prove(&hashes, index).ok_or_else(|| {
-        IconError::invalid_params(format!("index {index:#x}: block {} has {} receipts", block.hash(), hashes.len()))
+        IconError::invalid_params(format!(
+            "index {index:#x}: block {} has {} receipts",
+            block.hash(),
+            hashes.len()
+        ))
     })?;
     let receipt = &receipts[index];
     let event_hashes: Vec<Hash32> = receipt.event_logs.iter().map(|e| e.hash()).collect();
     let events = match o.get("events") {
         Some(Value::Array(a)) if a.len() <= nexus_proto::receipt::MAX_EVENTS => a,
-        _ => return Err(IconError::invalid_params("events: expected a list of event indexes (0x...)")),
+        _ => {
+            return Err(IconError::invalid_params(
+                "events: expected a list of event indexes (0x...)",
+            ))
+        }
     };
     let mut out = vec![shapes::proof(&receipt_proof)];
     for e in events {
-        let i = e.as_str().ok_or_else(|| IconError::invalid_params("events: expected strings"))?;
+        let i = e
+            .as_str()
+            .ok_or_else(|| IconError::invalid_params("events: expected strings"))?;
         let i = parse_u64("events", i)? as usize;
         let proof = merkle::prove(&event_hashes, i).ok_or_else(|| {
-            IconError::invalid_params(format!("event {i:#x}: the receipt has {} events", event_hashes.len()))
+            IconError::invalid_params(format!(
+                "event {i:#x}: the receipt has {} events",
+                event_hashes.len()
+            ))
         })?;
         out.push(shapes::proof(&proof));
     }
@@ -321,13 +388,25 @@ fn get_network_info(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, Ic
 
 fn estimate_step(api: &ChannelApi, mut o: Map<String, Value>) -> Result<Value, IconError> {
     if o.contains_key("stepLimit") || o.contains_key("signature") {
-        return Err(IconError::invalid_params("debug_estimateStep takes a transaction without stepLimit and signature"));
+        return Err(IconError::invalid_params(
+            "debug_estimateStep takes a transaction without stepLimit and signature",
+        ));
     }
-    o.insert("stepLimit".into(), Value::String(format_int(api.chain.costs.query_limit)));
-    o.insert("signature".into(), Value::String(nexus_proto::value::format_base64(&[0u8; 65])));
+    o.insert(
+        "stepLimit".into(),
+        Value::String(format_int(api.chain.costs.query_limit)),
+    );
+    o.insert(
+        "signature".into(),
+        Value::String(nexus_proto::value::format_base64(&[0u8; 65])),
+    );
     let st = SignedTransaction::from_params(o)?;
     if st.tx.nid != api.chain.nid {
-        return Err(IconError::invalid_params(format!("nid {} does not match this network's nid {}", format_int(st.tx.nid), format_int(api.chain.nid))));
+        return Err(IconError::invalid_params(format!(
+            "nid {} does not match this network's nid {}",
+            format_int(st.tx.nid),
+            format_int(api.chain.nid)
+        )));
     }
     Ok(Value::String(format_int(api.chain.estimate(&st)?)))
 }

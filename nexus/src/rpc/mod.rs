@@ -21,7 +21,10 @@ pub use icx::ChannelApi;
 use crate::error::{code, IconError};
 use crate::metrics::Metrics;
 use http_body_util::BodyExt;
-use jsonrpsee::server::{serve_with_graceful_shutdown, stop_channel, HttpBody, HttpResponse, Methods, ServerHandle, StopHandle, TowerServiceBuilder};
+use jsonrpsee::server::{
+    serve_with_graceful_shutdown, stop_channel, HttpBody, HttpResponse, Methods, ServerHandle,
+    StopHandle, TowerServiceBuilder,
+};
 use jsonrpsee::types::ErrorObjectOwned;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,7 +57,11 @@ pub struct Routes {
 
 impl Routes {
     /// Routes for the given channels; the first is also served at `/api/v3`.
-    pub fn new(apis: Vec<Arc<ChannelApi>>, metrics: Arc<Metrics>, max_request_bytes: u32) -> Result<Self, IconError> {
+    pub fn new(
+        apis: Vec<Arc<ChannelApi>>,
+        metrics: Arc<Metrics>,
+        max_request_bytes: u32,
+    ) -> Result<Self, IconError> {
         let mut channels = HashMap::new();
         let mut default = String::new();
         for api in apis {
@@ -63,9 +70,20 @@ impl Routes {
                 default = name.clone();
             }
             let module = icx::module(api.clone()).map_err(IconError::internal)?;
-            channels.insert(name, ChannelEntry { methods: module.into(), api });
+            channels.insert(
+                name,
+                ChannelEntry {
+                    methods: module.into(),
+                    api,
+                },
+            );
         }
-        Ok(Routes { channels, default, metrics, max_request_bytes })
+        Ok(Routes {
+            channels,
+            default,
+            metrics,
+            max_request_bytes,
+        })
     }
 
     fn channel(&self, name: Option<&str>) -> Option<&ChannelEntry> {
@@ -85,7 +103,10 @@ fn route(path: &str) -> Route<'_> {
     if path == "/metrics" {
         return Route::Metrics;
     }
-    let rest = match path.strip_prefix("/api/v3d").or_else(|| path.strip_prefix("/api/v3")) {
+    let rest = match path
+        .strip_prefix("/api/v3d")
+        .or_else(|| path.strip_prefix("/api/v3"))
+    {
         Some(r) => r,
         None => return Route::NotFound,
     };
@@ -108,7 +129,10 @@ fn plain(status: u16, body: impl Into<String>) -> HttpResponse {
 fn json_error(status: u16, code: i32, message: String) -> HttpResponse {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
     let mut r = plain(status, body.to_string());
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -128,16 +152,28 @@ async fn with_error_status(resp: HttpResponse) -> Result<HttpResponse, jsonrpsee
         };
     if is_error {
         let internal = find(b"\"code\":-32603").is_some();
-        parts.status = if internal { http::StatusCode::INTERNAL_SERVER_ERROR } else { http::StatusCode::BAD_REQUEST };
+        parts.status = if internal {
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            http::StatusCode::BAD_REQUEST
+        };
     }
-    Ok(HttpResponse::from_parts(parts, HttpBody::from(bytes.to_vec())))
+    Ok(HttpResponse::from_parts(
+        parts,
+        HttpBody::from(bytes.to_vec()),
+    ))
 }
 
 fn wait_header(req: &http::Request<hyper::body::Incoming>) -> Option<WaitTimeout> {
     let v = req.headers().get("Icon-Options")?.to_str().ok()?;
     v.split(',').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k.trim() == "timeout").then(|| v.trim().parse::<u64>().ok().map(|ms| WaitTimeout(Duration::from_millis(ms))))?
+        (k.trim() == "timeout").then(|| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .map(|ms| WaitTimeout(Duration::from_millis(ms)))
+        })?
     })
 }
 
@@ -165,14 +201,26 @@ async fn handle_request(
     let path = req.uri().path().to_string();
     match route(&path) {
         Route::Metrics => Ok(plain(200, routes.metrics.render())),
-        Route::NotFound => Ok(json_error(404, code::INVALID_REQUEST, format!("no such path {path}; use /api/v3/<channel>"))),
+        Route::NotFound => Ok(json_error(
+            404,
+            code::INVALID_REQUEST,
+            format!("no such path {path}; use /api/v3/<channel>"),
+        )),
         Route::Monitor(ch, kind) => match routes.channel(ch) {
             Some(c) => Ok(ws::upgrade(req, c.api.chain.clone(), kind == "event")),
-            None => Ok(json_error(404, code::INVALID_REQUEST, format!("no channel {}", ch.unwrap_or("")))),
+            None => Ok(json_error(
+                404,
+                code::INVALID_REQUEST,
+                format!("no channel {}", ch.unwrap_or("")),
+            )),
         },
         Route::Rpc(ch) => {
             let Some(c) = routes.channel(ch) else {
-                return Ok(json_error(404, code::INVALID_REQUEST, format!("no channel {}", ch.unwrap_or(""))));
+                return Ok(json_error(
+                    404,
+                    code::INVALID_REQUEST,
+                    format!("no channel {}", ch.unwrap_or("")),
+                ));
             };
             let len = req
                 .headers()
@@ -180,10 +228,23 @@ async fn handle_request(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             if let Some(len) = len.filter(|l| *l > u64::from(routes.max_request_bytes)) {
+                // Read (and drop) a bounded amount of the body so the client sees the answer
+                // instead of a reset connection; past the bound the connection just closes.
+                let mut body = req.into_body();
+                let mut seen = 0usize;
+                while seen <= 16 * routes.max_request_bytes as usize {
+                    match body.frame().await {
+                        Some(Ok(f)) => seen += f.data_ref().map(|d| d.len()).unwrap_or(0),
+                        _ => break,
+                    }
+                }
                 return Ok(json_error(
                     413,
                     code::INVALID_REQUEST,
-                    format!("request of {len} bytes exceeds the limit of {} bytes", routes.max_request_bytes),
+                    format!(
+                        "request of {len} bytes exceeds the limit of {} bytes",
+                        routes.max_request_bytes
+                    ),
                 ));
             }
             if let Some(w) = wait_header(&req) {
@@ -197,7 +258,11 @@ async fn handle_request(
 }
 
 /// Binds `addr` and serves `routes` until [`RpcServer::stop`].
-pub async fn serve(addr: SocketAddr, routes: Routes, max_connections: u32) -> std::io::Result<RpcServer> {
+pub async fn serve(
+    addr: SocketAddr,
+    routes: Routes,
+    max_connections: u32,
+) -> std::io::Result<RpcServer> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (stop, handle) = stop_channel();
@@ -223,7 +288,9 @@ pub async fn serve(addr: SocketAddr, routes: Routes, max_connections: u32) -> st
             };
             let _ = sock.set_nodelay(true);
             let (routes, builder, stop2) = (routes.clone(), builder.clone(), stop.clone());
-            let svc = tower::service_fn(move |req| handle_request(req, routes.clone(), builder.clone(), stop2.clone()));
+            let svc = tower::service_fn(move |req| {
+                handle_request(req, routes.clone(), builder.clone(), stop2.clone())
+            });
             let shutdown = stop.clone().shutdown();
             tokio::spawn(async move {
                 if let Err(e) = serve_with_graceful_shutdown(sock, svc, shutdown).await {
@@ -242,10 +309,22 @@ mod tests {
     #[test]
     fn routes() {
         assert!(matches!(route("/api/v3"), Route::Rpc(None)));
-        assert!(matches!(route("/api/v3/public"), Route::Rpc(Some("public"))));
-        assert!(matches!(route("/api/v3d/public"), Route::Rpc(Some("public"))));
-        assert!(matches!(route("/api/v3/public/block"), Route::Monitor(Some("public"), "block")));
-        assert!(matches!(route("/api/v3/event"), Route::Monitor(None, "event")));
+        assert!(matches!(
+            route("/api/v3/public"),
+            Route::Rpc(Some("public"))
+        ));
+        assert!(matches!(
+            route("/api/v3d/public"),
+            Route::Rpc(Some("public"))
+        ));
+        assert!(matches!(
+            route("/api/v3/public/block"),
+            Route::Monitor(Some("public"), "block")
+        ));
+        assert!(matches!(
+            route("/api/v3/event"),
+            Route::Monitor(None, "event")
+        ));
         assert!(matches!(route("/metrics"), Route::Metrics));
         assert!(matches!(route("/api/v2"), Route::NotFound));
         assert!(matches!(route("/api/v3/a/b/c"), Route::NotFound));

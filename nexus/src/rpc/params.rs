@@ -8,11 +8,16 @@ use serde_json::{Map, Value};
 
 /// The params object (absent params read as an empty object).
 pub(super) fn object(params: &Params<'_>) -> Result<Map<String, Value>, IconError> {
-    let Some(raw) = params.as_str() else { return Ok(Map::new()) };
+    let Some(raw) = params.as_str() else {
+        return Ok(Map::new());
+    };
     match serde_json::from_str::<Value>(raw) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
-        Ok(other) => Err(IconError::invalid_params(format!("params: expected an object, got {}", short(&other)))),
+        Ok(other) => Err(IconError::invalid_params(format!(
+            "params: expected an object, got {}",
+            short(&other)
+        ))),
         Err(e) => Err(IconError::invalid_params(format!("params: {e}"))),
     }
 }
@@ -20,7 +25,15 @@ pub(super) fn object(params: &Params<'_>) -> Result<Map<String, Value>, IconErro
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}...", &s[..s.char_indices().take_while(|(i, _)| *i < 80).last().map(|(i, _)| i).unwrap_or(0)])
+        format!(
+            "{}...",
+            &s[..s
+                .char_indices()
+                .take_while(|(i, _)| *i < 80)
+                .last()
+                .map(|(i, _)| i)
+                .unwrap_or(0)]
+        )
     } else {
         s
     }
@@ -29,7 +42,9 @@ fn short(v: &Value) -> String {
 /// Refuses parameters other than `allowed`.
 pub(super) fn only(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), IconError> {
     match m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(IconError::invalid_params(format!("unknown parameter {k:?}; expected one of {allowed:?}"))),
+        Some(k) => Err(IconError::invalid_params(format!(
+            "unknown parameter {k:?}; expected one of {allowed:?}"
+        ))),
         None => Ok(()),
     }
 }
@@ -38,13 +53,21 @@ pub(super) fn only(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), IconE
 pub(super) fn string<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, IconError> {
     match m.get(key) {
         Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(IconError::invalid_params(format!("missing parameter {key}"))),
-        Some(other) => Err(IconError::invalid_params(format!("{key}: expected a string, got {}", short(other)))),
+        None | Some(Value::Null) => Err(IconError::invalid_params(format!(
+            "missing parameter {key}"
+        ))),
+        Some(other) => Err(IconError::invalid_params(format!(
+            "{key}: expected a string, got {}",
+            short(other)
+        ))),
     }
 }
 
 /// An optional string parameter.
-pub(super) fn opt_string<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, IconError> {
+pub(super) fn opt_string<'a>(
+    m: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, IconError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => string(m, key).map(Some),

@@ -25,11 +25,18 @@ pub(super) fn block_v2(chain: &Chain, block: &Block) -> Result<Value, IconError>
                     m.insert("txHash".into(), Value::String(th.to_string()));
                     Ok(Value::Object(m))
                 }
-                None => Err(IconError::internal(format!("transaction {th} of block {} missing", h.height))),
+                None => Err(IconError::internal(format!(
+                    "transaction {th} of block {} missing",
+                    h.height
+                ))),
             })
             .collect::<Result<_, IconError>>()?
     };
-    let prev = if h.height == 0 { String::new() } else { hex::encode(h.prev_hash.0) };
+    let prev = if h.height == 0 {
+        String::new()
+    } else {
+        hex::encode(h.prev_hash.0)
+    };
     let signature = block_signature(chain, h.height)?;
     Ok(json!({
         "version": "2.0",
@@ -48,7 +55,11 @@ pub(super) fn block_v2(chain: &Chain, block: &Block) -> Result<Value, IconError>
 fn block_signature(chain: &Chain, height: u64) -> Result<String, IconError> {
     let votes = chain.votes_for(height)?;
     Ok(votes
-        .and_then(|v| v.items.first().map(|i| nexus_proto::value::format_base64(&i.signature)))
+        .and_then(|v| {
+            v.items
+                .first()
+                .map(|i| nexus_proto::value::format_base64(&i.signature))
+        })
         .unwrap_or_default())
 }
 

@@ -18,7 +18,9 @@ use nexus_proto::Address;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role, protocol::WebSocketConfig, Message};
+use tokio_tungstenite::tungstenite::{
+    handshake::derive_accept_key, protocol::Role, protocol::WebSocketConfig, Message,
+};
 use tokio_tungstenite::WebSocketStream;
 
 /// Most filters in one request.
@@ -34,7 +36,9 @@ struct EventFilter {
 
 impl EventFilter {
     fn parse(v: &Value) -> Result<Self, String> {
-        let event = v["event"].as_str().ok_or("event: expected an event signature such as Transfer(Address,Address,int,bytes)")?;
+        let event = v["event"].as_str().ok_or(
+            "event: expected an event signature such as Transfer(Address,Address,int,bytes)",
+        )?;
         let addr = match &v["addr"] {
             Value::Null => None,
             Value::String(s) => Some(Address::parse("addr", s).map_err(|e| e.to_string())?),
@@ -51,17 +55,32 @@ impl EventFilter {
                         other => Err(format!("{key}: expected strings or null, got {other}")),
                     })
                     .collect(),
-                other => Err(format!("{key}: expected a list of at most 16 values, got {other}")),
+                other => Err(format!(
+                    "{key}: expected a list of at most 16 values, got {other}"
+                )),
             }
         };
-        Ok(EventFilter { event: event.to_string(), addr, indexed: list("indexed")?, data: list("data")? })
+        Ok(EventFilter {
+            event: event.to_string(),
+            addr,
+            indexed: list("indexed")?,
+            data: list("data")?,
+        })
     }
 
     fn matches(&self, e: &EventLog) -> bool {
         e.indexed.first() == Some(&self.event)
             && self.addr.is_none_or(|a| a == e.score_address)
-            && self.indexed.iter().enumerate().all(|(i, f)| f.as_ref().is_none_or(|f| e.indexed.get(i + 1) == Some(f)))
-            && self.data.iter().enumerate().all(|(i, f)| f.as_ref().is_none_or(|f| e.data.get(i) == Some(f)))
+            && self
+                .indexed
+                .iter()
+                .enumerate()
+                .all(|(i, f)| f.as_ref().is_none_or(|f| e.indexed.get(i + 1) == Some(f)))
+            && self
+                .data
+                .iter()
+                .enumerate()
+                .all(|(i, f)| f.as_ref().is_none_or(|f| e.data.get(i) == Some(f)))
     }
 }
 
@@ -79,7 +98,11 @@ fn parse_request(text: &str, events: bool) -> Result<Request, String> {
     let height = match &v["height"] {
         Value::Null => None,
         Value::String(s) => Some(parse_u64("height", s).map_err(|e| e.to_string())?),
-        other => return Err(format!("height: expected a 0x-prefixed hex integer, got {other}")),
+        other => {
+            return Err(format!(
+                "height: expected a 0x-prefixed hex integer, got {other}"
+            ))
+        }
     };
     let mut filters = Vec::new();
     if !v["event"].is_null() {
@@ -96,13 +119,25 @@ fn parse_request(text: &str, events: bool) -> Result<Request, String> {
     if events && filters.is_empty() {
         return Err("an event monitor needs an event filter".into());
     }
-    let logs = matches!(&v["logs"], Value::String(s) if s == "0x1") || v["logs"] == Value::Bool(true);
-    Ok(Request { height, filters, logs })
+    let logs =
+        matches!(&v["logs"], Value::String(s) if s == "0x1") || v["logs"] == Value::Bool(true);
+    Ok(Request {
+        height,
+        filters,
+        logs,
+    })
 }
 
 /// Accepts a WebSocket upgrade and runs a monitor on it.
-pub(super) fn upgrade(mut req: http::Request<hyper::body::Incoming>, chain: Arc<Chain>, events: bool) -> HttpResponse {
-    let key = req.headers().get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
+pub(super) fn upgrade(
+    mut req: http::Request<hyper::body::Incoming>,
+    chain: Arc<Chain>,
+    events: bool,
+) -> HttpResponse {
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| derive_accept_key(k.as_bytes()));
     let is_upgrade = req
         .headers()
         .get(http::header::UPGRADE)
@@ -120,7 +155,9 @@ pub(super) fn upgrade(mut req: http::Request<hyper::body::Incoming>, chain: Arc<
                 let mut cfg = WebSocketConfig::default();
                 cfg.max_message_size = Some(64 * 1024);
                 cfg.max_frame_size = Some(64 * 1024);
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, Some(cfg)).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, Some(cfg))
+                        .await;
                 monitor(ws, chain, events).await;
             }
             Err(e) => tracing::debug!(%e, "websocket upgrade failed"),
@@ -129,8 +166,14 @@ pub(super) fn upgrade(mut req: http::Request<hyper::body::Incoming>, chain: Arc<
     let mut r = HttpResponse::new(HttpBody::from(""));
     *r.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
-    h.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
-    h.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+    h.insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("websocket"),
+    );
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
     if let Ok(v) = http::HeaderValue::from_str(&accept) {
         h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
     }
@@ -149,19 +192,29 @@ async fn monitor(ws: Ws, chain: Arc<Chain>, events: bool) {
     let req = match parse_request(&text, events) {
         Ok(r) => r,
         Err(message) => {
-            let _ = tx.send(Message::Text(json!({"code": -32602, "message": message}).to_string())).await;
+            let _ = tx
+                .send(Message::Text(
+                    json!({"code": -32602, "message": message}).to_string(),
+                ))
+                .await;
             let _ = tx.close().await;
             return;
         }
     };
-    if tx.send(Message::Text(json!({"code": 0, "message": ""}).to_string())).await.is_err() {
+    if tx
+        .send(Message::Text(json!({"code": 0, "message": ""}).to_string()))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut sub = chain.subscribe();
     let mut next = req.height.unwrap_or(chain.head().header.height + 1);
     loop {
         while next <= chain.head().header.height {
-            let Ok(notes) = notifications(&chain, next, &req, events) else { return };
+            let Ok(notes) = notifications(&chain, next, &req, events) else {
+                return;
+            };
             for n in notes {
                 if tx.send(Message::Text(n.to_string())).await.is_err() {
                     return;
@@ -179,8 +232,15 @@ async fn monitor(ws: Ws, chain: Arc<Chain>, events: bool) {
     }
 }
 
-fn notifications(chain: &Chain, height: u64, req: &Request, events: bool) -> Result<Vec<Value>, crate::error::NodeError> {
-    let Some(block) = chain.block_by_height(height)? else { return Ok(vec![]) };
+fn notifications(
+    chain: &Chain,
+    height: u64,
+    req: &Request,
+    events: bool,
+) -> Result<Vec<Value>, crate::error::NodeError> {
+    let Some(block) = chain.block_by_height(height)? else {
+        return Ok(vec![]);
+    };
     let hash = block.hash().to_string();
     let h = format_int(height);
     if req.filters.is_empty() {
@@ -203,7 +263,11 @@ fn notifications(chain: &Chain, height: u64, req: &Request, events: bool) -> Res
             let mut n = json!({"hash": hash, "height": h, "index": format_int(i as u64),
                 "events": hits.iter().map(|j| format_int(*j as u64)).collect::<Vec<_>>()});
             if req.logs {
-                n["logs"] = Value::Array(hits.iter().map(|j| shapes::event_log(&r.event_logs[*j])).collect());
+                n["logs"] = Value::Array(
+                    hits.iter()
+                        .map(|j| shapes::event_log(&r.event_logs[*j]))
+                        .collect(),
+                );
             }
             out.push(n);
         }
@@ -233,5 +297,7 @@ fn notifications(chain: &Chain, height: u64, req: &Request, events: bool) -> Res
     if indexes.iter().all(|t| t.is_empty()) {
         return Ok(vec![]);
     }
-    Ok(vec![json!({"hash": hash, "height": h, "indexes": indexes, "events": event_idx})])
+    Ok(vec![
+        json!({"hash": hash, "height": h, "indexes": indexes, "events": event_idx}),
+    ])
 }

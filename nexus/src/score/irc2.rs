@@ -41,14 +41,14 @@ fn get_u128(ctx: &CallContext<'_, '_>, key: &[u8]) -> u128 {
 }
 
 fn get_string(ctx: &CallContext<'_, '_>, key: &[u8]) -> String {
-    ctx.get(key).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    ctx.get(key)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 impl NativeScore for Irc2Token {
     fn api(&self) -> Value {
-        let ro = |name: &str, inputs: Value, out: &str| {
-            json!({"type": "function", "name": name, "inputs": inputs, "outputs": [{"type": out}], "readonly": "0x1"})
-        };
+        let ro = |name: &str, inputs: Value, out: &str| json!({"type": "function", "name": name, "inputs": inputs, "outputs": [{"type": out}], "readonly": "0x1"});
         json!([
             ro("name", json!([]), "str"),
             ro("symbol", json!([]), "str"),
@@ -75,15 +75,26 @@ impl NativeScore for Irc2Token {
         ctx.set(b"decimals", vec![self.decimals])?;
         ctx.set(b"totalSupply", self.supply.to_be_bytes().to_vec())?;
         if self.supply > 0 {
-            ctx.set(&balance_slot(&self.owner), self.supply.to_be_bytes().to_vec())?;
+            ctx.set(
+                &balance_slot(&self.owner),
+                self.supply.to_be_bytes().to_vec(),
+            )?;
         }
         Ok(())
     }
 
-    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, params: &Map<String, Value>) -> Result<Value, ScoreError> {
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, ScoreError> {
         let payable = false;
         if ctx.value > 0 && !payable {
-            return Err(ScoreError::new(failure::METHOD_NOT_PAYABLE, format!("{method} does not accept ICX")));
+            return Err(ScoreError::new(
+                failure::METHOD_NOT_PAYABLE,
+                format!("{method} does not accept ICX"),
+            ));
         }
         match method {
             "name" | "symbol" => {
@@ -92,28 +103,42 @@ impl NativeScore for Irc2Token {
             }
             "decimals" => {
                 expect_params(params, &[])?;
-                let d = ctx.get(b"decimals").and_then(|b| b.first().copied()).unwrap_or(0);
+                let d = ctx
+                    .get(b"decimals")
+                    .and_then(|b| b.first().copied())
+                    .unwrap_or(0);
                 Ok(Value::String(value::format_int(d)))
             }
             "totalSupply" => {
                 expect_params(params, &[])?;
-                Ok(Value::String(value::format_int(get_u128(ctx, b"totalSupply"))))
+                Ok(Value::String(value::format_int(get_u128(
+                    ctx,
+                    b"totalSupply",
+                ))))
             }
             "balanceOf" => {
                 expect_params(params, &["_owner"])?;
                 let owner = param_address(params, "_owner")?;
-                Ok(Value::String(value::format_int(get_u128(ctx, &balance_slot(&owner)))))
+                Ok(Value::String(value::format_int(get_u128(
+                    ctx,
+                    &balance_slot(&owner),
+                ))))
             }
             "transfer" => {
                 expect_params(params, &["_to", "_value", "_data"])?;
                 if ctx.readonly {
-                    return Err(ScoreError::new(failure::ACCESS_DENIED, "transfer needs a transaction, not icx_call"));
+                    return Err(ScoreError::new(
+                        failure::ACCESS_DENIED,
+                        "transfer needs a transaction, not icx_call",
+                    ));
                 }
                 let to = param_address(params, "_to")?;
                 let amount = param_int(params, "_value")?;
                 let data = param_bytes(params, "_data")?.unwrap_or_default();
                 if to.is_contract() {
-                    return Err(ScoreError::revert(format!("{to} is a SCORE without tokenFallback")));
+                    return Err(ScoreError::revert(format!(
+                        "{to} is a SCORE without tokenFallback"
+                    )));
                 }
                 let from = ctx.from;
                 let from_bal = get_u128(ctx, &balance_slot(&from));
@@ -122,19 +147,30 @@ impl NativeScore for Irc2Token {
                         "insufficient token balance: {from} holds {from_bal:#x}, transfer needs {amount:#x}"
                     )));
                 }
-                ctx.set(&balance_slot(&from), (from_bal - amount).to_be_bytes().to_vec())?;
+                ctx.set(
+                    &balance_slot(&from),
+                    (from_bal - amount).to_be_bytes().to_vec(),
+                )?;
                 let to_bal = get_u128(ctx, &balance_slot(&to));
                 let new_to = to_bal
                     .checked_add(amount)
                     .ok_or_else(|| ScoreError::revert("token balance overflow"))?;
                 ctx.set(&balance_slot(&to), new_to.to_be_bytes().to_vec())?;
                 ctx.emit(
-                    vec![TRANSFER_SIG.into(), from.to_string(), to.to_string(), value::format_int(amount)],
+                    vec![
+                        TRANSFER_SIG.into(),
+                        from.to_string(),
+                        to.to_string(),
+                        value::format_int(amount),
+                    ],
                     vec![value::format_bytes(&data)],
                 )?;
                 Ok(Value::Null)
             }
-            other => Err(ScoreError::new(failure::METHOD_NOT_FOUND, format!("IRC-2 token has no method {other:?}"))),
+            other => Err(ScoreError::new(
+                failure::METHOD_NOT_FOUND,
+                format!("IRC-2 token has no method {other:?}"),
+            )),
         }
     }
 }

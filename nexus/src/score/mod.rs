@@ -27,7 +27,10 @@ pub struct ScoreError {
 impl ScoreError {
     /// A failure with a code.
     pub fn new(code: u32, message: impl Into<String>) -> Self {
-        ScoreError { code, message: message.into() }
+        ScoreError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A user revert (`Context.revert`): code 32.
@@ -100,9 +103,13 @@ impl<'s, 'o> CallContext<'s, 'o> {
     /// Writes a storage slot of this SCORE.
     pub fn set(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), ScoreError> {
         if self.readonly {
-            return Err(ScoreError::new(failure::ACCESS_DENIED, "write in a read-only call"));
+            return Err(ScoreError::new(
+                failure::ACCESS_DENIED,
+                "write in a read-only call",
+            ));
         }
-        self.meter.charge(self.costs.set * (key.len() + value.len()) as u128)?;
+        self.meter
+            .charge(self.costs.set * (key.len() + value.len()) as u128)?;
         self.state.set(score_key(&self.score, key), value);
         Ok(())
     }
@@ -111,7 +118,11 @@ impl<'s, 'o> CallContext<'s, 'o> {
     pub fn emit(&mut self, indexed: Vec<String>, data: Vec<String>) -> Result<(), ScoreError> {
         let size: usize = indexed.iter().chain(data.iter()).map(String::len).sum();
         self.meter.charge(self.costs.event_log * size as u128)?;
-        self.events.push(EventLog { score_address: self.score, indexed, data });
+        self.events.push(EventLog {
+            score_address: self.score,
+            indexed,
+            data,
+        });
         Ok(())
     }
 
@@ -128,7 +139,12 @@ pub trait NativeScore: Send + Sync {
     /// Writes the initial storage at genesis.
     fn install(&self, ctx: &mut CallContext<'_, '_>) -> Result<(), ScoreError>;
     /// Runs `method`. Read-only methods may be called by `icx_call`; others need a transaction.
-    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, params: &Map<String, Value>) -> Result<Value, ScoreError>;
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, ScoreError>;
 }
 
 /// The SCOREs of a channel by address.
@@ -157,7 +173,8 @@ pub fn param_address(params: &Map<String, Value>, name: &str) -> Result<Address,
 
 /// Reads a required `int` parameter.
 pub fn param_int(params: &Map<String, Value>, name: &str) -> Result<u128, ScoreError> {
-    value::parse_u128(name, param_str(params, name)?).map_err(|e| ScoreError::invalid_param(e.to_string()))
+    value::parse_u128(name, param_str(params, name)?)
+        .map_err(|e| ScoreError::invalid_param(e.to_string()))
 }
 
 /// Reads an optional `bytes` parameter.
@@ -167,22 +184,30 @@ pub fn param_bytes(params: &Map<String, Value>, name: &str) -> Result<Option<Vec
         Some(Value::String(s)) => value::parse_bytes(name, s, 64 * 1024)
             .map(Some)
             .map_err(|e| ScoreError::invalid_param(e.to_string())),
-        Some(other) => Err(ScoreError::invalid_param(format!("{name}: expected 0x-prefixed hex bytes, got {other}"))),
+        Some(other) => Err(ScoreError::invalid_param(format!(
+            "{name}: expected 0x-prefixed hex bytes, got {other}"
+        ))),
     }
 }
 
 fn param_str<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, ScoreError> {
     match params.get(name) {
         Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(ScoreError::invalid_param(format!("missing parameter {name}"))),
-        Some(other) => Err(ScoreError::invalid_param(format!("{name}: expected a string, got {other}"))),
+        None | Some(Value::Null) => Err(ScoreError::invalid_param(format!(
+            "missing parameter {name}"
+        ))),
+        Some(other) => Err(ScoreError::invalid_param(format!(
+            "{name}: expected a string, got {other}"
+        ))),
     }
 }
 
 /// Rejects parameters a method does not declare.
 pub fn expect_params(params: &Map<String, Value>, allowed: &[&str]) -> Result<(), ScoreError> {
     match params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ScoreError::invalid_param(format!("unknown parameter {k}; expected {allowed:?}"))),
+        Some(k) => Err(ScoreError::invalid_param(format!(
+            "unknown parameter {k}; expected {allowed:?}"
+        ))),
         None => Ok(()),
     }
 }
