@@ -37,16 +37,16 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-fn check_keys(v: &Value, depth: usize) -> Result<(), IconError> {
+fn check_keys(v: &Value) -> Result<(), IconError> {
     match v {
         Value::Object(m) => {
             for (k, v) in m {
                 check_key(k)?;
-                check_keys(v, depth + 1)?;
+                check_keys(v)?;
             }
             Ok(())
         }
-        Value::Array(items) => items.iter().try_for_each(|i| check_keys(i, depth + 1)),
+        Value::Array(items) => items.iter().try_for_each(check_keys),
         _ => Ok(()),
     }
 }
@@ -88,7 +88,7 @@ impl Admission {
                     tx.data.data_type().unwrap_or("?")
                 )))
             }
-            TxData::Call { params, .. } => check_keys(&Value::Object(params.clone()), 0)?,
+            TxData::Call { params, .. } => check_keys(&Value::Object(params.clone()))?,
             TxData::None | TxData::Message(_) => {}
         }
         let intrinsic = self.chain.costs.intrinsic(&st);

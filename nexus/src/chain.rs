@@ -157,10 +157,12 @@ impl Chain {
         };
         match chain.store.get(Kind::Meta, b"genesis")? {
             Some(stored) if stored == genesis_json => chain.load()?,
-            Some(_) => return Err(NodeError::Config(format!(
+            Some(_) => {
+                return Err(NodeError::Config(format!(
                 "the data directory holds channel {} of a different genesis; use a fresh data_dir",
                 genesis.channel
-            ))),
+            )))
+            }
             None => chain.write_genesis(genesis, &genesis_json)?,
         }
         Ok(chain)
@@ -631,5 +633,299 @@ fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
         next_validators_hash: vh,
         prev_votes_hash: VoteSet::default().hash(),
         leader: g.validators[0],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{Genesis, GenesisAccount, GenesisToken};
+    use crate::storage::Storage;
+    use nexus_proto::{KeyPair, Transaction, TxData};
+
+    const ICX: u128 = 1_000_000_000_000_000_000;
+    const PRICE: u128 = 12_500_000_000;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        chain: Chain,
+        alice: KeyPair,
+        treasury: Address,
+        token: Address,
+    }
+
+    fn genesis(
+        alice: &KeyPair,
+        validator: &KeyPair,
+        treasury: Address,
+        token: Address,
+    ) -> ParsedGenesis {
+        Genesis {
+            nid: "0x3".into(),
+            channel: "public".into(),
+            timestamp: "0x1".into(),
+            accounts: vec![GenesisAccount {
+                name: "alice".into(),
+                address: alice.address().to_string(),
+                balance: format!("{:#x}", 10 * ICX),
+            }],
+            validators: vec![validator.address().to_string()],
+            treasury: treasury.to_string(),
+            step_price: format!("{PRICE:#x}"),
+            tokens: vec![GenesisToken {
+                address: token.to_string(),
+                name: "T".into(),
+                symbol: "T".into(),
+                decimals: "0x12".into(),
+                owner: alice.address().to_string(),
+                initial_supply: "0x64".into(),
+            }],
+            message: String::new(),
+        }
+        .parse()
+        .unwrap()
+    }
+
+    fn open(dir: &std::path::Path, g: &ParsedGenesis) -> Chain {
+        let storage = Storage::open(dir, &["public".to_string()]).unwrap();
+        Chain::open(storage.channel("public"), g).unwrap()
+    }
+
+    fn fixture_with(alice: KeyPair, validator: &KeyPair) -> (Fixture, ParsedGenesis) {
+        let dir = tempfile::tempdir().unwrap();
+        let treasury = Address::eoa([0xee; 20]);
+        let token = Address::contract([0x77; 20]);
+        let g = genesis(&alice, validator, treasury, token);
+        let chain = open(dir.path(), &g);
+        (
+            Fixture {
+                _dir: dir,
+                chain,
+                alice,
+                treasury,
+                token,
+            },
+            g,
+        )
+    }
+
+    fn tx(
+        from: &KeyPair,
+        to: Address,
+        value: u128,
+        step_limit: u128,
+        nonce: u128,
+        data: TxData,
+    ) -> Arc<SignedTransaction> {
+        let t = Transaction {
+            from: from.address(),
+            to,
+            value,
+            step_limit,
+            timestamp: 10,
+            nid: 3,
+            nonce: Some(nonce),
+            data,
+        };
+        Arc::new(t.sign(from).unwrap())
+    }
+
+    fn sum(c: &Chain, addrs: &[Address]) -> u128 {
+        addrs.iter().map(|a| c.balance(a)).sum()
+    }
+
+    fn token_balance(c: &Chain, token: Address, owner: Address) -> Value {
+        let mut p = Map::new();
+        p.insert("_owner".into(), Value::String(owner.to_string()));
+        c.query(owner, token, "balanceOf", &p).unwrap()
+    }
+
+    #[test]
+    fn transfers_pay_fees_to_the_treasury_and_conserve_icx() {
+        let v = KeyPair::generate();
+        let (f, _) = fixture_with(KeyPair::generate(), &v);
+        let bob = Address::eoa([0xb0; 20]);
+        let p = f.chain.build(
+            vec![tx(&f.alice, bob, ICX, 100_000, 1, TxData::None)],
+            100,
+            v.address(),
+            VoteSet::default(),
+        );
+        assert_eq!(p.receipts[0].status, 1);
+        assert_eq!(p.receipts[0].step_used, 100_000);
+        f.chain.commit(p, &VoteSet::default()).unwrap();
+        assert_eq!(f.chain.balance(&bob), ICX);
+        assert_eq!(f.chain.balance(&f.treasury), 100_000 * PRICE);
+        assert_eq!(
+            sum(&f.chain, &[f.alice.address(), bob, f.treasury]),
+            f.chain.total_supply
+        );
+    }
+
+    #[test]
+    fn a_sender_who_cannot_pay_fails_and_pays_what_it_has() {
+        let v = KeyPair::generate();
+        let (f, _) = fixture_with(KeyPair::generate(), &v);
+        let bob = Address::eoa([0xb0; 20]);
+        // Both admitted against the same balance; the second cannot cover value + max fee.
+        let txs = vec![
+            tx(&f.alice, bob, 9 * ICX, 100_000, 1, TxData::None),
+            tx(&f.alice, bob, 9 * ICX, 100_000, 2, TxData::None),
+        ];
+        let p = f.chain.build(txs, 100, v.address(), VoteSet::default());
+        assert_eq!(p.receipts[0].status, 1);
+        assert_eq!(p.receipts[1].status, 0);
+        assert_eq!(
+            p.receipts[1].failure_code,
+            crate::error::failure::OUT_OF_BALANCE
+        );
+        assert_eq!(p.receipts[1].cumulative_step_used, 200_000);
+        f.chain.commit(p, &VoteSet::default()).unwrap();
+        assert_eq!(f.chain.balance(&bob), 9 * ICX);
+        assert_eq!(
+            sum(&f.chain, &[f.alice.address(), bob, f.treasury]),
+            f.chain.total_supply
+        );
+    }
+
+    #[test]
+    fn out_of_step_reverts_the_call_but_charges_the_limit() {
+        let v = KeyPair::generate();
+        let (f, _) = fixture_with(KeyPair::generate(), &v);
+        let bob = Address::eoa([0xb0; 20]);
+        let mut params = Map::new();
+        params.insert("_to".into(), Value::String(bob.to_string()));
+        params.insert("_value".into(), Value::String("0x5".into()));
+        let call = TxData::Call {
+            method: "transfer".into(),
+            params,
+        };
+        let probe = tx(&f.alice, f.token, 0, 10_000_000, 1, call.clone());
+        let intrinsic = f.chain.costs.intrinsic(&probe);
+        let p = f.chain.build(
+            vec![tx(&f.alice, f.token, 0, intrinsic + 1, 2, call.clone())],
+            100,
+            v.address(),
+            VoteSet::default(),
+        );
+        assert_eq!(p.receipts[0].status, 0);
+        assert_eq!(
+            p.receipts[0].failure_code,
+            crate::error::failure::OUT_OF_STEP
+        );
+        assert_eq!(p.receipts[0].step_used, intrinsic + 1);
+        assert!(p.receipts[0].event_logs.is_empty());
+        f.chain.commit(p, &VoteSet::default()).unwrap();
+        assert_eq!(
+            token_balance(&f.chain, f.token, bob),
+            Value::String("0x0".into())
+        );
+        assert_eq!(f.chain.balance(&f.treasury), (intrinsic + 1) * PRICE);
+
+        let p = f
+            .chain
+            .build(vec![probe], 200, v.address(), VoteSet::default());
+        assert_eq!(p.receipts[0].status, 1, "{:?}", p.receipts[0]);
+        f.chain.commit(p, &VoteSet::default()).unwrap();
+        assert_eq!(
+            token_balance(&f.chain, f.token, bob),
+            Value::String("0x5".into())
+        );
+    }
+
+    #[test]
+    fn another_node_verifies_a_block_and_catches_tampering() {
+        let v = KeyPair::generate();
+        let alice = KeyPair::generate();
+        let (a, _) = fixture_with(alice.clone(), &v);
+        let (b, _) = fixture_with(alice, &v);
+        assert_eq!(
+            a.chain.head().hash(),
+            b.chain.head().hash(),
+            "same genesis, same block 0"
+        );
+        let bob = Address::eoa([0xb0; 20]);
+        let txs = vec![tx(&a.alice, bob, 5, 100_000, 1, TxData::None)];
+        let p = a
+            .chain
+            .build(txs.clone(), 100, v.address(), VoteSet::default());
+        let block = p.block.clone();
+        let checked = b.chain.verify(&block, txs.clone()).unwrap();
+        assert_eq!(checked.block.hash(), block.hash());
+
+        let mut forged = block.clone();
+        forged.header.state_root = Hash32([1; 32]);
+        assert!(b
+            .chain
+            .verify(&forged, txs.clone())
+            .err()
+            .unwrap()
+            .contains("re-execution"));
+        assert!(b
+            .chain
+            .verify(&block, vec![])
+            .err()
+            .unwrap()
+            .contains("transactions differ"));
+        let mut orphan = block.clone();
+        orphan.header.prev_hash = Hash32([2; 32]);
+        assert!(b
+            .chain
+            .verify(&orphan, txs)
+            .err()
+            .unwrap()
+            .contains("does not extend"));
+
+        a.chain.commit(p, &VoteSet::default()).unwrap();
+        b.chain.commit(checked, &VoteSet::default()).unwrap();
+        assert_eq!(a.chain.state_root(), b.chain.state_root());
+    }
+
+    #[test]
+    fn reopening_restores_head_and_state_and_refuses_another_genesis() {
+        let v = KeyPair::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let alice = KeyPair::generate();
+        let g = genesis(
+            &alice,
+            &v,
+            Address::eoa([0xee; 20]),
+            Address::contract([0x77; 20]),
+        );
+        let (head, root) = {
+            let c = open(dir.path(), &g);
+            let p = c.build(
+                vec![tx(
+                    &alice,
+                    Address::eoa([1; 20]),
+                    5,
+                    100_000,
+                    1,
+                    TxData::None,
+                )],
+                100,
+                v.address(),
+                VoteSet::default(),
+            );
+            c.commit(p, &VoteSet::default()).unwrap();
+            (c.head().hash(), c.state_root())
+        };
+        let c = open(dir.path(), &g);
+        assert_eq!(c.head().hash(), head);
+        assert_eq!(c.state_root(), root);
+        assert_eq!(c.balance(&Address::eoa([1; 20])), 5);
+        drop(c);
+        let other = genesis(
+            &KeyPair::generate(),
+            &v,
+            Address::eoa([0xee; 20]),
+            Address::contract([0x77; 20]),
+        );
+        let storage = Storage::open(dir.path(), &["public".to_string()]).unwrap();
+        let err = Chain::open(storage.channel("public"), &other)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("different genesis"), "{err}");
     }
 }

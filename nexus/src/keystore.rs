@@ -115,7 +115,7 @@ pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, NodeError> {
     match crypto["kdf"].as_str() {
         Some("scrypt") => {
             let n = uint_field(&kp["n"], "crypto.kdfparams.n")?;
-            if !n.is_power_of_two() || n < 2 || n > MAX_SCRYPT_N {
+            if !n.is_power_of_two() || !(2..=MAX_SCRYPT_N).contains(&n) {
                 return Err(err(format!(
                     "crypto.kdfparams.n: expected a power of two up to 2^20, got {n}"
                 )));

@@ -201,7 +201,7 @@ mod tests {
     fn bloom_contains_indexed_values() {
         let r = receipt(1);
         let bloom = r.logs_bloom();
-        assert_eq!(bloom.iter().map(|b| b.count_ones()).sum::<u32>() > 0, true);
+        assert!(bloom.iter().map(|b| b.count_ones()).sum::<u32>() > 0);
         let mut probe = [0u8; BLOOM_BYTES];
         bloom_add(&mut probe, &r.event_logs[0].score_address.to_bytes());
         assert!(probe.iter().zip(bloom.iter()).all(|(p, b)| p & b == *p));

@@ -152,9 +152,11 @@ pub(super) fn upgrade(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(up) => {
-                let mut cfg = WebSocketConfig::default();
-                cfg.max_message_size = Some(64 * 1024);
-                cfg.max_frame_size = Some(64 * 1024);
+                let cfg = WebSocketConfig {
+                    max_message_size: Some(64 * 1024),
+                    max_frame_size: Some(64 * 1024),
+                    ..WebSocketConfig::default()
+                };
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, Some(cfg))
                         .await;
