@@ -43,13 +43,13 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 }
 
 fn seeds() -> Vec<Vec<u8>> {
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!("../testdata/sdk_vectors.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(include_str!("../testdata/sdk_vectors.json"))
+        .expect("vectors are JSON");
     let mut out: Vec<Vec<u8>> = v
         .as_array()
-        .unwrap()
+        .expect("a list")
         .iter()
-        .map(|x| serde_json::to_vec(&x["params"]).unwrap())
+        .map(|x| serde_json::to_vec(&x["params"]).expect("params"))
         .collect();
     let header = BlockHeader {
         version: 1,

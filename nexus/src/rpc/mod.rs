@@ -143,15 +143,22 @@ async fn with_error_status(resp: HttpResponse) -> Result<HttpResponse, jsonrpsee
     }
     let (mut parts, body) = resp.into_parts();
     let bytes = body.collect().await?.to_bytes();
-    let find = |pat: &[u8]| bytes.windows(pat.len()).position(|w| w == pat);
+    // The key after `"id"` decides; look near the start first (a success body may be large).
+    let pos = |b: &[u8], pat: &[u8]| b.windows(pat.len()).position(|w| w == pat);
+    let head = &bytes[..bytes.len().min(512)];
+    let scope = if pos(head, b"\"result\":").is_some() || pos(head, b"\"error\":").is_some() {
+        head
+    } else {
+        &bytes[..]
+    };
     let is_error = bytes.first() == Some(&b'{')
-        && match (find(b"\"error\":"), find(b"\"result\":")) {
+        && match (pos(scope, b"\"error\":"), pos(scope, b"\"result\":")) {
             (Some(e), Some(r)) => e < r,
             (Some(_), None) => true,
             _ => false,
         };
     if is_error {
-        let internal = find(b"\"code\":-32603").is_some();
+        let internal = pos(scope, b"\"code\":-32603").is_some();
         parts.status = if internal {
             http::StatusCode::INTERNAL_SERVER_ERROR
         } else {
@@ -160,7 +167,7 @@ async fn with_error_status(resp: HttpResponse) -> Result<HttpResponse, jsonrpsee
     }
     Ok(HttpResponse::from_parts(
         parts,
-        HttpBody::from(bytes.to_vec()),
+        HttpBody::new(http_body_util::Full::new(bytes)),
     ))
 }
 
@@ -263,7 +270,12 @@ pub async fn serve(
     routes: Routes,
     max_connections: u32,
 ) -> std::io::Result<RpcServer> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e} (is another node running? pick another address)"),
+        )
+    })?;
     let local_addr = listener.local_addr()?;
     let (stop, handle) = stop_channel();
     let builder = jsonrpsee::server::Server::builder()
