@@ -1,0 +1,744 @@
+//! The LFT state machine. See the crate docs for the rules; each rule is enforced where noted.
+
+use crate::crypto::Crypto;
+use crate::types::{
+    nil_digest, proposal_digest, vote_digest, BlockRef, Message, Nil, Proposal, Qc, Tc, Vote,
+};
+use crate::validators::{ValidatorSchedule, ValidatorSet};
+use nexus_proto::{Address, Hash32};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Round timer settings (all durations are config values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// First timeout of a round, in ms.
+    pub round_ms: u64,
+    /// Growth per consecutive failed round, in percent.
+    pub growth_percent: u64,
+    /// Upper bound, in ms.
+    pub max_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            round_ms: 1_000,
+            growth_percent: 50,
+            max_ms: 30_000,
+        }
+    }
+}
+
+/// What must survive a crash, written before every vote: the last round with a vote (no yes
+/// vote is ever sent in or below it again), the highest QC (which later nil votes must report,
+/// or a timeout certificate could hide a block that is about to be final), and the certificate
+/// that ended the previous round (so a restarted validator can show others where it is).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SafetyState {
+    /// Last round with a vote.
+    pub last_voted_round: u64,
+    /// Highest QC at the time of the vote.
+    pub high_qc: Option<Qc>,
+    /// Last timeout certificate.
+    pub last_tc: Option<Tc>,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send to every validator.
+    Broadcast(Message),
+    /// Send to one peer.
+    Send {
+        /// The peer.
+        to: Address,
+        /// The message.
+        msg: Message,
+    },
+    /// Write durably before sending anything that follows.
+    Persist(SafetyState),
+    /// Call [`Lft::on_timeout`] with `round` after `after_ms`.
+    SetTimer {
+        /// The round the timer belongs to.
+        round: u64,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// Build a child of `parent` for `round`; answer with [`Lft::on_block_built`].
+    BuildBlock {
+        /// Round.
+        round: u64,
+        /// The parent.
+        parent: BlockRef,
+    },
+    /// Check a proposed block; answer with [`Lft::on_block_checked`].
+    CheckBlock(Proposal),
+    /// A block is final (emitted in height order).
+    Commit {
+        /// The block.
+        block: BlockRef,
+        /// Its payload.
+        payload: Vec<u8>,
+        /// Its QC.
+        qc: Qc,
+    },
+}
+
+/// Nil votes of one round: voter -> (height cast at, high-QC round, signature).
+type NilVotes = BTreeMap<u32, (u64, u64, Vec<u8>)>;
+
+/// What identifies the channel and how it runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Network id (signed into every vote).
+    pub nid: u64,
+    /// Channel name (signed into every vote).
+    pub channel: String,
+    /// Validator sets by height.
+    pub schedule: ValidatorSchedule,
+    /// Round timers.
+    pub timeouts: Timeouts,
+}
+
+/// One validator's (or observer's) consensus state for one channel.
+pub struct Lft<C: Crypto> {
+    nid: u64,
+    channel: String,
+    schedule: ValidatorSchedule,
+    timeouts: Timeouts,
+    crypto: C,
+    round: u64,
+    safety: SafetyState,
+    high_qc: Qc,
+    last_tc: Option<Tc>,
+    committed: BlockRef,
+    blocks: HashMap<Hash32, Proposal>,
+    anchors: HashMap<Hash32, BlockRef>,
+    verified_qcs: HashSet<(u64, Hash32)>,
+    votes: HashMap<(u64, Hash32), BTreeMap<u32, Vec<u8>>>,
+    voted: HashMap<(u64, u32), Hash32>,
+    nils: HashMap<u64, NilVotes>,
+    my_nil: Option<Nil>,
+    checking: Option<Hash32>,
+    failures: u32,
+    pending_commit: Option<Qc>,
+    requested: HashSet<Hash32>,
+}
+
+fn qc_key(qc: &Qc) -> (u64, Hash32) {
+    (qc.round, qc.block)
+}
+
+impl<C: Crypto> Lft<C> {
+    /// A core that resumes after `committed` (certified by `committed_qc`), with the safety
+    /// state persisted before a crash (default on first start).
+    pub fn new(
+        cfg: Config,
+        crypto: C,
+        committed: BlockRef,
+        committed_qc: Qc,
+        safety: SafetyState,
+    ) -> Self {
+        let Config {
+            nid,
+            channel,
+            schedule,
+            timeouts,
+        } = cfg;
+        let mut anchors = HashMap::new();
+        anchors.insert(committed.hash, committed);
+        let mut verified_qcs = HashSet::new();
+        verified_qcs.insert(qc_key(&committed_qc));
+        let high_qc = match &safety.high_qc {
+            Some(q) if q.round > committed_qc.round => {
+                verified_qcs.insert(qc_key(q));
+                q.clone()
+            }
+            _ => committed_qc,
+        };
+        let last_tc = safety.last_tc.clone();
+        // Resume in the round the certificates justify (votes stay barred up to
+        // `last_voted_round`; nil votes are allowed, which lets the others catch up).
+        let round = high_qc
+            .round
+            .max(last_tc.as_ref().map(|t| t.round).unwrap_or(0))
+            .max(committed.round);
+        Lft {
+            nid,
+            channel,
+            schedule,
+            timeouts,
+            crypto,
+            round,
+            safety,
+            high_qc,
+            last_tc,
+            committed,
+            blocks: HashMap::new(),
+            anchors,
+            verified_qcs,
+            votes: HashMap::new(),
+            voted: HashMap::new(),
+            nils: HashMap::new(),
+            my_nil: None,
+            checking: None,
+            failures: 0,
+            pending_commit: None,
+            requested: HashSet::new(),
+        }
+    }
+
+    /// Starts the first round.
+    pub fn start(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        let r = self.round + 1;
+        self.enter_round(r, &mut out);
+        out
+    }
+
+    /// The current round.
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// The last final block.
+    pub fn committed(&self) -> BlockRef {
+        self.committed
+    }
+
+    /// The highest QC seen (the candidate).
+    pub fn high_qc(&self) -> &Qc {
+        &self.high_qc
+    }
+
+    fn set_for(&self, height: u64) -> &ValidatorSet {
+        self.schedule.at(height)
+    }
+
+    fn my_index(&self, height: u64) -> Option<u32> {
+        self.set_for(height)
+            .index_of(&self.crypto.address())
+            .map(|i| i as u32)
+    }
+
+    fn leader(&self, round: u64, height: u64) -> Address {
+        let set = self.set_for(height);
+        set.members[(round % set.members.len() as u64) as usize]
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        let mut t = self.timeouts.round_ms;
+        for _ in 0..self.failures {
+            t = t.saturating_mul(100 + self.timeouts.growth_percent) / 100;
+            if t >= self.timeouts.max_ms {
+                return self.timeouts.max_ms;
+            }
+        }
+        t.min(self.timeouts.max_ms)
+    }
+
+    fn block_ref(&self, hash: &Hash32) -> Option<BlockRef> {
+        self.blocks
+            .get(hash)
+            .map(|p| p.block)
+            .or_else(|| self.anchors.get(hash).copied())
+    }
+
+    /// Checks a QC: a quorum of distinct members of the set at its height, each signature valid.
+    fn valid_qc(&mut self, qc: &Qc) -> bool {
+        if self.verified_qcs.contains(&qc_key(qc)) {
+            return true;
+        }
+        let set = self.set_for(qc.height).clone();
+        let digest = vote_digest(self.nid, &self.channel, qc.height, qc.round, &qc.block);
+        let mut last: Option<u32> = None;
+        for (i, sig) in &qc.votes {
+            if last.is_some_and(|l| l >= *i) {
+                return false;
+            }
+            last = Some(*i);
+            let Some(member) = set.members.get(*i as usize) else {
+                return false;
+            };
+            if !self.crypto.verify(member, &digest, sig) {
+                return false;
+            }
+        }
+        let ok = qc.votes.len() >= set.quorum();
+        if ok {
+            self.verified_qcs.insert(qc_key(qc));
+        }
+        ok
+    }
+
+    fn valid_tc(&self, tc: &Tc) -> bool {
+        let set = self.set_for(tc.height);
+        let mut last: Option<u32> = None;
+        for (i, height, hqr, sig) in &tc.nils {
+            if last.is_some_and(|l| l >= *i) {
+                return false;
+            }
+            last = Some(*i);
+            let Some(member) = set.members.get(*i as usize) else {
+                return false;
+            };
+            let digest = nil_digest(self.nid, &self.channel, *height, tc.round, *hqr);
+            if !self.crypto.verify(member, &digest, sig) {
+                return false;
+            }
+        }
+        tc.nils.len() >= set.quorum()
+    }
+
+    /// Handles a message from `from`.
+    pub fn on_message(&mut self, from: Address, msg: Message) -> Vec<Action> {
+        let mut out = Vec::new();
+        match msg {
+            Message::Proposal(p) => self.on_proposal(p, &mut out),
+            Message::Vote(v) => self.on_vote(v, &mut out),
+            Message::Nil(n) => self.on_nil(n, &mut out),
+            Message::Timeout(tc) => {
+                if tc.round >= self.round && self.valid_tc(&tc) {
+                    self.process_tc(tc, &mut out);
+                }
+            }
+            Message::BlockRequest(h) => {
+                if let Some(p) = self.blocks.get(&h) {
+                    out.push(Action::Send {
+                        to: from,
+                        msg: Message::BlockResponse(p.clone()),
+                    });
+                }
+            }
+            Message::BlockResponse(p) => self.on_block_response(p, &mut out),
+        }
+        out
+    }
+
+    /// Checks a proposal's signature, leader and certificates; stores it. False if invalid.
+    fn accept_proposal(&mut self, p: &Proposal) -> bool {
+        let b = &p.block;
+        let set = self.set_for(b.height);
+        let Some(proposer) = set.members.get(p.proposer as usize).copied() else {
+            return false;
+        };
+        // Rule 2: only the leader of the round proposes.
+        if proposer != self.leader(b.round, b.height) {
+            return false;
+        }
+        if !self.crypto.verify(
+            &proposer,
+            &proposal_digest(self.nid, &self.channel, b),
+            &p.signature,
+        ) {
+            return false;
+        }
+        // Rule 4: the justify is a valid QC of the parent, one height below.
+        if p.justify.block != b.parent
+            || p.justify.height + 1 != b.height
+            || p.justify.round >= b.round
+        {
+            return false;
+        }
+        if !self.valid_qc(&p.justify.clone()) {
+            return false;
+        }
+        if let Some(tc) = &p.tc {
+            if !self.valid_tc(tc) {
+                return false;
+            }
+        }
+        if b.height > self.committed.height {
+            self.blocks.entry(b.hash).or_insert_with(|| p.clone());
+        }
+        true
+    }
+
+    fn on_proposal(&mut self, p: Proposal, out: &mut Vec<Action>) {
+        if !self.accept_proposal(&p) {
+            return;
+        }
+        self.process_qc(p.justify.clone(), out);
+        if let Some(tc) = &p.tc {
+            self.process_tc(tc.clone(), out);
+        }
+        let r = p.block.round;
+        if r != self.round || self.safety.last_voted_round >= r || self.checking.is_some() {
+            return;
+        }
+        if self.my_index(p.block.height).is_none() {
+            return;
+        }
+        // Rule 4: unbroken chain, or a TC for the previous round whose high QCs the justify covers.
+        let chain_ok = p.justify.round + 1 == r;
+        let tc_ok =
+            p.tc.as_ref()
+                .is_some_and(|tc| tc.round + 1 == r && p.justify.round >= tc.max_high_qc_round());
+        if !(chain_ok || tc_ok) {
+            self.send_nil(out);
+            return;
+        }
+        if self.block_ref(&p.block.parent).is_none() {
+            // The application cannot check a block whose parent it lacks; fetch it and let the
+            // round timer decide.
+            self.request(p.block.parent, out);
+            return;
+        }
+        self.checking = Some(p.block.hash);
+        out.push(Action::CheckBlock(p));
+    }
+
+    /// The application's verdict on a proposed block.
+    pub fn on_block_checked(&mut self, hash: Hash32, valid: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.checking != Some(hash) {
+            return out;
+        }
+        self.checking = None;
+        let Some(p) = self.blocks.get(&hash) else {
+            return out;
+        };
+        if p.block.round != self.round || self.safety.last_voted_round >= self.round {
+            return out;
+        }
+        if !valid {
+            self.send_nil(&mut out);
+            return out;
+        }
+        let (height, round) = (p.block.height, p.block.round);
+        let Some(me) = self.my_index(height) else {
+            return out;
+        };
+        self.safety.last_voted_round = round;
+        self.persist(&mut out);
+        let digest = vote_digest(self.nid, &self.channel, height, round, &hash);
+        let vote = Vote {
+            round,
+            height,
+            block: hash,
+            voter: me,
+            signature: self.crypto.sign(&digest),
+        };
+        out.push(Action::Broadcast(Message::Vote(vote.clone())));
+        self.on_vote(vote, &mut out);
+        out
+    }
+
+    fn persist(&mut self, out: &mut Vec<Action>) {
+        self.safety.high_qc = Some(self.high_qc.clone());
+        self.safety.last_tc = self.last_tc.clone();
+        out.push(Action::Persist(self.safety.clone()));
+    }
+
+    /// Sends this round's nil vote (once). Allowed after a yes vote in the same round, never
+    /// before one: `last_voted_round` blocks yes votes once a nil is sent (rule 4).
+    fn send_nil(&mut self, out: &mut Vec<Action>) {
+        let height = self.high_qc.height + 1;
+        let Some(me) = self.my_index(height) else {
+            return;
+        };
+        if self.my_nil.is_some() {
+            return;
+        }
+        self.safety.last_voted_round = self.safety.last_voted_round.max(self.round);
+        self.persist(out);
+        let digest = nil_digest(
+            self.nid,
+            &self.channel,
+            height,
+            self.round,
+            self.high_qc.round,
+        );
+        let nil = Nil {
+            round: self.round,
+            height,
+            high_qc: self.high_qc.clone(),
+            voter: me,
+            signature: self.crypto.sign(&digest),
+        };
+        self.my_nil = Some(nil.clone());
+        out.push(Action::Broadcast(Message::Nil(nil.clone())));
+        self.on_nil(nil, out);
+    }
+
+    fn on_vote(&mut self, v: Vote, out: &mut Vec<Action>) {
+        if v.round + 2 < self.round || v.height <= self.committed.height {
+            return;
+        }
+        let set = self.set_for(v.height);
+        let Some(member) = set.members.get(v.voter as usize).copied() else {
+            return;
+        };
+        let quorum = set.quorum();
+        // One yes vote per validator per round; a second one is equivocation and is ignored.
+        if let Some(prev) = self.voted.get(&(v.round, v.voter)) {
+            if *prev != v.block {
+                return;
+            }
+        }
+        let key = (v.round, v.block);
+        if self
+            .votes
+            .get(&key)
+            .is_some_and(|m| m.contains_key(&v.voter))
+        {
+            return;
+        }
+        if !self.crypto.verify(
+            &member,
+            &vote_digest(self.nid, &self.channel, v.height, v.round, &v.block),
+            &v.signature,
+        ) {
+            return;
+        }
+        self.voted.insert((v.round, v.voter), v.block);
+        let entry = self.votes.entry(key).or_default();
+        entry.insert(v.voter, v.signature);
+        if entry.len() == quorum {
+            let qc = Qc {
+                round: v.round,
+                height: v.height,
+                block: v.block,
+                votes: entry.iter().map(|(i, s)| (*i, s.clone())).collect(),
+            };
+            self.verified_qcs.insert(qc_key(&qc));
+            self.process_qc(qc, out);
+        }
+    }
+
+    fn on_nil(&mut self, n: Nil, out: &mut Vec<Action>) {
+        if n.round + 2 < self.round {
+            return;
+        }
+        // Nil votes of one round count together whatever height each was cast at (a validator
+        // that was behind names a lower one); they are counted against the set of the current
+        // height.
+        let set = self.set_for(self.high_qc.height.max(n.height)).clone();
+        let Some(member) = self
+            .set_for(n.height)
+            .members
+            .get(n.voter as usize)
+            .copied()
+        else {
+            return;
+        };
+        if set.members.get(n.voter as usize) != Some(&member) {
+            return;
+        }
+        if self
+            .nils
+            .get(&n.round)
+            .is_some_and(|m| m.contains_key(&n.voter))
+        {
+            return;
+        }
+        let digest = nil_digest(self.nid, &self.channel, n.height, n.round, n.high_qc.round);
+        if !self.crypto.verify(&member, &digest, &n.signature) || !self.valid_qc(&n.high_qc) {
+            return;
+        }
+        self.process_qc(n.high_qc.clone(), out);
+        let tc_height = self.high_qc.height.max(n.height);
+        let entry = self.nils.entry(n.round).or_default();
+        entry.insert(n.voter, (n.height, n.high_qc.round, n.signature));
+        let count = entry.len();
+        if count >= set.quorum() {
+            let nils = entry
+                .iter()
+                .map(|(i, (h, r, s))| (*i, *h, *r, s.clone()))
+                .collect();
+            self.process_tc(
+                Tc {
+                    round: n.round,
+                    height: tc_height,
+                    nils,
+                },
+                out,
+            );
+        } else if count > set.max_faulty() && n.round >= self.round {
+            // Rule 5: f + 1 nil votes mean an honest validator gave up on this round; join it
+            // (moving up to it if we are behind: entering a round never endangers safety).
+            if n.round > self.round {
+                self.failures = self.failures.saturating_add(1);
+                self.enter_round(n.round, out);
+            }
+            self.send_nil(out);
+        }
+    }
+
+    fn process_qc(&mut self, qc: Qc, out: &mut Vec<Action>) {
+        if qc.round > self.high_qc.round {
+            self.high_qc = qc.clone();
+        }
+        self.try_commit(&qc, out);
+        if qc.round >= self.round {
+            self.failures = 0;
+            self.last_tc = None;
+            self.enter_round(qc.round + 1, out);
+        }
+    }
+
+    fn process_tc(&mut self, tc: Tc, out: &mut Vec<Action>) {
+        if tc.round >= self.round {
+            self.failures = self.failures.saturating_add(1);
+            let next = tc.round + 1;
+            self.last_tc = Some(tc);
+            self.enter_round(next, out);
+        }
+    }
+
+    /// Rule 6: a QC on `B'` finalizes its parent `B` when `B'.round == B.round + 1`.
+    fn try_commit(&mut self, qc: &Qc, out: &mut Vec<Action>) {
+        if qc.height <= self.committed.height + 1 {
+            return;
+        }
+        let Some(child) = self.blocks.get(&qc.block) else {
+            self.pending_commit = Some(qc.clone());
+            self.request(qc.block, out);
+            return;
+        };
+        if child.justify.round + 1 != child.block.round {
+            return;
+        }
+        let target = child.justify.clone();
+        // Walk back from the parent to the last final block.
+        let mut chain = Vec::new();
+        let mut cur = target.block;
+        while cur != self.committed.hash {
+            match self.blocks.get(&cur) {
+                Some(p) if p.block.height > self.committed.height => {
+                    chain.push(p.clone());
+                    cur = p.block.parent;
+                }
+                Some(_) => return, // a fork below the final block: never final
+                None => {
+                    self.pending_commit = Some(qc.clone());
+                    self.request(cur, out);
+                    return;
+                }
+            }
+        }
+        self.pending_commit = None;
+        chain.reverse();
+        // The QC of each block is the justify of its child; the top one's is `target`.
+        let qcs: Vec<Qc> = chain
+            .iter()
+            .skip(1)
+            .map(|c| c.justify.clone())
+            .chain(std::iter::once(target))
+            .collect();
+        for (p, block_qc) in chain.into_iter().zip(qcs) {
+            self.committed = p.block;
+            self.anchors.insert(p.block.hash, p.block);
+            out.push(Action::Commit {
+                block: p.block,
+                payload: p.payload,
+                qc: block_qc,
+            });
+        }
+    }
+
+    fn request(&mut self, hash: Hash32, out: &mut Vec<Action>) {
+        if self.requested.insert(hash) {
+            out.push(Action::Broadcast(Message::BlockRequest(hash)));
+        }
+    }
+
+    fn on_block_response(&mut self, p: Proposal, out: &mut Vec<Action>) {
+        if !self.requested.remove(&p.block.hash) || !self.accept_proposal(&p) {
+            return;
+        }
+        self.process_qc(p.justify.clone(), out);
+        if let Some(qc) = self.pending_commit.clone() {
+            self.try_commit(&qc, out);
+        }
+    }
+
+    fn enter_round(&mut self, r: u64, out: &mut Vec<Action>) {
+        if r <= self.round && self.round != 0 {
+            return;
+        }
+        self.round = r;
+        self.checking = None;
+        self.my_nil = None;
+        self.votes.retain(|(round, _), _| round + 2 >= r);
+        self.voted.retain(|(round, _), _| round + 2 >= r);
+        self.nils.retain(|round, _| round + 2 >= r);
+        out.push(Action::SetTimer {
+            round: r,
+            after_ms: self.timeout_ms(),
+        });
+        let height = self.high_qc.height + 1;
+        // A leader that already voted in this round (before a restart) may have proposed: it
+        // must not propose again, or it would equivocate.
+        if self.leader(r, height) == self.crypto.address() && self.safety.last_voted_round < r {
+            match self.block_ref(&self.high_qc.block) {
+                Some(parent) => out.push(Action::BuildBlock { round: r, parent }),
+                None => self.request(self.high_qc.block, out),
+            }
+        }
+    }
+
+    /// The application built the block asked for by [`Action::BuildBlock`].
+    pub fn on_block_built(&mut self, block: BlockRef, payload: Vec<u8>) -> Vec<Action> {
+        let mut out = Vec::new();
+        let r = self.round;
+        if block.round != r
+            || block.parent != self.high_qc.block
+            || block.height != self.high_qc.height + 1
+        {
+            return out;
+        }
+        let Some(me) = self.my_index(block.height) else {
+            return out;
+        };
+        let tc = if self.high_qc.round + 1 == r {
+            None
+        } else {
+            match &self.last_tc {
+                Some(tc) if tc.round + 1 == r => Some(tc.clone()),
+                _ => return out,
+            }
+        };
+        let signature = self
+            .crypto
+            .sign(&proposal_digest(self.nid, &self.channel, &block));
+        let p = Proposal {
+            block,
+            payload,
+            justify: self.high_qc.clone(),
+            tc,
+            proposer: me,
+            signature,
+        };
+        out.push(Action::Broadcast(Message::Proposal(p.clone())));
+        self.on_proposal(p, &mut out);
+        out
+    }
+
+    /// A round timer fired.
+    pub fn on_timeout(&mut self, round: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        if round != self.round {
+            return out;
+        }
+        match &self.my_nil {
+            None => self.send_nil(&mut out),
+            // Resend: messages may have been lost (a partition that healed, a restart).
+            Some(n) => out.push(Action::Broadcast(Message::Nil(n.clone()))),
+        }
+        if let Some(tc) = &self.last_tc {
+            out.push(Action::Broadcast(Message::Timeout(tc.clone())));
+        }
+        // Retry block sync that got no answer.
+        self.requested.clear();
+        if let Some(qc) = self.pending_commit.clone() {
+            self.try_commit(&qc, &mut out);
+        }
+        self.failures = self.failures.saturating_add(1);
+        out.push(Action::SetTimer {
+            round,
+            after_ms: self.timeout_ms(),
+        });
+        out
+    }
+}
