@@ -111,7 +111,7 @@ struct Sim {
     events: HashMap<u64, Ev>,
     nodes: Vec<Node>,
     addrs: Vec<Address>,
-    set: ValidatorSet,
+    schedule: ValidatorSchedule,
     keys: Arc<HashMap<Address, [u8; 32]>>,
     genesis: BlockRef,
     final_at: BTreeMap<u64, Hash32>,
@@ -147,16 +147,31 @@ const TIMEOUTS: Timeouts = Timeouts {
 
 impl Sim {
     fn new(seed: u64, byz: Option<Byz>) -> Self {
-        let addrs: Vec<Address> = (0..N).map(|i| Address::eoa([i as u8 + 1; 20])).collect();
+        Self::with_nodes(seed, byz, N, |addrs| {
+            ValidatorSchedule::new(ValidatorSet {
+                members: addrs.to_vec(),
+            })
+        })
+    }
+
+    /// `nodes` processes; `schedule` picks the validator sets from their addresses. Byzantine
+    /// behaviour (if any) goes to one of the first `N`.
+    fn with_nodes(
+        seed: u64,
+        byz: Option<Byz>,
+        nodes: usize,
+        schedule: impl Fn(&[Address]) -> ValidatorSchedule,
+    ) -> Self {
+        let addrs: Vec<Address> = (0..nodes)
+            .map(|i| Address::eoa([i as u8 + 1; 20]))
+            .collect();
         let keys: Arc<HashMap<Address, [u8; 32]>> = Arc::new(
             addrs
                 .iter()
                 .map(|a| (*a, sha3_256(&[b"sim-key", a.body()]).0))
                 .collect(),
         );
-        let set = ValidatorSet {
-            members: addrs.clone(),
-        };
+        let schedule = schedule(&addrs);
         let genesis = BlockRef {
             hash: sha3_256(&[b"genesis"]),
             parent: Hash32::ZERO,
@@ -165,7 +180,7 @@ impl Sim {
         };
         let mut rng = Rng(seed);
         let byz_index = rng.below(N as u64) as usize;
-        let nodes = (0..N)
+        let nodes = (0..nodes)
             .map(|i| Node {
                 core: None,
                 crypto: SimCrypto {
@@ -186,7 +201,7 @@ impl Sim {
             events: HashMap::new(),
             nodes,
             addrs,
-            set,
+            schedule,
             keys,
             genesis,
             final_at: BTreeMap::new(),
@@ -214,7 +229,7 @@ impl Sim {
         let cfg = Config {
             nid: NID,
             channel: CH.into(),
-            schedule: ValidatorSchedule::new(self.set.clone()),
+            schedule: self.schedule.clone(),
             timeouts: TIMEOUTS,
         };
         let core = Lft::new(cfg, n.crypto.clone(), committed, qc, n.persisted.clone());
@@ -252,7 +267,7 @@ impl Sim {
     }
 
     fn broadcast(&mut self, from: usize, msg: &Message) {
-        for to in 0..N {
+        for to in 0..self.nodes.len() {
             self.send(from, to, msg.clone());
         }
     }
@@ -263,11 +278,12 @@ impl Sim {
         }
         let d = vote_digest(NID, CH, qc.height, qc.round, &qc.block);
         let mut seen = std::collections::HashSet::new();
-        qc.votes.len() >= self.set.quorum()
+        let set = self.schedule.at(qc.height);
+        qc.votes.len() >= set.quorum()
             && qc.votes.iter().all(|(i, s)| {
                 seen.insert(*i)
-                    && self
-                        .addrs
+                    && set
+                        .members
                         .get(*i as usize)
                         .is_some_and(|a| sign_as(&self.keys, a, &d) == *s)
             })
@@ -699,4 +715,53 @@ fn no_faults_means_one_block_per_round() {
         "no round should fail without faults: {rounds} rounds, height {}",
         h[0]
     );
+}
+
+#[test]
+fn validator_set_changes_at_an_explicit_height() {
+    const CHANGE: u64 = 8;
+    for seed in 0..50 {
+        // Node 3 leaves and node 4 joins at height 8; node 4 follows as an observer until then.
+        let mut sim = Sim::with_nodes(seed, None, 5, |a| {
+            let mut s = ValidatorSchedule::new(ValidatorSet {
+                members: a[..4].to_vec(),
+            });
+            s.change_at(
+                CHANGE,
+                ValidatorSet {
+                    members: vec![a[0], a[1], a[2], a[4]],
+                },
+            );
+            s
+        });
+        for i in 0..5 {
+            sim.boot(i);
+        }
+        // Once the new set is in charge, crash node 0: blocks can then be final only with the
+        // new member's votes (quorum 3 of {1, 2, 4}).
+        sim.run_until(1_500);
+        let at_crash = sim.nodes[1].chain.len() as u64;
+        assert!(
+            at_crash > CHANGE,
+            "seed {seed}: only {at_crash} blocks before the crash"
+        );
+        sim.schedule(1_500, Ev::Crash(0));
+        sim.run_until(6_000);
+        let leaver = sim.addrs[3];
+        for (k, n) in sim.nodes.iter().enumerate().skip(1) {
+            let h = n.chain.last().map(|(b, _)| b.height).unwrap_or(0);
+            assert!(
+                h > at_crash + 10,
+                "seed {seed}: node {k} stopped at {h} (crash at {at_crash})"
+            );
+            for (b, qc) in &n.chain {
+                let set = sim.schedule.at(b.height);
+                assert_eq!(set.members.contains(&leaver), b.height < CHANGE);
+                assert!(qc
+                    .votes
+                    .iter()
+                    .all(|(i, _)| (*i as usize) < set.members.len()));
+            }
+        }
+    }
 }
