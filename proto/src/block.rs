@@ -146,6 +146,19 @@ pub fn encode_validators(validators: &[Address]) -> Vec<u8> {
     alloy_rlp::encode(validators.to_vec())
 }
 
+/// Decodes [`encode_validators`], bounding the count.
+pub fn decode_validators(bytes: &[u8]) -> Result<Vec<Address>, ProtoError> {
+    let v: Vec<Address> = decode_exact("validator list", bytes)?;
+    if v.len() > MAX_VALIDATORS {
+        return Err(ProtoError::TooLarge {
+            what: "validators",
+            size: v.len(),
+            limit: MAX_VALIDATORS,
+        });
+    }
+    Ok(v)
+}
+
 /// Hash of a validator list (SHA3-256 of [`encode_validators`]).
 pub fn validators_hash(validators: &[Address]) -> Hash32 {
     sha3_256(&[&encode_validators(validators)])
