@@ -84,6 +84,9 @@ pub enum Action {
     },
 }
 
+/// Heights below the final block whose proposals stay in memory for peers catching up.
+pub const KEEP_HEIGHTS: u64 = 1024;
+
 /// Nil votes of one round: voter -> (height cast at, high-QC round, signature).
 type NilVotes = BTreeMap<u32, (u64, u64, Vec<u8>)>;
 
@@ -123,6 +126,7 @@ pub struct Lft<C: Crypto> {
     failures: u32,
     pending_commit: Option<Qc>,
     requested: HashSet<Hash32>,
+    pruned_below: u64,
 }
 
 fn qc_key(qc: &Qc) -> (u64, Hash32) {
@@ -185,6 +189,7 @@ impl<C: Crypto> Lft<C> {
             failures: 0,
             pending_commit: None,
             requested: HashSet::new(),
+            pruned_below: 0,
         }
     }
 
@@ -546,14 +551,17 @@ impl<C: Crypto> Lft<C> {
                 .iter()
                 .map(|(i, (h, r, s))| (*i, *h, *r, s.clone()))
                 .collect();
-            self.process_tc(
-                Tc {
-                    round: n.round,
-                    height: tc_height,
-                    nils,
-                },
-                out,
-            );
+            let tc = Tc {
+                round: n.round,
+                height: tc_height,
+                nils,
+            };
+            if tc.round >= self.round {
+                // Forward a certificate formed here: a peer that missed one nil vote would
+                // otherwise stay a round behind until our next timeout.
+                out.push(Action::Broadcast(Message::Timeout(tc.clone())));
+            }
+            self.process_tc(tc, out);
         } else if count > set.max_faulty() && n.round >= self.round {
             // Rule 5: f + 1 nil votes mean an honest validator gave up on this round; join it
             // (moving up to it if we are behind: entering a round never endangers safety).
@@ -635,6 +643,23 @@ impl<C: Crypto> Lft<C> {
                 qc: block_qc,
             });
         }
+        self.prune();
+    }
+
+    /// Keeps memory bounded: blocks, anchors and verified QCs more than [`KEEP_HEIGHTS`]
+    /// below the final block are dropped (older blocks are served from storage).
+    fn prune(&mut self) {
+        let floor = self.committed.height.saturating_sub(KEEP_HEIGHTS);
+        if floor < self.pruned_below + 64 {
+            return;
+        }
+        self.pruned_below = floor;
+        self.blocks.retain(|_, p| p.block.height >= floor);
+        let committed = self.committed.hash;
+        self.anchors
+            .retain(|h, b| b.height >= floor || *h == committed);
+        let round_floor = self.committed.round.saturating_sub(KEEP_HEIGHTS);
+        self.verified_qcs.retain(|(r, _)| *r >= round_floor);
     }
 
     fn request(&mut self, hash: Hash32, out: &mut Vec<Action>) {

@@ -299,6 +299,9 @@ impl Sim {
             match a {
                 Action::Persist(s) => self.nodes[i].persisted = s,
                 Action::SetTimer { round, after_ms } => {
+                    if std::env::var("LFT_TRACE").is_ok() {
+                        eprintln!("t{} node {i} timer r{round} +{after_ms}", self.now);
+                    }
                     let life = self.nodes[i].life;
                     self.schedule(
                         self.now + after_ms,
