@@ -57,7 +57,7 @@ mod types;
 mod validators;
 
 pub use crypto::{Crypto, Secp256k1Crypto};
-pub use machine::{Action, Config, Lft, SafetyState, Timeouts};
+pub use machine::{Action, Config, Lft, SafetyState, Timeouts, KEEP_HEIGHTS};
 pub use types::{
     nil_digest, proposal_digest, vote_digest, BlockRef, Message, Nil, Proposal, Qc, Tc, Vote,
 };
