@@ -51,7 +51,7 @@ fn decode_location(v: &[u8]) -> Result<TxLocation, NodeError> {
     })
 }
 
-/// A block executed on top of the head, ready to commit.
+/// An executed block, ready to remember (as a parent of later proposals) or commit.
 pub struct Proposal {
     /// The block.
     pub block: Block,
@@ -60,7 +60,14 @@ pub struct Proposal {
     /// Their receipts.
     pub receipts: Vec<Receipt>,
     writes: Writes,
-    prepared: PreparedState,
+    /// The new commitment, when the block was built directly on the head.
+    prepared: Option<PreparedState>,
+}
+
+/// An executed block that is not final yet (consensus builds on it before its parent is final).
+struct Pending {
+    header: BlockHeader,
+    writes: Writes,
 }
 
 /// Announced after every commit.
@@ -107,6 +114,7 @@ pub struct Chain {
     scores: ScoreRegistry,
     commitment: Mutex<StateCommitment>,
     head: RwLock<Arc<Block>>,
+    pending: Mutex<HashMap<Hash32, Arc<Pending>>>,
     committed: broadcast::Sender<Committed>,
     waiters: Mutex<HashMap<Hash32, Vec<oneshot::Sender<()>>>>,
 }
@@ -152,6 +160,7 @@ impl Chain {
             scores,
             commitment: Mutex::new(StateCommitment::default()),
             head: RwLock::new(Arc::new(placeholder)),
+            pending: Mutex::new(HashMap::new()),
             committed: tx,
             waiters: Mutex::new(HashMap::new()),
         };
@@ -288,12 +297,98 @@ impl Chain {
         prev_votes: VoteSet,
     ) -> Proposal {
         let head = self.head();
-        let height = head.header.height + 1;
-        let timestamp = timestamp.max(head.header.timestamp + 1);
-        let view = DbView(&self.store);
+        self.build_from(
+            &head.header,
+            Writes::new(),
+            true,
+            txs,
+            timestamp,
+            leader,
+            prev_votes,
+        )
+    }
+
+    /// Executes `txs` as a child of `parent`: the head or a block passed to [`Chain::remember`]
+    /// that is not final yet (LFT proposes a child of its candidate before the candidate is
+    /// final).
+    pub fn build_on(
+        &self,
+        parent: &Hash32,
+        txs: Vec<Arc<SignedTransaction>>,
+        timestamp: u64,
+        leader: Address,
+        prev_votes: VoteSet,
+    ) -> Result<Proposal, String> {
+        let (parent_header, base, on_head) = self.ancestry(parent)?;
+        Ok(self.build_from(
+            &parent_header,
+            base,
+            on_head,
+            txs,
+            timestamp,
+            leader,
+            prev_votes,
+        ))
+    }
+
+    /// The parent's header and the writes of every not-yet-final block from the head to it.
+    fn ancestry(&self, parent: &Hash32) -> Result<(BlockHeader, Writes, bool), String> {
+        let head = self.head();
+        if *parent == head.hash() {
+            return Ok((head.header.clone(), Writes::new(), true));
+        }
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut chain = Vec::new();
+        let mut cur = *parent;
+        while cur != head.hash() {
+            let p = pending.get(&cur).ok_or_else(|| {
+                format!("parent {parent} is neither the head nor a pending block")
+            })?;
+            if p.header.height <= head.header.height {
+                return Err(format!(
+                    "parent {parent} is on a branch that was not finalized"
+                ));
+            }
+            cur = p.header.prev_hash;
+            chain.push(p.clone());
+        }
+        let header = chain
+            .first()
+            .map(|p| p.header.clone())
+            .ok_or("empty ancestry")?;
+        let mut base = Writes::new();
+        for p in chain.iter().rev() {
+            base.extend(p.writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Ok((header, base, false))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_from(
+        &self,
+        parent: &BlockHeader,
+        base: Writes,
+        on_head: bool,
+        txs: Vec<Arc<SignedTransaction>>,
+        timestamp: u64,
+        leader: Address,
+        prev_votes: VoteSet,
+    ) -> Proposal {
+        let height = parent.height + 1;
+        let timestamp = timestamp.max(parent.timestamp + 1);
+        let db = DbView(&self.store);
+        let mut view = Overlay::new(&db);
+        view.merge(base.clone());
         let (receipts, writes) =
             execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
-        let prepared = self.lock_commitment().prepare(&writes);
+        let (state_root, prepared) = if on_head {
+            let prepared = self.lock_commitment().prepare(&writes);
+            (prepared.root, Some(prepared))
+        } else {
+            let mut all = base;
+            all.extend(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            (self.lock_commitment().prepare(&all).root, None)
+        };
         let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
         let receipt_hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
         let vh = validators_hash(&self.validators);
@@ -301,10 +396,10 @@ impl Chain {
             version: HEADER_VERSION,
             height,
             timestamp,
-            prev_hash: head.hash(),
+            prev_hash: parent.hash(),
             transactions_root: merkle::root(&tx_hashes),
             receipts_root: merkle::root(&receipt_hashes),
-            state_root: prepared.root,
+            state_root,
             validators_hash: vh,
             next_validators_hash: vh,
             prev_votes_hash: prev_votes.hash(),
@@ -323,30 +418,37 @@ impl Chain {
         }
     }
 
-    /// Re-executes a block proposed by another validator and checks that every root matches.
+    /// Re-executes a block proposed by another validator (on the head or a pending block) and
+    /// checks that every root matches.
     pub fn verify(
         &self,
         block: &Block,
         txs: Vec<Arc<SignedTransaction>>,
     ) -> Result<Proposal, String> {
-        let head = self.head();
-        if block.header.prev_hash != head.hash() || block.header.height != head.header.height + 1 {
-            return Err(format!(
-                "block {} at height {} does not extend head {} at height {}",
+        let (parent, base, on_head) = self.ancestry(&block.header.prev_hash).map_err(|e| {
+            format!(
+                "block {} at height {} does not extend a known block: {e}",
                 block.hash(),
-                block.header.height,
-                head.hash(),
-                head.header.height
+                block.header.height
+            )
+        })?;
+        if block.header.height != parent.height + 1 {
+            return Err(format!(
+                "height {} does not follow the parent's {}",
+                block.header.height, parent.height
             ));
         }
-        if block.header.timestamp <= head.header.timestamp {
+        if block.header.timestamp <= parent.timestamp {
             return Err("timestamp not after the parent's".into());
         }
         let hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
         if hashes != block.tx_hashes {
             return Err("transactions differ from the block's list".into());
         }
-        let p = self.build(
+        let p = self.build_from(
+            &parent,
+            base,
+            on_head,
             txs,
             block.header.timestamp,
             block.header.leader,
@@ -360,6 +462,18 @@ impl Chain {
             ));
         }
         Ok(p)
+    }
+
+    /// Keeps an executed block so that children can be built on it before it is final.
+    pub fn remember(&self, p: &Proposal) {
+        let entry = Arc::new(Pending {
+            header: p.block.header.clone(),
+            writes: p.writes.clone(),
+        });
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(p.block.hash(), entry);
     }
 
     fn put_block(&self, batch: &mut crate::storage::Batch<'_>, block: &Block) {
@@ -387,6 +501,26 @@ impl Chain {
     pub fn commit(&self, p: Proposal, votes: &VoteSet) -> Result<(), NodeError> {
         let h = p.block.header.height;
         let hash = p.block.hash();
+        let head_hash = self.head().hash();
+        if p.block.header.prev_hash != head_hash {
+            return Err(NodeError::Corrupt {
+                what: "commit order",
+                reason: format!("block {hash} at height {h} does not extend the head {head_hash}"),
+            });
+        }
+        let prepared = match p.prepared {
+            Some(prepared) => prepared,
+            None => self.lock_commitment().prepare(&p.writes),
+        };
+        if prepared.root != p.block.header.state_root {
+            return Err(NodeError::Corrupt {
+                what: "state root",
+                reason: format!(
+                    "committing {hash} gives {} but its header says {}",
+                    prepared.root, p.block.header.state_root
+                ),
+            });
+        }
         let mut batch = self.store.batch();
         self.put_block(&mut batch, &p.block);
         for (i, (tx, r)) in p.txs.iter().zip(&p.receipts).enumerate() {
@@ -408,7 +542,11 @@ impl Chain {
         batch.put(Kind::Meta, b"head_votes", &votes.to_rlp());
         batch.commit()?;
 
-        self.lock_commitment().apply(p.prepared);
+        self.lock_commitment().apply(prepared);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, b| b.header.height > h);
         let tx_hashes = p.block.tx_hashes.clone();
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p.block);
         {
@@ -927,5 +1065,82 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("different genesis"), "{err}");
+    }
+
+    #[test]
+    fn children_of_pending_blocks_execute_on_their_parents_state() {
+        let v = KeyPair::generate();
+        let alice = KeyPair::generate();
+        let (a, _) = fixture_with(alice.clone(), &v);
+        let (b, _) = fixture_with(alice, &v);
+        let bob = Address::eoa([0xb0; 20]);
+        let carol = Address::eoa([0xca; 20]);
+
+        // Block 1 moves 5 ICX to bob; block 2, built before block 1 is final, spends from it.
+        let p1 = a.chain.build(
+            vec![tx(&a.alice, bob, 5 * ICX, 100_000, 1, TxData::None)],
+            100,
+            v.address(),
+            VoteSet::default(),
+        );
+        a.chain.remember(&p1);
+        let second = tx(&a.alice, carol, 3 * ICX, 100_000, 2, TxData::None);
+        let p2 = a
+            .chain
+            .build_on(
+                &p1.block.hash(),
+                vec![second.clone()],
+                200,
+                v.address(),
+                VoteSet::default(),
+            )
+            .unwrap();
+        assert_eq!(p2.block.header.prev_hash, p1.block.hash());
+        assert_eq!(p2.receipts[0].status, 1);
+
+        // Another validator checks both before either is final.
+        let c1 = b.chain.verify(&p1.block, p1.txs.clone()).unwrap();
+        b.chain.remember(&c1);
+        let c2 = b.chain.verify(&p2.block, p2.txs.clone()).unwrap();
+        assert_eq!(c2.block.hash(), p2.block.hash());
+
+        // A sibling of block 1 is remembered, then abandoned when block 1 becomes final.
+        let fork = a.chain.build(vec![], 150, v.address(), VoteSet::default());
+        a.chain.remember(&fork);
+        assert!(
+            a.chain.commit(p2, &VoteSet::default()).is_err(),
+            "a child cannot be final before its parent"
+        );
+        let p2 = a
+            .chain
+            .build_on(
+                &p1.block.hash(),
+                vec![second],
+                200,
+                v.address(),
+                VoteSet::default(),
+            )
+            .unwrap();
+        a.chain.commit(p1, &VoteSet::default()).unwrap();
+        assert!(a
+            .chain
+            .build_on(
+                &fork.block.hash(),
+                vec![],
+                300,
+                v.address(),
+                VoteSet::default()
+            )
+            .is_err());
+        a.chain.commit(p2, &VoteSet::default()).unwrap();
+        b.chain.commit(c1, &VoteSet::default()).unwrap();
+        b.chain.commit(c2, &VoteSet::default()).unwrap();
+        assert_eq!(a.chain.state_root(), b.chain.state_root());
+        assert_eq!(a.chain.head().hash(), b.chain.head().hash());
+        assert_eq!(a.chain.balance(&carol), 3 * ICX);
+        assert_eq!(
+            sum(&a.chain, &[a.alice.address(), bob, carol, a.treasury]),
+            a.chain.total_supply
+        );
     }
 }
