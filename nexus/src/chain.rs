@@ -67,7 +67,17 @@ pub struct Proposal {
 /// An executed block that is not final yet (consensus builds on it before its parent is final).
 struct Pending {
     header: BlockHeader,
+    tx_hashes: Vec<Hash32>,
     writes: Writes,
+}
+
+/// What a child of some block builds on: the parent's header, the writes of the not-yet-final
+/// blocks from the head to it, their transactions, and whether the parent is the head.
+struct Ancestry {
+    parent: BlockHeader,
+    writes: Writes,
+    txs: std::collections::HashSet<Hash32>,
+    on_head: bool,
 }
 
 /// Announced after every commit.
@@ -297,14 +307,15 @@ impl Chain {
         prev_votes: VoteSet,
     ) -> Proposal {
         let head = self.head();
+        let a = Ancestry {
+            parent: head.header.clone(),
+            writes: Writes::new(),
+            txs: Default::default(),
+            on_head: true,
+        };
+        let txs = self.fresh(&a, txs);
         self.build_from(
-            &head.header,
-            Writes::new(),
-            true,
-            txs,
-            timestamp,
-            leader,
-            prev_votes,
+            &a.parent, a.writes, true, txs, timestamp, leader, prev_votes,
         )
     }
 
@@ -319,23 +330,24 @@ impl Chain {
         leader: Address,
         prev_votes: VoteSet,
     ) -> Result<Proposal, String> {
-        let (parent_header, base, on_head) = self.ancestry(parent)?;
+        let a = self.ancestry(parent)?;
+        let txs = self.fresh(&a, txs);
         Ok(self.build_from(
-            &parent_header,
-            base,
-            on_head,
-            txs,
-            timestamp,
-            leader,
-            prev_votes,
+            &a.parent, a.writes, a.on_head, txs, timestamp, leader, prev_votes,
         ))
     }
 
-    /// The parent's header and the writes of every not-yet-final block from the head to it.
-    fn ancestry(&self, parent: &Hash32) -> Result<(BlockHeader, Writes, bool), String> {
+    /// The parent's header, and the writes and transactions of every not-yet-final block from
+    /// the head to it.
+    fn ancestry(&self, parent: &Hash32) -> Result<Ancestry, String> {
         let head = self.head();
         if *parent == head.hash() {
-            return Ok((head.header.clone(), Writes::new(), true));
+            return Ok(Ancestry {
+                parent: head.header.clone(),
+                writes: Writes::new(),
+                txs: Default::default(),
+                on_head: true,
+            });
         }
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let mut chain = Vec::new();
@@ -356,11 +368,26 @@ impl Chain {
             .first()
             .map(|p| p.header.clone())
             .ok_or("empty ancestry")?;
-        let mut base = Writes::new();
+        let mut writes = Writes::new();
+        let mut txs = std::collections::HashSet::new();
         for p in chain.iter().rev() {
-            base.extend(p.writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            writes.extend(p.writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            txs.extend(p.tx_hashes.iter().copied());
         }
-        Ok((header, base, false))
+        Ok(Ancestry {
+            parent: header,
+            writes,
+            txs,
+            on_head: false,
+        })
+    }
+
+    /// Drops transactions that are final already, in a pending ancestor, or repeated.
+    fn fresh(&self, a: &Ancestry, txs: Vec<Arc<SignedTransaction>>) -> Vec<Arc<SignedTransaction>> {
+        let mut seen = a.txs.clone();
+        txs.into_iter()
+            .filter(|t| !self.has_transaction(&t.hash).unwrap_or(true) && seen.insert(t.hash))
+            .collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -425,13 +452,14 @@ impl Chain {
         block: &Block,
         txs: Vec<Arc<SignedTransaction>>,
     ) -> Result<Proposal, String> {
-        let (parent, base, on_head) = self.ancestry(&block.header.prev_hash).map_err(|e| {
+        let a = self.ancestry(&block.header.prev_hash).map_err(|e| {
             format!(
                 "block {} at height {} does not extend a known block: {e}",
                 block.hash(),
                 block.header.height
             )
         })?;
+        let parent = a.parent.clone();
         if block.header.height != parent.height + 1 {
             return Err(format!(
                 "height {} does not follow the parent's {}",
@@ -445,6 +473,13 @@ impl Chain {
         if hashes != block.tx_hashes {
             return Err("transactions differ from the block's list".into());
         }
+        if self.fresh(&a, txs.clone()).len() != txs.len() {
+            return Err(
+                "the block repeats a transaction that is final, in an ancestor, or listed twice"
+                    .into(),
+            );
+        }
+        let (base, on_head) = (a.writes, a.on_head);
         let p = self.build_from(
             &parent,
             base,
@@ -468,6 +503,7 @@ impl Chain {
     pub fn remember(&self, p: &Proposal) {
         let entry = Arc::new(Pending {
             header: p.block.header.clone(),
+            tx_hashes: p.block.tx_hashes.clone(),
             writes: p.writes.clone(),
         });
         self.pending
@@ -1142,5 +1178,57 @@ mod tests {
             sum(&a.chain, &[a.alice.address(), bob, carol, a.treasury]),
             a.chain.total_supply
         );
+    }
+
+    #[test]
+    fn a_transaction_is_never_executed_twice() {
+        let v = KeyPair::generate();
+        let alice = KeyPair::generate();
+        let (a, _) = fixture_with(alice.clone(), &v);
+        let (b, _) = fixture_with(alice, &v);
+        let t = tx(&a.alice, Address::eoa([1; 20]), 7, 100_000, 1, TxData::None);
+        let p1 = a.chain.build(
+            vec![t.clone(), t.clone()],
+            100,
+            v.address(),
+            VoteSet::default(),
+        );
+        assert_eq!(p1.txs.len(), 1, "a repeat inside one block is dropped");
+        a.chain.remember(&p1);
+        let p2 = a
+            .chain
+            .build_on(
+                &p1.block.hash(),
+                vec![t.clone()],
+                200,
+                v.address(),
+                VoteSet::default(),
+            )
+            .unwrap();
+        assert!(
+            p2.txs.is_empty(),
+            "a transaction of a pending ancestor is dropped"
+        );
+
+        // A leader that includes it anyway is refused by the others.
+        let c1 = b.chain.verify(&p1.block, p1.txs.clone()).unwrap();
+        b.chain.remember(&c1);
+        let mut bad = b
+            .chain
+            .build_on(
+                &p1.block.hash(),
+                vec![],
+                200,
+                v.address(),
+                VoteSet::default(),
+            )
+            .unwrap()
+            .block;
+        bad.tx_hashes = vec![t.hash];
+        let err = b.chain.verify(&bad, vec![t.clone()]).err().unwrap();
+        assert!(err.contains("repeats a transaction"), "{err}");
+        b.chain.commit(c1, &VoteSet::default()).unwrap();
+        let p3 = b.chain.build(vec![t], 300, v.address(), VoteSet::default());
+        assert!(p3.txs.is_empty(), "a final transaction is dropped");
     }
 }

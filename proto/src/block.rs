@@ -77,7 +77,7 @@ pub struct VoteItem {
 #[derive(Debug, Clone, PartialEq, Eq, Default, RlpEncodable, RlpDecodable)]
 pub struct VoteSet {
     /// The round in which the block reached its quorum.
-    pub round: u32,
+    pub round: u64,
     /// The votes.
     pub items: Vec<VoteItem>,
 }
@@ -112,7 +112,7 @@ pub fn vote_digest(
     nid: u64,
     channel: &str,
     height: u64,
-    round: u32,
+    round: u64,
     block_hash: &Hash32,
 ) -> Hash32 {
     let mut buf = Vec::with_capacity(96);
@@ -135,7 +135,7 @@ pub fn sign_vote(
     nid: u64,
     channel: &str,
     height: u64,
-    round: u32,
+    round: u64,
     block_hash: &Hash32,
 ) -> Signature {
     key.sign(&vote_digest(nid, channel, height, round, block_hash))

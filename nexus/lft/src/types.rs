@@ -126,10 +126,9 @@ fn digest(items: &[&dyn Encodable]) -> Hash32 {
     sha3_256(&[&buf])
 }
 
-/// What a yes vote signs.
-pub fn vote_digest(nid: u64, channel: &str, height: u64, round: u64, block: &Hash32) -> Hash32 {
-    digest(&[&"nexus/lft/vote/1", &nid, &channel, &height, &round, block])
-}
+/// What a yes vote signs: the one vote digest of Nexus, shared with block headers'
+/// `prev_votes` (see `nexus_proto::block::vote_digest`).
+pub use nexus_proto::block::vote_digest;
 
 /// What a nil vote signs.
 pub fn nil_digest(nid: u64, channel: &str, height: u64, round: u64, high_qc_round: u64) -> Hash32 {
