@@ -319,7 +319,8 @@ impl Chain {
         )
     }
 
-    /// Executes `txs` as a child of `parent`: the head or a block passed to [`Chain::remember`]
+    /// Executes up to `max_txs` of `txs` (skipping any already final or in an ancestor) as a
+    /// child of `parent`: the head or a block passed to [`Chain::remember`]
     /// that is not final yet (LFT proposes a child of its candidate before the candidate is
     /// final).
     pub fn build_on(
@@ -329,9 +330,11 @@ impl Chain {
         timestamp: u64,
         leader: Address,
         prev_votes: VoteSet,
+        max_txs: usize,
     ) -> Result<Proposal, String> {
         let a = self.ancestry(parent)?;
-        let txs = self.fresh(&a, txs);
+        let mut txs = self.fresh(&a, txs);
+        txs.truncate(max_txs);
         Ok(self.build_from(
             &a.parent, a.writes, a.on_head, txs, timestamp, leader, prev_votes,
         ))
@@ -1129,6 +1132,7 @@ mod tests {
                 200,
                 v.address(),
                 VoteSet::default(),
+                100,
             )
             .unwrap();
         assert_eq!(p2.block.header.prev_hash, p1.block.hash());
@@ -1155,6 +1159,7 @@ mod tests {
                 200,
                 v.address(),
                 VoteSet::default(),
+                100,
             )
             .unwrap();
         a.chain.commit(p1, &VoteSet::default()).unwrap();
@@ -1165,7 +1170,8 @@ mod tests {
                 vec![],
                 300,
                 v.address(),
-                VoteSet::default()
+                VoteSet::default(),
+                100
             )
             .is_err());
         a.chain.commit(p2, &VoteSet::default()).unwrap();
@@ -1203,6 +1209,7 @@ mod tests {
                 200,
                 v.address(),
                 VoteSet::default(),
+                100,
             )
             .unwrap();
         assert!(
@@ -1221,6 +1228,7 @@ mod tests {
                 200,
                 v.address(),
                 VoteSet::default(),
+                100,
             )
             .unwrap()
             .block;

@@ -11,6 +11,7 @@ pub mod chain;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod consensus;
 pub mod devnet;
 pub mod engine;
 pub mod error;

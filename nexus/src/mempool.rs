@@ -75,6 +75,26 @@ impl Mempool {
         g.queue.drain(..n).collect()
     }
 
+    /// The first `max` waiting transactions, left in the pool (a block built on a pending
+    /// parent may not be final; its transactions stay until [`Mempool::remove`]).
+    pub fn peek(&self, max: usize) -> Vec<Arc<SignedTransaction>> {
+        self.lock().queue.iter().take(max).cloned().collect()
+    }
+
+    /// Removes transactions that became final, wherever they were proposed.
+    pub fn remove<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash32>) {
+        let mut g = self.lock();
+        let mut gone = HashSet::new();
+        for h in hashes {
+            if g.known.remove(h) {
+                gone.insert(*h);
+            }
+        }
+        if !gone.is_empty() {
+            g.queue.retain(|t| !gone.contains(&t.hash));
+        }
+    }
+
     /// Forgets hashes whose block was committed (or dropped).
     pub fn forget<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash32>) {
         let mut g = self.lock();

@@ -254,6 +254,56 @@ impl Block {
     }
 }
 
+/// Largest consensus payload (a block and its transactions) accepted from the network.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// The payload a leader proposes: `RLP[block, [transaction JSON, ...]]`.
+pub fn encode_payload(block: &Block, txs: &[Vec<u8>]) -> Vec<u8> {
+    let block_rlp = block.encode();
+    let tx_list: Vec<alloy_rlp::Bytes> = txs
+        .iter()
+        .map(|t| alloy_rlp::Bytes::from(t.clone()))
+        .collect();
+    let items: [&dyn Encodable; 2] = [&alloy_rlp::Bytes::from(block_rlp), &tx_list];
+    let payload_length: usize = items.iter().map(|i| i.length()).sum();
+    let mut out = Vec::with_capacity(payload_length + 8);
+    alloy_rlp::Header {
+        list: true,
+        payload_length,
+    }
+    .encode(&mut out);
+    for i in items {
+        i.encode(&mut out);
+    }
+    out
+}
+
+/// Decodes [`encode_payload`], bounding size and counts; transactions stay raw JSON bytes.
+pub fn decode_payload(bytes: &[u8]) -> Result<(Block, Vec<Vec<u8>>), ProtoError> {
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(ProtoError::TooLarge {
+            what: "payload",
+            size: bytes.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    #[derive(alloy_rlp::RlpDecodable)]
+    struct Raw {
+        block: alloy_rlp::Bytes,
+        txs: Vec<alloy_rlp::Bytes>,
+    }
+    let raw: Raw = decode_exact("payload", bytes)?;
+    let block = Block::decode(&raw.block)?;
+    if raw.txs.len() != block.tx_hashes.len() {
+        return Err(ProtoError::invalid(
+            "payload",
+            "one transaction per hash in the block",
+            format!("{} for {}", raw.txs.len(), block.tx_hashes.len()),
+        ));
+    }
+    Ok((block, raw.txs.into_iter().map(|b| b.to_vec()).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +338,21 @@ mod tests {
         let mut bytes = b.encode();
         bytes.push(0);
         assert!(Block::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn payload_round_trip_and_count_check() {
+        let b = Block {
+            header: header(),
+            tx_hashes: vec![Hash32([9; 32])],
+            prev_votes: VoteSet::default(),
+        };
+        let enc = encode_payload(&b, &[b"{}".to_vec()]);
+        let (back, txs) = decode_payload(&enc).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(txs, vec![b"{}".to_vec()]);
+        assert!(decode_payload(&encode_payload(&b, &[])).is_err());
+        assert!(decode_payload(&enc[..enc.len() - 1]).is_err());
     }
 
     #[test]

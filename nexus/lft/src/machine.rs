@@ -201,6 +201,11 @@ impl<C: Crypto> Lft<C> {
         out
     }
 
+    /// This validator's address.
+    pub fn address(&self) -> Address {
+        self.crypto.address()
+    }
+
     /// The current round.
     pub fn round(&self) -> u64 {
         self.round

@@ -1,0 +1,195 @@
+//! The application side of LFT for one channel: turns the core's requests into chain work.
+//!
+//! [`Driver::drive`] takes the actions an [`Lft`] core emitted, performs the ones that belong to
+//! the application (build a block, check a block, commit a final block) against the [`Chain`]
+//! and the [`Mempool`], feeds the replies back into the core, and returns the rest (broadcast,
+//! send, persist, set a timer) for the runtime that owns sockets, disk and clocks.
+//!
+//! - A proposal's payload is `RLP[block, [transaction JSON...]]`
+//!   (`nexus_proto::block::encode_payload`). Checking it means: the block hash and parent match
+//!   what consensus signed, the block's `prev_votes` are exactly the proposal's `justify` QC,
+//!   every transaction is well formed, for this network and signed by its sender (signatures
+//!   already checked at admission are not checked again), and re-execution on the parent's state
+//!   gives the same header ([`Chain::verify`]).
+//! - Blocks are executed when proposed or checked and kept pending ([`Chain::remember`]); a
+//!   final block is committed with the QC that certifies it as its votes.
+
+use crate::chain::{Chain, Proposal};
+use crate::error::NodeError;
+use crate::mempool::Mempool;
+use nexus_lft::{Action, BlockRef, Crypto, Lft, Qc};
+use nexus_proto::block::{decode_payload, encode_payload, VoteItem, VoteSet};
+use nexus_proto::{Hash32, SignedTransaction};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// The votes of a QC as a block carries them.
+pub fn votes_of(qc: &Qc) -> VoteSet {
+    VoteSet {
+        round: qc.round,
+        items: qc
+            .votes
+            .iter()
+            .map(|(i, sig)| VoteItem {
+                validator_index: *i,
+                timestamp: 0,
+                signature: sig.clone().into(),
+            })
+            .collect(),
+    }
+}
+
+/// Connects one LFT core to one chain.
+pub struct Driver {
+    chain: Arc<Chain>,
+    pool: Arc<Mempool>,
+    max_txs: usize,
+    executed: HashMap<Hash32, Proposal>,
+}
+
+impl Driver {
+    /// A driver proposing at most `max_txs` transactions per block.
+    pub fn new(chain: Arc<Chain>, pool: Arc<Mempool>, max_txs: usize) -> Self {
+        Driver {
+            chain,
+            pool,
+            max_txs,
+            executed: HashMap::new(),
+        }
+    }
+
+    /// Performs the application's share of `actions` (feeding replies to `core`) and returns
+    /// the runtime's share, in order. `now_us` stamps blocks this validator proposes.
+    pub fn drive<C: Crypto>(
+        &mut self,
+        core: &mut Lft<C>,
+        actions: Vec<Action>,
+        now_us: u64,
+    ) -> Result<Vec<Action>, NodeError> {
+        let mut queue: VecDeque<Action> = actions.into();
+        let mut out = Vec::new();
+        while let Some(a) = queue.pop_front() {
+            match a {
+                Action::BuildBlock { round, parent } => {
+                    if let Some((block, payload)) = self.build(core, round, parent, now_us) {
+                        queue.extend(core.on_block_built(block, payload));
+                    }
+                }
+                Action::CheckBlock(p) => {
+                    let ok = match self.check(&p.block, &p.payload, &p.justify) {
+                        Ok(()) => true,
+                        Err(reason) => {
+                            tracing::warn!(block = %p.block.hash, round = p.block.round, %reason, "refusing a proposal");
+                            false
+                        }
+                    };
+                    queue.extend(core.on_block_checked(p.block.hash, ok));
+                }
+                Action::Commit { block, payload, qc } => self.commit(block, &payload, &qc)?,
+                other => out.push(other),
+            }
+        }
+        Ok(out)
+    }
+
+    fn build<C: Crypto>(
+        &mut self,
+        core: &Lft<C>,
+        round: u64,
+        parent: BlockRef,
+        now_us: u64,
+    ) -> Option<(BlockRef, Vec<u8>)> {
+        let justify = core.high_qc().clone();
+        let candidates = self.pool.peek(self.max_txs * 2 + 64);
+        let leader = core.address();
+        let p = match self.chain.build_on(
+            &parent.hash,
+            candidates,
+            now_us,
+            leader,
+            votes_of(&justify),
+            self.max_txs,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%e, "cannot build on the candidate");
+                return None;
+            }
+        };
+        let txs: Vec<Vec<u8>> = p.txs.iter().map(|t| t.to_json_bytes()).collect();
+        let payload = encode_payload(&p.block, &txs);
+        let block = BlockRef {
+            hash: p.block.hash(),
+            parent: parent.hash,
+            height: p.block.header.height,
+            round,
+        };
+        self.chain.remember(&p);
+        self.executed.insert(block.hash, p);
+        Some((block, payload))
+    }
+
+    fn check(&mut self, block: &BlockRef, payload: &[u8], justify: &Qc) -> Result<(), String> {
+        if self.executed.contains_key(&block.hash) {
+            return Ok(());
+        }
+        let p = self.execute(block, payload)?;
+        if p.block.prev_votes != votes_of(justify) {
+            return Err("the block's prev_votes are not the proposal's QC".into());
+        }
+        self.chain.remember(&p);
+        self.executed.insert(block.hash, p);
+        Ok(())
+    }
+
+    /// Decodes a payload and re-executes it on its parent.
+    fn execute(&self, block: &BlockRef, payload: &[u8]) -> Result<Proposal, String> {
+        let (b, raw_txs) = decode_payload(payload).map_err(|e| e.to_string())?;
+        if b.hash() != block.hash
+            || b.header.prev_hash != block.parent
+            || b.header.height != block.height
+        {
+            return Err(format!(
+                "payload holds block {} but consensus names {}",
+                b.hash(),
+                block.hash
+            ));
+        }
+        let mut txs = Vec::with_capacity(raw_txs.len());
+        for raw in raw_txs {
+            let st = SignedTransaction::from_json_bytes(&raw)
+                .map_err(|e| format!("transaction: {e}"))?;
+            if st.tx.nid != self.chain.nid {
+                return Err(format!(
+                    "transaction {} is for nid {:#x}",
+                    st.hash, st.tx.nid
+                ));
+            }
+            if !self.pool.contains(&st.hash) {
+                st.verify_signature()
+                    .map_err(|e| format!("transaction {}: {e}", st.hash))?;
+            }
+            txs.push(Arc::new(st));
+        }
+        self.chain.verify(&b, txs)
+    }
+
+    fn commit(&mut self, block: BlockRef, payload: &[u8], qc: &Qc) -> Result<(), NodeError> {
+        let p = match self.executed.remove(&block.hash) {
+            Some(p) => p,
+            // Final before we executed it (we were behind): execute it now, on the head.
+            None => self
+                .execute(&block, payload)
+                .map_err(|e| NodeError::Corrupt {
+                    what: "final block",
+                    reason: e,
+                })?,
+        };
+        let hashes = p.block.tx_hashes.clone();
+        self.chain.commit(p, &votes_of(qc))?;
+        self.pool.remove(&hashes);
+        let h = block.height;
+        self.executed.retain(|_, p| p.block.header.height > h);
+        Ok(())
+    }
+}

@@ -1,0 +1,351 @@
+//! Four validators, each with its own RocksDB chain, mempool and LFT core, connected by an
+//! in-process network and a virtual clock: transactions sent to any one validator are final
+//! exactly once, with identical blocks, results and state roots everywhere, also when a
+//! validator is offline for a while and when a round's leader is unreachable.
+
+use nexus::admission::{now_us, Admission};
+use nexus::chain::Chain;
+use nexus::consensus::Driver;
+use nexus::genesis::{Genesis, GenesisAccount};
+use nexus::mempool::Mempool;
+use nexus::storage::Storage;
+use nexus_lft::{
+    Action, BlockRef, Config, Lft, Message, Qc, SafetyState, Secp256k1Crypto, Timeouts,
+    ValidatorSchedule, ValidatorSet,
+};
+use nexus_proto::{Address, Hash32, KeyPair, Transaction, TxData};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+const ICX: u128 = 1_000_000_000_000_000_000;
+
+struct Validator {
+    _dir: tempfile::TempDir,
+    chain: Arc<Chain>,
+    admission: Admission,
+    core: Lft<Secp256k1Crypto>,
+    driver: Driver,
+    online: bool,
+}
+
+struct Net {
+    vals: Vec<Validator>,
+    addrs: Vec<Address>,
+    msgs: VecDeque<(usize, usize, Message)>,
+    timers: BTreeMap<(u64, u64), (usize, u64)>,
+    now: u64,
+    seq: u64,
+}
+
+impl Net {
+    fn new(keys: &[KeyPair], alice: &KeyPair) -> Self {
+        let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+        let genesis = Genesis {
+            nid: "0x3".into(),
+            channel: "public".into(),
+            timestamp: "0x1".into(),
+            accounts: vec![GenesisAccount {
+                name: "alice".into(),
+                address: alice.address().to_string(),
+                balance: format!("{:#x}", 1_000 * ICX),
+            }],
+            validators: addrs.iter().map(|a| a.to_string()).collect(),
+            treasury: Address::eoa([0xee; 20]).to_string(),
+            step_price: "0x2e90edd00".into(),
+            tokens: vec![],
+            message: String::new(),
+        }
+        .parse()
+        .expect("genesis");
+        let schedule = ValidatorSchedule::new(ValidatorSet {
+            members: addrs.clone(),
+        });
+        let vals = keys
+            .iter()
+            .map(|k| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let storage = Storage::open(dir.path(), &["public".to_string()]).expect("storage");
+                let chain =
+                    Arc::new(Chain::open(storage.channel("public"), &genesis).expect("chain"));
+                let pool = Arc::new(Mempool::new(10_000));
+                let head = chain.head();
+                let g = BlockRef {
+                    hash: head.hash(),
+                    parent: Hash32::ZERO,
+                    height: 0,
+                    round: 0,
+                };
+                let cfg = Config {
+                    nid: 3,
+                    channel: "public".into(),
+                    schedule: schedule.clone(),
+                    timeouts: Timeouts {
+                        round_ms: 500,
+                        growth_percent: 50,
+                        max_ms: 4_000,
+                    },
+                };
+                let core = Lft::new(
+                    cfg,
+                    Secp256k1Crypto(k.clone()),
+                    g,
+                    Qc {
+                        round: 0,
+                        height: 0,
+                        block: g.hash,
+                        votes: vec![],
+                    },
+                    SafetyState::default(),
+                );
+                Validator {
+                    _dir: dir,
+                    admission: Admission::new(chain.clone(), pool.clone(), 300_000),
+                    driver: Driver::new(chain.clone(), pool, 50),
+                    chain,
+                    core,
+                    online: true,
+                }
+            })
+            .collect();
+        Net {
+            vals,
+            addrs,
+            msgs: VecDeque::new(),
+            timers: BTreeMap::new(),
+            now: 0,
+            seq: 0,
+        }
+    }
+
+    fn route(&mut self, from: usize, acts: Vec<Action>) {
+        let v = &mut self.vals[from];
+        let acts = v.driver.drive(&mut v.core, acts, now_us()).expect("drive");
+        for a in acts {
+            match a {
+                Action::Broadcast(m) => {
+                    for to in 0..self.vals.len() {
+                        if to != from {
+                            self.msgs.push_back((from, to, m.clone()));
+                        }
+                    }
+                }
+                Action::Send { to, msg } => {
+                    if let Some(to) = self.addrs.iter().position(|a| *a == to) {
+                        self.msgs.push_back((from, to, msg));
+                    }
+                }
+                Action::SetTimer { round, after_ms } => {
+                    self.seq += 1;
+                    self.timers
+                        .insert((self.now + after_ms, self.seq), (from, round));
+                }
+                Action::Persist(_) => {}
+                other => panic!("the driver left {other:?} for the runtime"),
+            }
+        }
+    }
+
+    fn start(&mut self) {
+        for i in 0..self.vals.len() {
+            let acts = self.vals[i].core.start();
+            self.route(i, acts);
+        }
+    }
+
+    /// Delivers messages (dropping those to or from offline validators) and fires timers until
+    /// `done` holds or `max_ms` of virtual time pass.
+    fn run_until(&mut self, max_ms: u64, done: impl Fn(&Net) -> bool) -> bool {
+        let end = self.now + max_ms;
+        loop {
+            if done(self) {
+                return true;
+            }
+            if let Some((from, to, m)) = self.msgs.pop_front() {
+                if self.vals[from].online && self.vals[to].online {
+                    let from_addr = self.addrs[from];
+                    let acts = self.vals[to].core.on_message(from_addr, m);
+                    self.route(to, acts);
+                }
+                continue;
+            }
+            let Some((&(at, seq), &(node, round))) = self.timers.iter().next() else {
+                return false;
+            };
+            if at > end {
+                return false;
+            }
+            self.timers.remove(&(at, seq));
+            self.now = at;
+            if self.vals[node].online {
+                let acts = self.vals[node].core.on_timeout(round);
+                self.route(node, acts);
+            }
+        }
+    }
+}
+
+fn transfer(from: &KeyPair, to: Address, value: u128, nonce: u128) -> Value {
+    let t = Transaction {
+        from: from.address(),
+        to,
+        value,
+        step_limit: 100_000,
+        timestamp: now_us(),
+        nid: 3,
+        nonce: Some(nonce),
+        data: TxData::None,
+    };
+    Value::Object(t.sign(from).expect("sign").raw)
+}
+
+fn all_have(net: &Net, hashes: &[Hash32]) -> bool {
+    net.vals.iter().all(|v| {
+        hashes
+            .iter()
+            .all(|h| v.chain.has_transaction(h).unwrap_or(false))
+    })
+}
+
+fn check_agreement(net: &Net, hashes: &[Hash32], receivers: &[Address]) {
+    let heights: Vec<u64> = net
+        .vals
+        .iter()
+        .map(|v| v.chain.head().header.height)
+        .collect();
+    let h = *heights.iter().min().expect("validators");
+    for height in 1..=h {
+        let blocks: Vec<Hash32> = net
+            .vals
+            .iter()
+            .map(|v| {
+                v.chain
+                    .block_by_height(height)
+                    .expect("read")
+                    .expect("block")
+                    .hash()
+            })
+            .collect();
+        assert!(
+            blocks.windows(2).all(|w| w[0] == w[1]),
+            "validators disagree at height {height}: {blocks:?}"
+        );
+    }
+    // Each transaction is in exactly one block, with the same result everywhere.
+    let mut count: BTreeMap<Hash32, usize> = BTreeMap::new();
+    for height in 1..=h {
+        for th in net.vals[0]
+            .chain
+            .block_by_height(height)
+            .expect("read")
+            .expect("block")
+            .tx_hashes
+        {
+            *count.entry(th).or_default() += 1;
+        }
+    }
+    for th in hashes {
+        assert_eq!(
+            count.get(th),
+            Some(&1),
+            "{th} is final {:?} times",
+            count.get(th)
+        );
+        let r0 = net.vals[0]
+            .chain
+            .receipt(th)
+            .expect("read")
+            .expect("receipt");
+        for v in &net.vals[1..] {
+            assert_eq!(v.chain.receipt(th).expect("read").expect("receipt"), r0);
+        }
+    }
+    let v0 = &net.vals[0].chain;
+    let mut accounts = receivers.to_vec();
+    accounts.push(v0.treasury);
+    let total: u128 = accounts.iter().map(|a| v0.balance(a)).sum();
+    assert!(total <= v0.total_supply);
+}
+
+#[test]
+fn transactions_sent_to_any_validator_are_final_exactly_once_everywhere() {
+    let keys: Vec<KeyPair> = (0..4).map(|_| KeyPair::generate()).collect();
+    let alice = KeyPair::generate();
+    let mut net = Net::new(&keys, &alice);
+    net.start();
+    let receivers: Vec<Address> = (0..5u8).map(|i| Address::eoa([i + 1; 20])).collect();
+
+    // 40 transfers, each sent to one validator; every fifth also to a second one.
+    let mut hashes = Vec::new();
+    for n in 0..40u128 {
+        let tx = transfer(&alice, receivers[n as usize % 5], ICX + n, n);
+        let at = n as usize % 4;
+        let h = net.vals[at].admission.admit(tx.clone()).expect("admit");
+        if n % 5 == 0 {
+            assert_eq!(
+                net.vals[(at + 1) % 4]
+                    .admission
+                    .admit(tx)
+                    .expect("admit elsewhere"),
+                h
+            );
+        }
+        hashes.push(h);
+    }
+    assert!(
+        net.run_until(60_000, |n| all_have(n, &hashes)),
+        "not all transfers became final"
+    );
+    check_agreement(&net, &hashes, &receivers);
+    let roots: Vec<Hash32> = net.vals.iter().map(|v| v.chain.state_root()).collect();
+    let heights: Vec<u64> = net
+        .vals
+        .iter()
+        .map(|v| v.chain.head().header.height)
+        .collect();
+    if heights.windows(2).all(|w| w[0] == w[1]) {
+        assert!(
+            roots.windows(2).all(|w| w[0] == w[1]),
+            "state roots differ at one height: {roots:?}"
+        );
+    }
+
+    // One validator goes offline: the others keep finalizing; back online, it catches up.
+    net.vals[2].online = false;
+    let more: Vec<Hash32> = (40..50u128)
+        .map(|n| {
+            net.vals[n as usize % 2]
+                .admission
+                .admit(transfer(&alice, receivers[0], 1, n))
+                .expect("admit")
+        })
+        .collect();
+    assert!(
+        net.run_until(60_000, |n| n
+            .vals
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .all(|(_, v)| more
+                .iter()
+                .all(|h| v.chain.has_transaction(h).unwrap_or(false)))),
+        "three validators did not finalize without the fourth"
+    );
+    net.vals[2].online = true;
+    let last: Vec<Hash32> = (50..55u128)
+        .map(|n| {
+            net.vals[3]
+                .admission
+                .admit(transfer(&alice, receivers[1], 1, n))
+                .expect("admit")
+        })
+        .collect();
+    let mut everything = hashes.clone();
+    everything.extend(&more);
+    everything.extend(&last);
+    assert!(
+        net.run_until(120_000, |n| all_have(n, &everything)),
+        "the returning validator did not catch up"
+    );
+    check_agreement(&net, &everything, &receivers);
+}
