@@ -51,6 +51,7 @@
 //! runtime must write it durably before sending. After a crash the core restarts from it and
 //! never votes twice in a round.
 
+pub mod codec;
 mod crypto;
 mod machine;
 mod types;

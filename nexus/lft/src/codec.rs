@@ -1,0 +1,420 @@
+//! Wire encoding of consensus messages: `RLP[kind, body]`, every length and count bounded.
+//!
+//! | kind | body |
+//! |---|---|
+//! | 1 | proposal `[block, payload, justify, [tc?], proposer, signature]` |
+//! | 2 | vote `[round, height, block, voter, signature]` |
+//! | 3 | nil `[round, height, high_qc, voter, signature]` |
+//! | 4 | timeout certificate `[round, height, [[voter, height, high_qc_round, signature]...]]` |
+//! | 5 | block request `[hash]` |
+//! | 6 | block response: a proposal body |
+//!
+//! A block is `[hash, parent, height, round]`; a QC `[round, height, block, [[voter, signature]...]]`.
+
+use crate::types::{BlockRef, Message, Nil, Proposal, Qc, Tc, Vote};
+use alloy_rlp::{Bytes, Decodable, Encodable, RlpDecodable, RlpEncodable};
+use nexus_proto::{Hash32, ProtoError};
+
+/// Largest encoded message (a proposal carries a whole block).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Most signatures in one certificate.
+pub const MAX_SIGNATURES: usize = 1024;
+/// Longest signature.
+pub const MAX_SIGNATURE_BYTES: usize = 128;
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireBlock {
+    hash: Hash32,
+    parent: Hash32,
+    height: u64,
+    round: u64,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireSig {
+    voter: u32,
+    signature: Bytes,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireQc {
+    round: u64,
+    height: u64,
+    block: Hash32,
+    votes: Vec<WireSig>,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireNilSig {
+    voter: u32,
+    height: u64,
+    high_qc_round: u64,
+    signature: Bytes,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireTc {
+    round: u64,
+    height: u64,
+    nils: Vec<WireNilSig>,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireProposal {
+    block: WireBlock,
+    payload: Bytes,
+    justify: WireQc,
+    tc: Vec<WireTc>,
+    proposer: u32,
+    signature: Bytes,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireVote {
+    round: u64,
+    height: u64,
+    block: Hash32,
+    voter: u32,
+    signature: Bytes,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireNil {
+    round: u64,
+    height: u64,
+    high_qc: WireQc,
+    voter: u32,
+    signature: Bytes,
+}
+
+fn block_to(b: &BlockRef) -> WireBlock {
+    WireBlock {
+        hash: b.hash,
+        parent: b.parent,
+        height: b.height,
+        round: b.round,
+    }
+}
+
+fn block_from(w: WireBlock) -> BlockRef {
+    BlockRef {
+        hash: w.hash,
+        parent: w.parent,
+        height: w.height,
+        round: w.round,
+    }
+}
+
+fn sig(b: Bytes) -> Result<Vec<u8>, ProtoError> {
+    if b.len() > MAX_SIGNATURE_BYTES {
+        return Err(ProtoError::TooLarge {
+            what: "signature",
+            size: b.len(),
+            limit: MAX_SIGNATURE_BYTES,
+        });
+    }
+    Ok(b.to_vec())
+}
+
+fn count(what: &'static str, n: usize) -> Result<(), ProtoError> {
+    if n > MAX_SIGNATURES {
+        return Err(ProtoError::TooLarge {
+            what,
+            size: n,
+            limit: MAX_SIGNATURES,
+        });
+    }
+    Ok(())
+}
+
+fn qc_to(q: &Qc) -> WireQc {
+    WireQc {
+        round: q.round,
+        height: q.height,
+        block: q.block,
+        votes: q
+            .votes
+            .iter()
+            .map(|(i, s)| WireSig {
+                voter: *i,
+                signature: s.clone().into(),
+            })
+            .collect(),
+    }
+}
+
+fn qc_from(w: WireQc) -> Result<Qc, ProtoError> {
+    count("QC votes", w.votes.len())?;
+    Ok(Qc {
+        round: w.round,
+        height: w.height,
+        block: w.block,
+        votes: w
+            .votes
+            .into_iter()
+            .map(|v| Ok((v.voter, sig(v.signature)?)))
+            .collect::<Result<_, ProtoError>>()?,
+    })
+}
+
+fn tc_to(t: &Tc) -> WireTc {
+    WireTc {
+        round: t.round,
+        height: t.height,
+        nils: t
+            .nils
+            .iter()
+            .map(|(i, h, r, s)| WireNilSig {
+                voter: *i,
+                height: *h,
+                high_qc_round: *r,
+                signature: s.clone().into(),
+            })
+            .collect(),
+    }
+}
+
+fn tc_from(w: WireTc) -> Result<Tc, ProtoError> {
+    count("TC nil votes", w.nils.len())?;
+    Ok(Tc {
+        round: w.round,
+        height: w.height,
+        nils: w
+            .nils
+            .into_iter()
+            .map(|n| Ok((n.voter, n.height, n.high_qc_round, sig(n.signature)?)))
+            .collect::<Result<_, ProtoError>>()?,
+    })
+}
+
+fn proposal_to(p: &Proposal) -> WireProposal {
+    WireProposal {
+        block: block_to(&p.block),
+        payload: p.payload.clone().into(),
+        justify: qc_to(&p.justify),
+        tc: p.tc.iter().map(tc_to).collect(),
+        proposer: p.proposer,
+        signature: p.signature.clone().into(),
+    }
+}
+
+fn proposal_from(w: WireProposal) -> Result<Proposal, ProtoError> {
+    if w.tc.len() > 1 {
+        return Err(ProtoError::invalid(
+            "proposal",
+            "at most one timeout certificate",
+            w.tc.len().to_string(),
+        ));
+    }
+    Ok(Proposal {
+        block: block_from(w.block),
+        payload: w.payload.to_vec(),
+        justify: qc_from(w.justify)?,
+        tc: w.tc.into_iter().next().map(tc_from).transpose()?,
+        proposer: w.proposer,
+        signature: sig(w.signature)?,
+    })
+}
+
+fn frame(kind: u8, body: &dyn Encodable) -> Vec<u8> {
+    let payload_length = kind.length() + body.length();
+    let mut out = Vec::with_capacity(payload_length + 8);
+    alloy_rlp::Header {
+        list: true,
+        payload_length,
+    }
+    .encode(&mut out);
+    kind.encode(&mut out);
+    body.encode(&mut out);
+    out
+}
+
+/// Encodes a message.
+pub fn encode(m: &Message) -> Vec<u8> {
+    match m {
+        Message::Proposal(p) => frame(1, &proposal_to(p)),
+        Message::Vote(v) => frame(
+            2,
+            &WireVote {
+                round: v.round,
+                height: v.height,
+                block: v.block,
+                voter: v.voter,
+                signature: v.signature.clone().into(),
+            },
+        ),
+        Message::Nil(n) => frame(
+            3,
+            &WireNil {
+                round: n.round,
+                height: n.height,
+                high_qc: qc_to(&n.high_qc),
+                voter: n.voter,
+                signature: n.signature.clone().into(),
+            },
+        ),
+        Message::Timeout(t) => frame(4, &tc_to(t)),
+        Message::BlockRequest(h) => frame(5, h),
+        Message::BlockResponse(p) => frame(6, &proposal_to(p)),
+    }
+}
+
+fn rlp<T: Decodable>(buf: &mut &[u8]) -> Result<T, ProtoError> {
+    T::decode(buf).map_err(|e| ProtoError::Rlp {
+        what: "consensus message",
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes a message, bounding every size and count.
+pub fn decode(bytes: &[u8]) -> Result<Message, ProtoError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtoError::TooLarge {
+            what: "consensus message",
+            size: bytes.len(),
+            limit: MAX_MESSAGE_BYTES,
+        });
+    }
+    let mut buf = bytes;
+    let h = alloy_rlp::Header::decode(&mut buf).map_err(|e| ProtoError::Rlp {
+        what: "consensus message",
+        reason: e.to_string(),
+    })?;
+    if !h.list || h.payload_length != buf.len() {
+        return Err(ProtoError::Rlp {
+            what: "consensus message",
+            reason: "expected one list spanning the message".into(),
+        });
+    }
+    let kind: u8 = rlp(&mut buf)?;
+    let m = match kind {
+        1 => Message::Proposal(proposal_from(rlp(&mut buf)?)?),
+        2 => {
+            let v: WireVote = rlp(&mut buf)?;
+            Message::Vote(Vote {
+                round: v.round,
+                height: v.height,
+                block: v.block,
+                voter: v.voter,
+                signature: sig(v.signature)?,
+            })
+        }
+        3 => {
+            let n: WireNil = rlp(&mut buf)?;
+            Message::Nil(Nil {
+                round: n.round,
+                height: n.height,
+                high_qc: qc_from(n.high_qc)?,
+                voter: n.voter,
+                signature: sig(n.signature)?,
+            })
+        }
+        4 => Message::Timeout(tc_from(rlp(&mut buf)?)?),
+        5 => Message::BlockRequest(rlp(&mut buf)?),
+        6 => Message::BlockResponse(proposal_from(rlp(&mut buf)?)?),
+        other => {
+            return Err(ProtoError::invalid(
+                "consensus message kind",
+                "1..=6",
+                other.to_string(),
+            ))
+        }
+    };
+    if !buf.is_empty() {
+        return Err(ProtoError::Rlp {
+            what: "consensus message",
+            reason: format!("{} trailing bytes", buf.len()),
+        });
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qc() -> Qc {
+        Qc {
+            round: 4,
+            height: 3,
+            block: Hash32([3; 32]),
+            votes: vec![(0, vec![1; 65]), (2, vec![2; 65])],
+        }
+    }
+
+    fn samples() -> Vec<Message> {
+        let tc = Tc {
+            round: 5,
+            height: 4,
+            nils: vec![(1, 4, 4, vec![5; 65]), (3, 3, 2, vec![6; 65])],
+        };
+        let p = Proposal {
+            block: BlockRef {
+                hash: Hash32([7; 32]),
+                parent: Hash32([3; 32]),
+                height: 4,
+                round: 6,
+            },
+            payload: b"block bytes".to_vec(),
+            justify: qc(),
+            tc: Some(tc.clone()),
+            proposer: 2,
+            signature: vec![8; 65],
+        };
+        vec![
+            Message::Proposal(p.clone()),
+            Message::Vote(Vote {
+                round: 6,
+                height: 4,
+                block: Hash32([7; 32]),
+                voter: 1,
+                signature: vec![9; 65],
+            }),
+            Message::Nil(Nil {
+                round: 6,
+                height: 4,
+                high_qc: qc(),
+                voter: 3,
+                signature: vec![4; 65],
+            }),
+            Message::Timeout(tc),
+            Message::BlockRequest(Hash32([1; 32])),
+            Message::BlockResponse(Proposal { tc: None, ..p }),
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_garbage_is_refused() {
+        for m in samples() {
+            let enc = encode(&m);
+            assert_eq!(decode(&enc).unwrap(), m);
+            assert!(decode(&enc[..enc.len() - 1]).is_err());
+            let mut longer = enc.clone();
+            longer.push(0);
+            assert!(decode(&longer).is_err());
+        }
+        assert!(decode(&[]).is_err());
+        assert!(decode(&[0xc2, 0x07, 0x80]).is_err(), "unknown kind");
+    }
+
+    #[test]
+    fn mutated_messages_never_panic() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let seeds: Vec<Vec<u8>> = samples().iter().map(encode).collect();
+        for i in 0..20_000usize {
+            let mut b = seeds[i % seeds.len()].clone();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let pos = (x as usize) % b.len();
+            match i % 3 {
+                0 => b[pos] ^= 1 << (x % 8),
+                1 => b.truncate(pos),
+                _ => b[pos] = (x >> 8) as u8,
+            }
+            if let Ok(m) = decode(&b) {
+                assert_eq!(decode(&encode(&m)).unwrap(), m);
+            }
+        }
+    }
+}
