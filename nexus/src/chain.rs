@@ -689,6 +689,18 @@ impl Chain {
         Ok(self.block_by_height(height + 1)?.map(|b| b.prev_votes))
     }
 
+    /// Stores consensus bookkeeping (the LFT safety state) durably, before a vote is sent.
+    pub fn save_consensus_state(&self, bytes: &[u8]) -> Result<(), NodeError> {
+        let mut b = self.store.batch();
+        b.put(Kind::Meta, b"consensus", bytes);
+        b.commit()
+    }
+
+    /// The consensus bookkeeping stored last, if any.
+    pub fn consensus_state(&self) -> Result<Option<Vec<u8>>, NodeError> {
+        self.store.get(Kind::Meta, b"consensus")
+    }
+
     /// The genesis file as stored.
     pub fn genesis_json(&self) -> Result<Value, NodeError> {
         let b = self

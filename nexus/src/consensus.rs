@@ -76,7 +76,10 @@ impl Driver {
                     }
                 }
                 Action::CheckBlock(p) => {
-                    let ok = match self.check(&p.block, &p.payload, &p.justify) {
+                    let checked = self
+                        .ensure_executed(core, &p.block.parent)
+                        .and_then(|()| self.check(&p.block, &p.payload, &p.justify));
+                    let ok = match checked {
                         Ok(()) => true,
                         Err(reason) => {
                             tracing::warn!(block = %p.block.hash, round = p.block.round, %reason, "refusing a proposal");
@@ -92,6 +95,24 @@ impl Driver {
         Ok(out)
     }
 
+    /// Executes the ancestors of `hash` that consensus knows but the chain has not executed
+    /// (blocks learned through block sync, or pending blocks lost in a restart).
+    fn ensure_executed<C: Crypto>(&mut self, core: &Lft<C>, hash: &Hash32) -> Result<(), String> {
+        let mut missing = Vec::new();
+        let mut cur = *hash;
+        while cur != self.chain.head().hash() && !self.executed.contains_key(&cur) {
+            let p = core
+                .proposal(&cur)
+                .ok_or_else(|| format!("ancestor {cur} is unknown"))?;
+            missing.push((p.block, p.payload.clone(), p.justify.clone()));
+            cur = p.block.parent;
+        }
+        for (block, payload, justify) in missing.into_iter().rev() {
+            self.check(&block, &payload, &justify)?;
+        }
+        Ok(())
+    }
+
     fn build<C: Crypto>(
         &mut self,
         core: &Lft<C>,
@@ -99,6 +120,10 @@ impl Driver {
         parent: BlockRef,
         now_us: u64,
     ) -> Option<(BlockRef, Vec<u8>)> {
+        if let Err(e) = self.ensure_executed(core, &parent.hash) {
+            tracing::warn!(%e, "cannot build on the candidate yet");
+            return None;
+        }
         let justify = core.high_qc().clone();
         let candidates = self.pool.peek(self.max_txs * 2 + 64);
         let leader = core.address();

@@ -6,7 +6,7 @@
 use nexus::admission::{now_us, Admission};
 use nexus::chain::Chain;
 use nexus::consensus::Driver;
-use nexus::genesis::{Genesis, GenesisAccount};
+use nexus::genesis::{Genesis, GenesisAccount, ParsedGenesis};
 use nexus::mempool::Mempool;
 use nexus::storage::Storage;
 use nexus_lft::{
@@ -21,7 +21,6 @@ use std::sync::Arc;
 const ICX: u128 = 1_000_000_000_000_000_000;
 
 struct Validator {
-    _dir: tempfile::TempDir,
     chain: Arc<Chain>,
     admission: Admission,
     core: Lft<Secp256k1Crypto>,
@@ -30,12 +29,71 @@ struct Validator {
 }
 
 struct Net {
+    dirs: Vec<tempfile::TempDir>,
+    keys: Vec<KeyPair>,
+    genesis: ParsedGenesis,
+    schedule: ValidatorSchedule,
     vals: Vec<Validator>,
     addrs: Vec<Address>,
     msgs: VecDeque<(usize, usize, Message)>,
     timers: BTreeMap<(u64, u64), (usize, u64)>,
     now: u64,
     seq: u64,
+}
+
+/// Opens a validator's chain and resumes its consensus state from disk (or genesis).
+fn open_validator(
+    dir: &std::path::Path,
+    key: &KeyPair,
+    genesis: &ParsedGenesis,
+    schedule: &ValidatorSchedule,
+) -> Validator {
+    let storage = Storage::open(dir, &["public".to_string()]).expect("storage");
+    let chain = Arc::new(Chain::open(storage.channel("public"), genesis).expect("chain"));
+    let pool = Arc::new(Mempool::new(10_000));
+    let head = chain.head();
+    let votes = chain
+        .votes_for(head.header.height)
+        .expect("votes")
+        .unwrap_or_default();
+    let committed = BlockRef {
+        hash: head.hash(),
+        parent: head.header.prev_hash,
+        height: head.header.height,
+        round: votes.round,
+    };
+    let qc = Qc {
+        round: votes.round,
+        height: head.header.height,
+        block: head.hash(),
+        votes: votes
+            .items
+            .iter()
+            .map(|v| (v.validator_index, v.signature.to_vec()))
+            .collect(),
+    };
+    let safety = match chain.consensus_state().expect("read") {
+        Some(b) => nexus_lft::codec::decode_safety(&b).expect("safety state"),
+        None => SafetyState::default(),
+    };
+    let cfg = Config {
+        nid: 3,
+        channel: "public".into(),
+        schedule: schedule.clone(),
+        timeouts: Timeouts {
+            round_ms: 500,
+            growth_percent: 50,
+            max_ms: 4_000,
+        },
+    };
+    let core = Lft::new(cfg, Secp256k1Crypto(key.clone()), committed, qc, safety);
+    Validator {
+        admission: Admission::new(chain.clone(), pool.clone(), 300_000),
+        driver: Driver::new(chain.clone(), pool, 50),
+        chain,
+        core,
+        online: true,
+    }
 }
 
 impl Net {
@@ -61,54 +119,20 @@ impl Net {
         let schedule = ValidatorSchedule::new(ValidatorSet {
             members: addrs.clone(),
         });
+        let dirs: Vec<tempfile::TempDir> = keys
+            .iter()
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
         let vals = keys
             .iter()
-            .map(|k| {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let storage = Storage::open(dir.path(), &["public".to_string()]).expect("storage");
-                let chain =
-                    Arc::new(Chain::open(storage.channel("public"), &genesis).expect("chain"));
-                let pool = Arc::new(Mempool::new(10_000));
-                let head = chain.head();
-                let g = BlockRef {
-                    hash: head.hash(),
-                    parent: Hash32::ZERO,
-                    height: 0,
-                    round: 0,
-                };
-                let cfg = Config {
-                    nid: 3,
-                    channel: "public".into(),
-                    schedule: schedule.clone(),
-                    timeouts: Timeouts {
-                        round_ms: 500,
-                        growth_percent: 50,
-                        max_ms: 4_000,
-                    },
-                };
-                let core = Lft::new(
-                    cfg,
-                    Secp256k1Crypto(k.clone()),
-                    g,
-                    Qc {
-                        round: 0,
-                        height: 0,
-                        block: g.hash,
-                        votes: vec![],
-                    },
-                    SafetyState::default(),
-                );
-                Validator {
-                    _dir: dir,
-                    admission: Admission::new(chain.clone(), pool.clone(), 300_000),
-                    driver: Driver::new(chain.clone(), pool, 50),
-                    chain,
-                    core,
-                    online: true,
-                }
-            })
+            .zip(&dirs)
+            .map(|(k, d)| open_validator(d.path(), k, &genesis, &schedule))
             .collect();
         Net {
+            dirs,
+            keys: keys.to_vec(),
+            genesis,
+            schedule,
             vals,
             addrs,
             msgs: VecDeque::new(),
@@ -116,6 +140,20 @@ impl Net {
             now: 0,
             seq: 0,
         }
+    }
+
+    /// Crashes validator `i` (nothing is shut down cleanly) and starts it again from its disk.
+    fn restart(&mut self, i: usize) {
+        drop(self.vals.remove(i));
+        let v = open_validator(
+            self.dirs[i].path(),
+            &self.keys[i],
+            &self.genesis,
+            &self.schedule,
+        );
+        self.vals.insert(i, v);
+        let acts = self.vals[i].core.start();
+        self.route(i, acts);
     }
 
     fn route(&mut self, from: usize, acts: Vec<Action>) {
@@ -140,7 +178,12 @@ impl Net {
                     self.timers
                         .insert((self.now + after_ms, self.seq), (from, round));
                 }
-                Action::Persist(_) => {}
+                Action::Persist(state) => {
+                    self.vals[from]
+                        .chain
+                        .save_consensus_state(&nexus_lft::codec::encode_safety(&state))
+                        .expect("persist");
+                }
                 other => panic!("the driver left {other:?} for the runtime"),
             }
         }
@@ -346,6 +389,35 @@ fn transactions_sent_to_any_validator_are_final_exactly_once_everywhere() {
     assert!(
         net.run_until(120_000, |n| all_have(n, &everything)),
         "the returning validator did not catch up"
+    );
+    check_agreement(&net, &everything, &receivers);
+
+    // A validator crashes and restarts from disk (its safety state and chain); all go on.
+    net.restart(1);
+    let after: Vec<Hash32> = (55..65u128)
+        .map(|n| {
+            net.vals[n as usize % 4]
+                .admission
+                .admit(transfer(&alice, receivers[2], 1, n))
+                .expect("admit")
+        })
+        .collect();
+    everything.extend(&after);
+    let ok = net.run_until(120_000, |n| all_have(n, &everything));
+    let state: Vec<(u64, u64, u64)> = net
+        .vals
+        .iter()
+        .map(|v| {
+            (
+                v.chain.head().header.height,
+                v.core.round(),
+                v.core.committed().height,
+            )
+        })
+        .collect();
+    assert!(
+        ok,
+        "no progress after a restart: (height, round, final) per validator {state:?}"
     );
     check_agreement(&net, &everything, &receivers);
 }

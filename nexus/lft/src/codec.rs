@@ -329,6 +329,39 @@ pub fn decode(bytes: &[u8]) -> Result<Message, ProtoError> {
     Ok(m)
 }
 
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireSafety {
+    last_voted_round: u64,
+    high_qc: Vec<WireQc>,
+    last_tc: Vec<WireTc>,
+}
+
+/// Encodes the safety state for the runtime to store before it sends a vote.
+pub fn encode_safety(s: &crate::SafetyState) -> Vec<u8> {
+    alloy_rlp::encode(WireSafety {
+        last_voted_round: s.last_voted_round,
+        high_qc: s.high_qc.iter().map(qc_to).collect(),
+        last_tc: s.last_tc.iter().map(tc_to).collect(),
+    })
+}
+
+/// Decodes a stored safety state.
+pub fn decode_safety(bytes: &[u8]) -> Result<crate::SafetyState, ProtoError> {
+    let mut buf = bytes;
+    let w: WireSafety = rlp(&mut buf)?;
+    if !buf.is_empty() || w.high_qc.len() > 1 || w.last_tc.len() > 1 {
+        return Err(ProtoError::Rlp {
+            what: "safety state",
+            reason: "malformed".into(),
+        });
+    }
+    Ok(crate::SafetyState {
+        last_voted_round: w.last_voted_round,
+        high_qc: w.high_qc.into_iter().next().map(qc_from).transpose()?,
+        last_tc: w.last_tc.into_iter().next().map(tc_from).transpose()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +428,21 @@ mod tests {
         }
         assert!(decode(&[]).is_err());
         assert!(decode(&[0xc2, 0x07, 0x80]).is_err(), "unknown kind");
+    }
+
+    #[test]
+    fn safety_state_round_trips() {
+        let s = crate::SafetyState {
+            last_voted_round: 9,
+            high_qc: Some(qc()),
+            last_tc: None,
+        };
+        assert_eq!(decode_safety(&encode_safety(&s)).unwrap(), s);
+        assert_eq!(
+            decode_safety(&encode_safety(&crate::SafetyState::default())).unwrap(),
+            crate::SafetyState::default()
+        );
+        assert!(decode_safety(&[0xc0]).is_err());
     }
 
     #[test]

@@ -206,6 +206,11 @@ impl<C: Crypto> Lft<C> {
         self.crypto.address()
     }
 
+    /// A proposal this core holds (received, built or fetched by block sync).
+    pub fn proposal(&self, hash: &Hash32) -> Option<&Proposal> {
+        self.blocks.get(hash)
+    }
+
     /// The current round.
     pub fn round(&self) -> u64 {
         self.round
