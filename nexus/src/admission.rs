@@ -27,6 +27,7 @@ pub struct Admission {
     chain: Arc<Chain>,
     pool: Arc<Mempool>,
     window_us: u64,
+    gossip: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 /// Microseconds since the epoch by the node's clock.
@@ -58,6 +59,7 @@ impl Admission {
             chain,
             pool,
             window_us: window_ms * 1000,
+            gossip: std::sync::OnceLock::new(),
         }
     }
 
@@ -103,8 +105,23 @@ impl Admission {
         Ok(st)
     }
 
+    /// Sends every transaction admitted from now on (by [`Admission::admit`]) to `tx`, for
+    /// gossip to the other validators.
+    pub fn set_gossip(&self, tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) {
+        let _ = self.gossip.set(tx);
+    }
+
     /// Checks a transaction and adds it to the pool; returns its hash.
     pub fn admit(&self, params: Value) -> Result<Hash32, IconError> {
+        self.admit_inner(params, true)
+    }
+
+    /// Admits a transaction gossiped by a peer (not gossiped again).
+    pub fn admit_from_peer(&self, params: Value) -> Result<Hash32, IconError> {
+        self.admit_inner(params, false)
+    }
+
+    fn admit_inner(&self, params: Value, gossip: bool) -> Result<Hash32, IconError> {
         let st = self.check(params)?;
         let hash = st.hash;
         let duplicate = || {
@@ -131,8 +148,18 @@ impl Admission {
                 ),
             ));
         }
+        let bytes = if gossip && self.gossip.get().is_some() {
+            Some(st.to_json_bytes())
+        } else {
+            None
+        };
         match self.pool.add(Arc::new(st)) {
-            Ok(()) => Ok(hash),
+            Ok(()) => {
+                if let (Some(g), Some(b)) = (self.gossip.get(), bytes) {
+                    let _ = g.send(b);
+                }
+                Ok(hash)
+            }
             Err(PoolRefusal::Duplicate) => Err(duplicate()),
             Err(PoolRefusal::Full(n)) => Err(IconError::new(
                 code::POOL_OVERFLOW,

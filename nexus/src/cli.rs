@@ -50,9 +50,15 @@ enum Cmd {
         /// Folder of the network.
         #[arg(long, default_value = ".devnet")]
         dir: PathBuf,
-        /// JSON-RPC listen address.
+        /// JSON-RPC listen address (of the first validator; the others take the next ports).
         #[arg(long, default_value = "127.0.0.1:9080")]
         rpc: SocketAddr,
+        /// Validators, each a separate process (1 runs a single node in this process).
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// First libp2p port (validator i listens on this + i).
+        #[arg(long, default_value_t = 9180)]
+        p2p_port: u16,
     },
     /// Keystores, balances, transfers and SCORE calls over JSON-RPC.
     Wallet {
@@ -202,9 +208,19 @@ async fn run(cli: Cli) -> Result<()> {
             init_logs(&cfg.log);
             crate::node::start(&cfg).await?.run_until_signal().await?;
         }
-        Cmd::Devnet { dir, rpc } => {
+        Cmd::Devnet {
+            dir,
+            rpc,
+            validators,
+            p2p_port,
+        } => {
             init_logs("warn");
-            devnet::run(&dir, rpc).await?;
+            anyhow::ensure!(validators >= 1, "--validators must be at least 1");
+            if validators == 1 {
+                devnet::run(&dir, rpc).await?;
+            } else {
+                devnet::run_network(&dir, validators, rpc, p2p_port).await?;
+            }
         }
         Cmd::Bench {
             txs,

@@ -24,8 +24,56 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Block production.
     pub block: BlockConfig,
+    /// Peer-to-peer networking (used when the channel has more than one validator).
+    pub p2p: P2pConfig,
+    /// LFT round timers (used when the channel has more than one validator).
+    pub consensus: ConsensusConfig,
     /// Log filter (`info`, `nexus=debug`, ...); `RUST_LOG` overrides it.
     pub log: String,
+}
+
+/// Peer-to-peer settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// libp2p listen address.
+    pub listen: String,
+    /// The channel's other validators (and readers): `/ip4/<ip>/tcp/<port>/p2p/<peer id>`.
+    pub peers: Vec<String>,
+    /// This node's ed25519 identity (created on first start).
+    pub key_file: PathBuf,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: "/ip4/127.0.0.1/tcp/9180".into(),
+            peers: vec![],
+            key_file: PathBuf::from("p2p.key"),
+        }
+    }
+}
+
+/// LFT timers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    /// First timeout of a round, in ms (must exceed `block.empty_block_interval_ms`).
+    pub round_timeout_ms: u64,
+    /// Growth per consecutive failed round, in percent.
+    pub timeout_growth_percent: u64,
+    /// Longest round timeout, in ms.
+    pub max_timeout_ms: u64,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            round_timeout_ms: 3_000,
+            timeout_growth_percent: 50,
+            max_timeout_ms: 30_000,
+        }
+    }
 }
 
 /// JSON-RPC server settings.
@@ -74,6 +122,8 @@ impl Default for NodeConfig {
             rpc: RpcConfig::default(),
             mempool: MempoolConfig::default(),
             block: BlockConfig::default(),
+            p2p: P2pConfig::default(),
+            consensus: ConsensusConfig::default(),
             log: "info".into(),
         }
     }
@@ -122,6 +172,7 @@ impl NodeConfig {
             &mut cfg.genesis,
             &mut cfg.keystore,
             &mut cfg.keystore_password_file,
+            &mut cfg.p2p.key_file,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -157,6 +208,15 @@ impl NodeConfig {
         }
         if self.block.empty_block_interval_ms < 10 {
             return bad("block.empty_block_interval_ms", "must be at least 10");
+        }
+        if self.consensus.round_timeout_ms <= self.block.empty_block_interval_ms {
+            return bad("consensus.round_timeout_ms", "must exceed block.empty_block_interval_ms (a leader waits that long for transactions)");
+        }
+        if self.consensus.max_timeout_ms < self.consensus.round_timeout_ms {
+            return bad(
+                "consensus.max_timeout_ms",
+                "must be at least consensus.round_timeout_ms",
+            );
         }
         Ok(())
     }

@@ -18,7 +18,9 @@ use crate::chain::{Chain, Proposal};
 use crate::error::NodeError;
 use crate::mempool::Mempool;
 use nexus_lft::{Action, BlockRef, Crypto, Lft, Qc};
+use nexus_lft::{Config, SafetyState, Secp256k1Crypto};
 use nexus_proto::block::{decode_payload, encode_payload, VoteItem, VoteSet};
+use nexus_proto::KeyPair;
 use nexus_proto::{Hash32, SignedTransaction};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,12 +41,49 @@ pub fn votes_of(qc: &Qc) -> VoteSet {
     }
 }
 
+/// An LFT core for `chain`, resumed from what is on disk: the last final block with the votes
+/// that made it final, and the safety state written before the last vote (genesis and a blank
+/// state on first start).
+pub fn resume_core(
+    chain: &Chain,
+    key: KeyPair,
+    cfg: Config,
+) -> Result<Lft<Secp256k1Crypto>, NodeError> {
+    let head = chain.head();
+    let votes = chain.votes_for(head.header.height)?.unwrap_or_default();
+    let committed = BlockRef {
+        hash: head.hash(),
+        parent: head.header.prev_hash,
+        height: head.header.height,
+        round: votes.round,
+    };
+    let qc = Qc {
+        round: votes.round,
+        height: head.header.height,
+        block: head.hash(),
+        votes: votes
+            .items
+            .iter()
+            .map(|v| (v.validator_index, v.signature.to_vec()))
+            .collect(),
+    };
+    let safety = match chain.consensus_state()? {
+        Some(b) => nexus_lft::codec::decode_safety(&b).map_err(|e| NodeError::Corrupt {
+            what: "consensus state",
+            reason: e.to_string(),
+        })?,
+        None => SafetyState::default(),
+    };
+    Ok(Lft::new(cfg, Secp256k1Crypto(key), committed, qc, safety))
+}
+
 /// Connects one LFT core to one chain.
 pub struct Driver {
     chain: Arc<Chain>,
     pool: Arc<Mempool>,
     max_txs: usize,
     executed: HashMap<Hash32, Proposal>,
+    committed_txs: u64,
 }
 
 impl Driver {
@@ -55,7 +94,28 @@ impl Driver {
             pool,
             max_txs,
             executed: HashMap::new(),
+            committed_txs: 0,
         }
+    }
+
+    /// True when the executed, not yet final block `hash` holds transactions (its child should
+    /// then be proposed at once, to make them final).
+    pub fn carries_txs(&self, hash: &Hash32) -> bool {
+        self.executed.get(hash).is_some_and(|p| !p.txs.is_empty())
+    }
+
+    /// The timestamp of an executed block (pending or the head).
+    pub fn block_time(&self, hash: &Hash32) -> Option<u64> {
+        let head = self.chain.head();
+        if head.hash() == *hash {
+            return Some(head.header.timestamp);
+        }
+        self.executed.get(hash).map(|p| p.block.header.timestamp)
+    }
+
+    /// Transactions committed through this driver so far.
+    pub fn committed_txs(&self) -> u64 {
+        self.committed_txs
     }
 
     /// Performs the application's share of `actions` (feeding replies to `core`) and returns
@@ -212,6 +272,7 @@ impl Driver {
         };
         let hashes = p.block.tx_hashes.clone();
         self.chain.commit(p, &votes_of(qc))?;
+        self.committed_txs += hashes.len() as u64;
         self.pool.remove(&hashes);
         let h = block.height;
         self.executed.retain(|_, p| p.block.header.height > h);

@@ -197,3 +197,226 @@ pub async fn run(dir: &Path, listen: SocketAddr) -> Result<(), NodeError> {
     println!("Stop with Ctrl-C; start again with the same command to continue the chain.");
     node.run_until_signal().await
 }
+
+/// One validator of a multi-validator network folder.
+#[derive(Debug, Clone)]
+pub struct ValidatorNode {
+    /// Its config file.
+    pub config: PathBuf,
+    /// JSON-RPC address.
+    pub rpc: SocketAddr,
+    /// libp2p address with peer id.
+    pub p2p: String,
+}
+
+/// What `init_network` made.
+#[derive(Debug, Clone)]
+pub struct NetworkOutput {
+    /// The validators.
+    pub nodes: Vec<ValidatorNode>,
+    /// The funded account.
+    pub funded: Address,
+    /// Its keystore.
+    pub funded_keystore: PathBuf,
+    /// Its password.
+    pub funded_password: String,
+    /// The IRC-2 token SCORE.
+    pub token: Address,
+}
+
+/// Makes a folder for `n` validators on this machine: `genesis.json` and `keystore/` (funded
+/// account, treasury) shared, and `node<i>/` with each validator's config, keystore and p2p
+/// identity. RPC ports are `rpc_port + i`, p2p ports `p2p_port + i`, all on 127.0.0.1.
+pub fn init_network(
+    dir: &Path,
+    n: usize,
+    opts: &InitOptions,
+    p2p_port: u16,
+) -> Result<NetworkOutput, NodeError> {
+    check_channel_name(&opts.channel)?;
+    if n < 2 {
+        return Err(NodeError::Config(
+            "a network needs at least 2 validators; use init for one".into(),
+        ));
+    }
+    if dir.join("genesis.json").exists() {
+        return Err(NodeError::Config(format!(
+            "{} already holds a network; pick another folder",
+            dir.display()
+        )));
+    }
+    let keys = dir.join("keystore");
+    std::fs::create_dir_all(&keys)?;
+    let (funded, funded_keystore, funded_password) = write_key(&keys, "god")?;
+    let (treasury, _, _) = write_key(&keys, "treasury")?;
+    let mut validators = Vec::new();
+    let mut p2p_addrs = Vec::new();
+    for i in 0..n {
+        let node_dir = dir.join(format!("node{i}"));
+        let (v, _, _) = write_key(&node_dir.join("keystore"), "validator")?;
+        let id = crate::p2p::load_or_create_identity(&node_dir.join("p2p.key"))?;
+        validators.push(v.address());
+        p2p_addrs.push(format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+            p2p_port as usize + i,
+            id.public().to_peer_id()
+        ));
+    }
+    let token = token_address("NXT");
+    let genesis = Genesis {
+        nid: format_int(opts.nid),
+        channel: opts.channel.clone(),
+        timestamp: format_int(now_us()),
+        accounts: vec![
+            GenesisAccount {
+                name: "god".into(),
+                address: funded.address().to_string(),
+                balance: format_int(opts.funded_icx * ICX),
+            },
+            GenesisAccount {
+                name: "treasury".into(),
+                address: treasury.address().to_string(),
+                balance: "0x0".into(),
+            },
+        ],
+        validators: validators.iter().map(|a| a.to_string()).collect(),
+        treasury: treasury.address().to_string(),
+        step_price: format_int(12_500_000_000u64),
+        tokens: vec![GenesisToken {
+            address: token.to_string(),
+            name: "Nexus Test Token".into(),
+            symbol: "NXT".into(),
+            decimals: "0x12".into(),
+            owner: funded.address().to_string(),
+            initial_supply: format_int(1_000_000_000 * ICX),
+        }],
+        message: "Nexus devnet".into(),
+    };
+    genesis.clone().parse()?;
+    let text =
+        serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::Config(e.to_string()))?;
+    std::fs::write(dir.join("genesis.json"), text)?;
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let node_dir = dir.join(format!("node{i}"));
+        let mut cfg = NodeConfig {
+            genesis: PathBuf::from("../genesis.json"),
+            ..NodeConfig::default()
+        };
+        cfg.rpc.listen = SocketAddr::new(opts.listen.ip(), opts.listen.port() + i as u16);
+        cfg.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", p2p_port as usize + i);
+        cfg.p2p.peers = p2p_addrs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, a)| a.clone())
+            .collect();
+        cfg.validate()?;
+        let toml = toml::to_string_pretty(&cfg).map_err(|e| NodeError::Config(e.to_string()))?;
+        let path = node_dir.join("config.toml");
+        std::fs::write(&path, format!("# Validator {i} of a {n}-validator Nexus network; relative paths are from this folder.\n{toml}"))?;
+        nodes.push(ValidatorNode {
+            config: path,
+            rpc: cfg.rpc.listen,
+            p2p: p2p_addrs[i].clone(),
+        });
+    }
+    Ok(NetworkOutput {
+        nodes,
+        funded: funded.address(),
+        funded_keystore,
+        funded_password,
+        token,
+    })
+}
+
+/// Runs `nexus devnet` with `n > 1` validators, each a separate `nexus node` process.
+pub async fn run_network(
+    dir: &Path,
+    n: usize,
+    listen: SocketAddr,
+    p2p_port: u16,
+) -> Result<(), NodeError> {
+    if !dir.join("genesis.json").exists() {
+        init_network(
+            dir,
+            n,
+            &InitOptions {
+                listen,
+                ..InitOptions::default()
+            },
+            p2p_port,
+        )?;
+        println!(
+            "Initialized a new {n}-validator devnet in {}",
+            dir.display()
+        );
+    }
+    let genesis = Genesis::load(&dir.join("genesis.json"))?;
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    let mut endpoints = Vec::new();
+    for i in 0..genesis.validators.len() {
+        let node_dir = dir.join(format!("node{i}"));
+        let cfg = NodeConfig::load(&node_dir.join("config.toml"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node_dir.join("node.log"))?;
+        let child = tokio::process::Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(node_dir.join("config.toml"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        children.push(child);
+        endpoints.push((
+            cfg.rpc.listen,
+            cfg.p2p.listen.clone(),
+            node_dir.join("node.log"),
+        ));
+    }
+    let ch = &genesis.channel;
+    let god = genesis
+        .accounts
+        .first()
+        .map(|(a, _)| a.to_string())
+        .unwrap_or_default();
+    let god_pw = std::fs::read_to_string(dir.join("keystore/god.password")).unwrap_or_default();
+    let token = genesis
+        .tokens
+        .first()
+        .map(|t| t.address.to_string())
+        .unwrap_or_default();
+    println!(
+        "Nexus devnet is running: {} validators (LFT over libp2p), channel {ch}, nid {}",
+        endpoints.len(),
+        format_int(genesis.nid)
+    );
+    for (i, (rpc, p2p, log)) in endpoints.iter().enumerate() {
+        println!("  validator {i}  JSON-RPC http://{rpc}/api/v3/{ch}  ws://{rpc}/api/v3/{ch}/block  metrics http://{rpc}/metrics");
+        println!("               p2p {p2p}  log {}", log.display());
+    }
+    println!("  funded account     {god}");
+    println!(
+        "    keystore         {}   password {}",
+        dir.join("keystore/god.json").display(),
+        god_pw.trim()
+    );
+    println!("  IRC-2 token SCORE  {token} (NXT, all held by the funded account)");
+    if let Some((rpc, _, _)) = endpoints.first() {
+        println!("Try:  nexus wallet balance {god} --rpc http://{rpc}/api/v3/{ch}");
+    }
+    println!("Stop with Ctrl-C; start again with the same command to continue the chain.");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    for mut c in children {
+        let _ = c.kill().await;
+    }
+    Ok(())
+}

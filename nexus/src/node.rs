@@ -8,6 +8,7 @@ use crate::engine::SoloEngine;
 use crate::error::NodeError;
 use crate::genesis::Genesis;
 use crate::keystore;
+use crate::lft_engine::LftEngine;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::rpc::{self, ChannelApi, Routes, RpcServer};
@@ -40,25 +41,43 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     let metrics = Arc::new(Metrics::default());
     let head = chain.head().header.height;
     metrics.block_committed(&chain.channel, head, 0, 0);
-    let engine = SoloEngine::new(
+    let admission = Arc::new(Admission::new(
         chain.clone(),
         pool.clone(),
-        key,
-        cfg.block.clone(),
-        metrics.clone(),
-    )?;
+        cfg.mempool.timestamp_window_ms,
+    ));
+    let (stop, stop_rx) = watch::channel(false);
+    // One validator: the node is the whole set. More: LFT over libp2p.
+    let engine = if chain.validators.len() == 1 {
+        let solo = SoloEngine::new(
+            chain.clone(),
+            pool.clone(),
+            key,
+            cfg.block.clone(),
+            metrics.clone(),
+        )?;
+        tokio::spawn(solo.run(stop_rx))
+    } else {
+        let lft = LftEngine::new(
+            chain.clone(),
+            pool.clone(),
+            admission.clone(),
+            key,
+            cfg,
+            metrics.clone(),
+        )?;
+        tokio::spawn(lft.run(stop_rx))
+    };
     let api = Arc::new(ChannelApi {
         chain: chain.clone(),
         pool: pool.clone(),
-        admission: Admission::new(chain.clone(), pool.clone(), cfg.mempool.timestamp_window_ms),
+        admission,
         rpc: cfg.rpc.clone(),
         metrics: metrics.clone(),
     });
     let routes = Routes::new(vec![api], metrics, cfg.rpc.max_request_bytes)
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let server = rpc::serve(cfg.rpc.listen, routes, cfg.rpc.max_connections).await?;
-    let (stop, stop_rx) = watch::channel(false);
-    let engine = tokio::spawn(engine.run(stop_rx));
     tracing::info!(rpc = %server.local_addr, channel = %chain.channel, height = head, "node started");
     Ok(RunningNode {
         rpc_addr: server.local_addr,

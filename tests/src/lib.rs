@@ -236,3 +236,147 @@ pub async fn wait_height(rpc: &RpcClient, h: u64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A network of validator processes made by `nexus::devnet::init_network`.
+pub struct Cluster {
+    /// The network folder (deleted on drop).
+    pub dir: tempfile::TempDir,
+    /// What init made.
+    pub init: nexus::devnet::NetworkOutput,
+    children: Vec<Option<Child>>,
+}
+
+fn free_block(len: u16) -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (std::process::id() as u16 % 200) * 100 + (now_us() % 97) as u16 * 7;
+        let ok = (0..len).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if ok {
+            return base;
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    panic!("no free block of {len} ports");
+}
+
+impl Cluster {
+    /// Initializes `n` validators with short timers and starts them all.
+    pub fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = free_block(2 * n as u16);
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], base));
+        let init = nexus::devnet::init_network(
+            dir.path(),
+            n,
+            &InitOptions {
+                nid: NID,
+                listen,
+                ..InitOptions::default()
+            },
+            base + n as u16,
+        )
+        .expect("init network");
+        for node in &init.nodes {
+            let cfg = std::fs::read_to_string(&node.config)
+                .expect("config")
+                .replace(
+                    "empty_block_interval_ms = 1000",
+                    "empty_block_interval_ms = 200",
+                )
+                .replace("round_timeout_ms = 3000", "round_timeout_ms = 1000")
+                .replace("max_timeout_ms = 30000", "max_timeout_ms = 4000");
+            std::fs::write(&node.config, cfg).expect("config");
+        }
+        let mut c = Cluster {
+            dir,
+            init,
+            children: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        c
+    }
+
+    /// Starts validator `i` (again) and waits until its RPC answers.
+    pub fn spawn(&mut self, i: usize) {
+        let node = &self.init.nodes[i];
+        let log_path = node.config.parent().expect("node dir").join("node.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log");
+        let child = Command::new(nexus_bin())
+            .args(["node", "--config"])
+            .arg(&node.config)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn nexus node");
+        self.children[i] = Some(child);
+        let url = self.url(i);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !answers(&url) {
+            assert!(
+                Instant::now() < deadline,
+                "validator {i} did not answer; log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs validator `i`.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Validator `i`'s channel endpoint.
+    pub fn url(&self, i: usize) -> String {
+        format!("http://{}/api/v3/public", self.init.nodes[i].rpc)
+    }
+
+    /// A client of validator `i`.
+    pub fn rpc(&self, i: usize) -> RpcClient {
+        RpcClient::new(self.url(i))
+    }
+
+    /// The funded account's key.
+    pub fn funded_key(&self) -> KeyPair {
+        nexus::keystore::load(&self.init.funded_keystore, &self.init.funded_password)
+            .expect("funded keystore")
+    }
+
+    /// Validator `i`'s log.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(
+            self.init.nodes[i]
+                .config
+                .parent()
+                .expect("dir")
+                .join("node.log"),
+        )
+        .unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill9(i);
+        }
+    }
+}
+
+/// The hash of the block at `h` as validator's RPC reports it.
+pub async fn block_hash_at(rpc: &RpcClient, h: u64) -> Option<String> {
+    rpc.call("icx_getBlockByHeight", json!({"height": format!("{h:#x}")}))
+        .await
+        .ok()
+        .and_then(|b| b["block_hash"].as_str().map(str::to_string))
+}

@@ -24,7 +24,7 @@ pub struct ChannelApi {
     /// The pool.
     pub pool: Arc<Mempool>,
     /// Admission checks.
-    pub admission: Admission,
+    pub admission: Arc<Admission>,
     /// Server limits and waits.
     pub rpc: RpcConfig,
     /// Metrics.

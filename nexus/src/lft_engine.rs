@@ -1,0 +1,236 @@
+//! The multi-validator engine: an LFT core, the chain [`Driver`], the p2p network, timers and
+//! the safety state on disk, in one tokio task (the single-validator case is
+//! [`crate::engine::SoloEngine`]).
+//!
+//! Pace: a leader asked to build proposes at once when transactions wait or when its parent
+//! holds transactions (whose finality needs a certified child); otherwise it waits until
+//! `empty_block_interval_ms` after the head's timestamp, so an idle channel makes an empty block
+//! about that often rather than as fast as the network allows.
+
+use crate::admission::{now_us, Admission};
+use crate::chain::Chain;
+use crate::config::NodeConfig;
+use crate::consensus::{resume_core, Driver};
+use crate::error::NodeError;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::p2p::{self, Inbound, P2pHandle, Topic};
+use nexus_lft::{
+    codec, Action, Config, Lft, Secp256k1Crypto, Timeouts, ValidatorSchedule, ValidatorSet,
+};
+use nexus_proto::{Address, KeyPair};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// One channel's validator.
+pub struct LftEngine {
+    chain: Arc<Chain>,
+    pool: Arc<Mempool>,
+    admission: Arc<Admission>,
+    core: Lft<Secp256k1Crypto>,
+    driver: Driver,
+    p2p: P2pHandle,
+    inbound: mpsc::UnboundedReceiver<Inbound>,
+    gossip: mpsc::UnboundedReceiver<Vec<u8>>,
+    timers: BTreeMap<(Instant, u64), u64>,
+    seq: u64,
+    deferred: Option<Action>,
+    empty_interval_us: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl LftEngine {
+    /// Resumes consensus from disk and joins the channel's peers.
+    pub fn new(
+        chain: Arc<Chain>,
+        pool: Arc<Mempool>,
+        admission: Arc<Admission>,
+        key: KeyPair,
+        cfg: &NodeConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, NodeError> {
+        if !chain.validators.contains(&key.address()) {
+            tracing::warn!(address = %key.address(), "this node is not a validator of the channel; it follows as a reader");
+        }
+        let lft_cfg = Config {
+            nid: chain.nid,
+            channel: chain.channel.clone(),
+            schedule: ValidatorSchedule::new(ValidatorSet {
+                members: chain.validators.clone(),
+            }),
+            timeouts: Timeouts {
+                round_ms: cfg.consensus.round_timeout_ms,
+                growth_percent: cfg.consensus.timeout_growth_percent,
+                max_ms: cfg.consensus.max_timeout_ms,
+            },
+        };
+        let core = resume_core(&chain, key, lft_cfg)?;
+        let identity = p2p::load_or_create_identity(&cfg.p2p.key_file)?;
+        let (p2p, inbound) = p2p::start(
+            identity,
+            &cfg.p2p.listen,
+            &cfg.p2p.peers,
+            chain.nid,
+            &chain.channel,
+        )?;
+        let (gossip_tx, gossip) = mpsc::unbounded_channel();
+        admission.set_gossip(gossip_tx);
+        Ok(LftEngine {
+            driver: Driver::new(chain.clone(), pool.clone(), cfg.block.max_txs),
+            chain,
+            pool,
+            admission,
+            core,
+            p2p,
+            inbound,
+            gossip,
+            timers: BTreeMap::new(),
+            seq: 0,
+            deferred: None,
+            empty_interval_us: cfg.block.empty_block_interval_ms * 1000,
+            metrics,
+        })
+    }
+
+    /// When the block to build on was made (the head's time if it is unknown here).
+    fn parent_time(&self, parent: &nexus_proto::Hash32) -> u64 {
+        self.driver
+            .block_time(parent)
+            .unwrap_or_else(|| self.chain.head().header.timestamp)
+    }
+
+    fn build_due(&self) -> Option<u64> {
+        match self.deferred.as_ref()? {
+            Action::BuildBlock { parent, .. } => {
+                Some(self.parent_time(&parent.hash) + self.empty_interval_us)
+            }
+            _ => None,
+        }
+    }
+
+    fn handle(&mut self, actions: Vec<Action>) -> Result<(), NodeError> {
+        self.handle_with(actions, true)
+    }
+
+    /// Drives `actions`; with `may_defer`, a build request with no transactions waiting is kept
+    /// until the empty-block interval since the head has passed.
+    fn handle_with(&mut self, actions: Vec<Action>, may_defer: bool) -> Result<(), NodeError> {
+        let mut now_acts = Vec::with_capacity(actions.len());
+        for a in actions {
+            match a {
+                Action::BuildBlock { parent, .. }
+                    if may_defer
+                        && self.pool.pending() == 0
+                        && !self.driver.carries_txs(&parent.hash)
+                        && now_us() < self.parent_time(&parent.hash) + self.empty_interval_us =>
+                {
+                    self.deferred = Some(a);
+                }
+                other => now_acts.push(other),
+            }
+        }
+        let before = self.driver.committed_txs();
+        let out = self.driver.drive(&mut self.core, now_acts, now_us())?;
+        for a in out {
+            match a {
+                Action::Broadcast(m) | Action::Send { msg: m, .. } => {
+                    self.p2p.publish(Topic::Consensus, codec::encode(&m))
+                }
+                Action::SetTimer { round, after_ms } => {
+                    self.seq += 1;
+                    self.timers.insert(
+                        (Instant::now() + Duration::from_millis(after_ms), self.seq),
+                        round,
+                    );
+                }
+                Action::Persist(state) => self
+                    .chain
+                    .save_consensus_state(&codec::encode_safety(&state))?,
+                other => tracing::error!(?other, "unexpected action for the runtime"),
+            }
+        }
+        let committed = self.driver.committed_txs() - before;
+        let head = self.chain.head().header.height;
+        self.metrics
+            .block_committed(&self.chain.channel, head, committed, self.pool.pending());
+        Ok(())
+    }
+
+    /// Builds a deferred block now (`force`: even with no transactions), if its round is current.
+    fn build_deferred(&mut self, force: bool) -> Result<(), NodeError> {
+        match self.deferred.take() {
+            Some(Action::BuildBlock { round, parent }) if round == self.core.round() => {
+                self.handle_with(vec![Action::BuildBlock { round, parent }], !force)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let acts = self.core.start();
+        self.handle(acts)?;
+        loop {
+            let timer = self.timers.keys().next().map(|(t, _)| *t);
+            let build = self.build_due().map(|due_us| {
+                let wait = due_us.saturating_sub(now_us());
+                Instant::now() + Duration::from_micros(wait)
+            });
+            let wake = [timer, build]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                m = self.inbound.recv() => {
+                    let Some(m) = m else { return Err(NodeError::Config("p2p task stopped".into())) };
+                    match m.topic {
+                        Topic::Consensus => match codec::decode(&m.data) {
+                            Ok(msg) => {
+                                let acts = self.core.on_message(Address::SYSTEM, msg);
+                                self.handle(acts)?;
+                            }
+                            Err(e) => tracing::debug!(%e, "undecodable consensus message"),
+                        },
+                        Topic::Txs => {
+                            if let Ok(v) = serde_json::from_slice(&m.data) {
+                                let _ = self.admission.admit_from_peer(v);
+                            }
+                            if self.deferred.is_some() {
+                                self.build_deferred(false)?;
+                            }
+                        }
+                    }
+                }
+                tx = self.gossip.recv() => {
+                    if let Some(bytes) = tx {
+                        self.p2p.publish(Topic::Txs, bytes);
+                    }
+                    if self.deferred.is_some() {
+                        self.build_deferred(false)?;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    let due: Vec<((Instant, u64), u64)> = self.timers.range(..=(now, u64::MAX)).map(|(k, v)| (*k, *v)).collect();
+                    for (k, round) in due {
+                        self.timers.remove(&k);
+                        let acts = self.core.on_timeout(round);
+                        self.handle(acts)?;
+                    }
+                    if self.build_due().is_some_and(|due| due <= now_us()) {
+                        self.build_deferred(true)?;
+                    }
+                }
+                _ = stop.changed() => {
+                    if *stop.borrow() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}

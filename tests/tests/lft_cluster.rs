@@ -1,0 +1,177 @@
+//! Four validators as separate processes, LFT over libp2p on 127.0.0.1: transactions sent to
+//! any validator are final once, with the same blocks everywhere; SIGKILL one and the others
+//! go on, restart it and it catches up; kill two and finality stops without a fork, restart
+//! them and it resumes; a peer outside the channel cannot join it.
+
+use nexus::client::RpcClient;
+use nexus_proto::{Address, KeyPair};
+use nexus_tests::{block_hash_at, height, transfer, wait_height, Cluster};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn send_and_wait(
+    rpc: &RpcClient,
+    key: &KeyPair,
+    to: Address,
+    value: u128,
+    nonce: u128,
+) -> Value {
+    let st = transfer(key, to, value, nonce);
+    rpc.call_with(
+        rpc.url(),
+        "icx_sendTransactionAndWait",
+        Value::Object(st.raw),
+        &[("Icon-Options", "timeout=30000")],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("transfer {nonce}: {e}"))
+}
+
+/// Every validator in `alive` has the same block at every height up to the lowest head.
+async fn same_chain(c: &Cluster, alive: &[usize]) -> u64 {
+    let mut lowest = u64::MAX;
+    for i in alive {
+        lowest = lowest.min(height(&c.rpc(*i)).await);
+    }
+    for h in 1..=lowest {
+        let mut hashes = Vec::new();
+        for i in alive {
+            hashes.push(block_hash_at(&c.rpc(*i), h).await);
+        }
+        assert!(
+            hashes.windows(2).all(|w| w[0] == w[1]),
+            "validators disagree at height {h}: {hashes:?}"
+        );
+    }
+    lowest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_finalize_survive_a_crash_and_catch_up() {
+    let mut c = Cluster::start(4);
+    let god = c.funded_key();
+    let to = Address::eoa([0x42; 20]);
+
+    // Transfers sent to each validator in turn are final on all of them, in the same block.
+    let mut results = Vec::new();
+    for n in 0..8u128 {
+        let r = send_and_wait(&c.rpc(n as usize % 4), &god, to, 1 + n, n).await;
+        assert_eq!(r["status"], "0x1", "{r}");
+        results.push(r);
+    }
+    for r in &results {
+        for i in 0..4 {
+            let again = c
+                .rpc(i)
+                .call("icx_getTransactionResult", json!({"txHash": r["txHash"]}))
+                .await
+                .expect("result on every validator");
+            assert_eq!(again["blockHash"], r["blockHash"]);
+        }
+    }
+    same_chain(&c, &[0, 1, 2, 3]).await;
+
+    // SIGKILL one: the other three keep finalizing.
+    c.kill9(3);
+    for n in 8..14u128 {
+        let r = send_and_wait(&c.rpc(n as usize % 3), &god, to, 1, n).await;
+        assert_eq!(r["status"], "0x1");
+    }
+    let before_restart = same_chain(&c, &[0, 1, 2]).await;
+
+    // Restart it: it catches up, with the same blocks and balances.
+    c.spawn(3);
+    wait_height(&c.rpc(3), before_restart).await;
+    same_chain(&c, &[0, 1, 2, 3]).await;
+    let b0 = c
+        .rpc(0)
+        .call("icx_getBalance", json!({"address": to.to_string()}))
+        .await
+        .expect("balance");
+    let r = send_and_wait(&c.rpc(3), &god, to, 1, 99).await;
+    assert_eq!(
+        r["status"], "0x1",
+        "the restarted validator accepts and finalizes transactions"
+    );
+    let h = u64::from_str_radix(
+        r["blockHeight"]
+            .as_str()
+            .unwrap_or("0x0")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap_or(0);
+    for i in 0..4 {
+        wait_height(&c.rpc(i), h).await;
+        let b = c
+            .rpc(i)
+            .call("icx_getBalance", json!({"address": to.to_string()}))
+            .await
+            .expect("balance");
+        assert_ne!(b, b0);
+    }
+    same_chain(&c, &[0, 1, 2, 3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_four_down_stops_finality_without_a_fork() {
+    let mut c = Cluster::start(4);
+    let god = c.funded_key();
+    let to = Address::eoa([0x43; 20]);
+    let r = send_and_wait(&c.rpc(0), &god, to, 5, 1).await;
+    assert_eq!(r["status"], "0x1");
+
+    c.kill9(2);
+    c.kill9(3);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stalled = height(&c.rpc(0)).await;
+    // A transaction is accepted but cannot become final.
+    let st = transfer(&god, to, 7, 2);
+    let hash = c
+        .rpc(1)
+        .call("icx_sendTransaction", Value::Object(st.raw))
+        .await
+        .expect("accepted");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        height(&c.rpc(0)).await,
+        stalled,
+        "two of four validators finalized a block"
+    );
+    assert_eq!(height(&c.rpc(1)).await, stalled);
+    let waited = c
+        .rpc(1)
+        .call_with(
+            &c.url(1),
+            "icx_waitTransactionResult",
+            json!({"txHash": hash}),
+            &[("Icon-Options", "timeout=500")],
+        )
+        .await;
+    assert!(
+        waited.is_err(),
+        "a transaction became final without a quorum: {waited:?}"
+    );
+
+    // Both come back: finality resumes, the waiting transaction is final, no fork.
+    c.spawn(2);
+    c.spawn(3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = c
+            .rpc(1)
+            .call("icx_getTransactionResult", json!({"txHash": hash}))
+            .await
+        {
+            assert_eq!(r["status"], "0x1");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "finality did not resume; log of validator 0:\n{}",
+            c.log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    same_chain(&c, &[0, 1, 2, 3]).await;
+}
