@@ -42,6 +42,8 @@ pub struct P2pConfig {
     pub peers: Vec<String>,
     /// This node's ed25519 identity (created on first start).
     pub key_file: PathBuf,
+    /// Peer ids (one per line) to cut off while listed; reread as the node runs.
+    pub deny_file: PathBuf,
 }
 
 impl Default for P2pConfig {
@@ -50,6 +52,7 @@ impl Default for P2pConfig {
             listen: "/ip4/127.0.0.1/tcp/9180".into(),
             peers: vec![],
             key_file: PathBuf::from("p2p.key"),
+            deny_file: PathBuf::from("p2p.deny"),
         }
     }
 }
@@ -173,6 +176,7 @@ impl NodeConfig {
             &mut cfg.keystore,
             &mut cfg.keystore_password_file,
             &mut cfg.p2p.key_file,
+            &mut cfg.p2p.deny_file,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -234,6 +238,11 @@ impl NodeConfig {
         })?;
         Ok(text.lines().next().unwrap_or("").to_string())
     }
+}
+
+/// The TOML text of a config.
+pub fn to_toml(cfg: &NodeConfig) -> Result<String, NodeError> {
+    toml::to_string_pretty(cfg).map_err(|e| NodeError::Config(e.to_string()))
 }
 
 #[cfg(test)]

@@ -233,6 +233,19 @@ pub fn init_network(
     opts: &InitOptions,
     p2p_port: u16,
 ) -> Result<NetworkOutput, NodeError> {
+    let ports: Vec<(u16, u16)> = (0..n as u16)
+        .map(|i| (opts.listen.port() + i, p2p_port + i))
+        .collect();
+    init_network_on(dir, opts, &ports)
+}
+
+/// [`init_network`] with one (RPC port, p2p port) pair per validator.
+pub fn init_network_on(
+    dir: &Path,
+    opts: &InitOptions,
+    ports: &[(u16, u16)],
+) -> Result<NetworkOutput, NodeError> {
+    let n = ports.len();
     check_channel_name(&opts.channel)?;
     if n < 2 {
         return Err(NodeError::Config(
@@ -251,14 +264,14 @@ pub fn init_network(
     let (treasury, _, _) = write_key(&keys, "treasury")?;
     let mut validators = Vec::new();
     let mut p2p_addrs = Vec::new();
-    for i in 0..n {
+    for (i, (_, p2p_port)) in ports.iter().enumerate() {
         let node_dir = dir.join(format!("node{i}"));
         let (v, _, _) = write_key(&node_dir.join("keystore"), "validator")?;
         let id = crate::p2p::load_or_create_identity(&node_dir.join("p2p.key"))?;
         validators.push(v.address());
         p2p_addrs.push(format!(
             "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-            p2p_port as usize + i,
+            p2p_port,
             id.public().to_peer_id()
         ));
     }
@@ -303,8 +316,8 @@ pub fn init_network(
             genesis: PathBuf::from("../genesis.json"),
             ..NodeConfig::default()
         };
-        cfg.rpc.listen = SocketAddr::new(opts.listen.ip(), opts.listen.port() + i as u16);
-        cfg.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", p2p_port as usize + i);
+        cfg.rpc.listen = SocketAddr::new(opts.listen.ip(), ports[i].0);
+        cfg.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].1);
         cfg.p2p.peers = p2p_addrs
             .iter()
             .enumerate()

@@ -73,6 +73,7 @@ impl LftEngine {
             identity,
             &cfg.p2p.listen,
             &cfg.p2p.peers,
+            Some(cfg.p2p.deny_file.clone()),
             chain.nid,
             &chain.channel,
         )?;

@@ -3,7 +3,9 @@
 //! consensus` and `.../txs`).
 //!
 //! Channels are permissioned: a connection from a peer that is not in the configured peer list
-//! is closed at once, and gossip whose signed origin is not in the list is dropped. Every
+//! is closed at once, and gossip whose signed origin is not in the list is dropped. An operator
+//! can also cut peers off while the node runs: peer ids listed in the deny file (one per line,
+//! reread every 300 ms) are disconnected, not dialed and not heard. Every
 //! message is size-bounded (gossipsub's `max_transmit_size`); consensus messages are decoded by
 //! the bounded codec of `nexus-lft` and carry validator signatures of their own.
 
@@ -94,6 +96,7 @@ pub fn start(
     key: identity::Keypair,
     listen: &str,
     peers: &[String],
+    deny_file: Option<std::path::PathBuf>,
     nid: u64,
     channel: &str,
 ) -> Result<(P2pHandle, mpsc::UnboundedReceiver<Inbound>), NodeError> {
@@ -164,7 +167,8 @@ pub fn start(
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (consensus_hash, txs_hash) = (consensus.hash(), txs.hash());
     tokio::spawn(async move {
-        let mut redial = tokio::time::interval(Duration::from_millis(500));
+        let mut redial = tokio::time::interval(Duration::from_millis(300));
+        let mut denied: HashSet<PeerId> = HashSet::new();
         loop {
             tokio::select! {
                 cmd = out_rx.recv() => {
@@ -175,21 +179,34 @@ pub fn start(
                     }
                 }
                 _ = redial.tick() => {
+                    if let Some(path) = &deny_file {
+                        let now: HashSet<PeerId> = std::fs::read_to_string(path)
+                            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+                            .unwrap_or_default();
+                        for p in now.difference(&denied) {
+                            tracing::warn!(peer = %p, "peer denied by the deny file");
+                            let _ = swarm.disconnect_peer_id(*p);
+                        }
+                        denied = now;
+                    }
                     for a in &peers {
                         if let Some(p) = peer_of(a) {
-                            if p != local && !swarm.is_connected(&p) {
+                            if p != local && !denied.contains(&p) && !swarm.is_connected(&p) {
                                 let _ = swarm.dial(a.clone());
                             }
                         }
                     }
                 }
                 ev = swarm.select_next_some() => match ev {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if denied.contains(&peer_id) => {
+                        let _ = swarm.disconnect_peer_id(peer_id);
+                    }
                     SwarmEvent::ConnectionEstablished { peer_id, .. } if !allowed.contains(&peer_id) => {
                         tracing::warn!(%peer_id, "closing a connection from a peer outside the channel");
                         let _ = swarm.disconnect_peer_id(peer_id);
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
-                        let permitted = message.source.is_some_and(|s| allowed.contains(&s));
+                        let permitted = message.source.is_some_and(|s| allowed.contains(&s) && !denied.contains(&s));
                         let topic = if message.topic == consensus_hash { Some(Topic::Consensus) } else if message.topic == txs_hash { Some(Topic::Txs) } else { None };
                         if let (true, Some(topic)) = (permitted, topic) {
                             if in_tx.send(Inbound { topic, data: message.data }).is_err() {

@@ -246,35 +246,29 @@ pub struct Cluster {
     children: Vec<Option<Child>>,
 }
 
-fn free_block(len: u16) -> u16 {
-    for _ in 0..200 {
-        let base = 20_000 + (std::process::id() as u16 % 200) * 100 + (now_us() % 97) as u16 * 7;
-        let ok = (0..len).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if ok {
-            return base;
-        }
-        std::thread::sleep(Duration::from_millis(3));
-    }
-    panic!("no free block of {len} ports");
+/// `n` distinct ports the OS considers free now (from the ephemeral range, which the OS hands
+/// out in turn, so a port released by a killed node is not given to another test at once).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
 }
 
 impl Cluster {
     /// Initializes `n` validators with short timers and starts them all.
     pub fn start(n: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let base = free_block(2 * n as u16);
-        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], base));
-        let init = nexus::devnet::init_network(
-            dir.path(),
-            n,
-            &InitOptions {
-                nid: NID,
-                listen,
-                ..InitOptions::default()
-            },
-            base + n as u16,
-        )
-        .expect("init network");
+        let p = free_ports(2 * n);
+        let ports: Vec<(u16, u16)> = (0..n).map(|i| (p[2 * i], p[2 * i + 1])).collect();
+        let opts = InitOptions {
+            nid: NID,
+            ..InitOptions::default()
+        };
+        let init = nexus::devnet::init_network_on(dir.path(), &opts, &ports).expect("init network");
         for node in &init.nodes {
             let cfg = std::fs::read_to_string(&node.config)
                 .expect("config")
@@ -379,4 +373,73 @@ pub async fn block_hash_at(rpc: &RpcClient, h: u64) -> Option<String> {
         .await
         .ok()
         .and_then(|b| b["block_hash"].as_str().map(str::to_string))
+}
+
+impl Cluster {
+    /// The libp2p peer id of validator `i`.
+    pub fn peer_id(&self, i: usize) -> String {
+        self.init.nodes[i]
+            .p2p
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Makes validator `i` refuse the peers `others` (its deny file; reread as it runs).
+    pub fn deny(&self, i: usize, others: &[usize]) {
+        let ids: Vec<String> = others.iter().map(|j| self.peer_id(*j)).collect();
+        let path = self.init.nodes[i]
+            .config
+            .parent()
+            .expect("dir")
+            .join("p2p.deny");
+        std::fs::write(path, ids.join("\n")).expect("deny file");
+    }
+
+    /// Empties every deny file.
+    pub fn heal(&self) {
+        for n in &self.init.nodes {
+            let _ = std::fs::remove_file(n.config.parent().expect("dir").join("p2p.deny"));
+        }
+    }
+
+    /// Starts a node that is not in the channel's validator set, configured to dial the
+    /// validators; returns its process and RPC endpoint.
+    pub fn spawn_outsider(&self) -> (Child, String) {
+        let dir = self.dir.path().join("outsider");
+        let key = KeyPair::generate();
+        nexus::keystore::store(&dir.join("keystore/validator.json"), &key, "outsider-pw")
+            .expect("keystore");
+        std::fs::write(dir.join("keystore/validator.password"), "outsider-pw\n").expect("password");
+        let p = free_ports(2);
+        let mut cfg = nexus::config::NodeConfig {
+            genesis: "../genesis.json".into(),
+            ..Default::default()
+        };
+        cfg.rpc.listen = std::net::SocketAddr::from(([127, 0, 0, 1], p[0]));
+        cfg.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", p[1]);
+        cfg.p2p.peers = self.init.nodes.iter().map(|n| n.p2p.clone()).collect();
+        std::fs::write(dir.join("config.toml"), nexus_toml(&cfg)).expect("config");
+        let log = std::fs::File::create(dir.join("node.log")).expect("log");
+        let child = Command::new(nexus_bin())
+            .args(["node", "--config"])
+            .arg(dir.join("config.toml"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn outsider");
+        let url = format!("http://127.0.0.1:{}/api/v3/public", p[0]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !answers(&url) {
+            assert!(Instant::now() < deadline, "the outsider did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (child, url)
+    }
+}
+
+fn nexus_toml(cfg: &nexus::config::NodeConfig) -> String {
+    nexus::config::to_toml(cfg).expect("config serializes")
 }

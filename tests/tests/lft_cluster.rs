@@ -175,3 +175,84 @@ async fn two_of_four_down_stops_finality_without_a_fork() {
     }
     same_chain(&c, &[0, 1, 2, 3]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_two_partition_stops_finality_and_healing_resumes_it() {
+    let c = Cluster::start(4);
+    let god = c.funded_key();
+    let to = Address::eoa([0x44; 20]);
+    assert_eq!(
+        send_and_wait(&c.rpc(0), &god, to, 5, 1).await["status"],
+        "0x1"
+    );
+
+    // {0, 1} | {2, 3}: each side refuses the other at the transport.
+    c.deny(0, &[2, 3]);
+    c.deny(1, &[2, 3]);
+    c.deny(2, &[0, 1]);
+    c.deny(3, &[0, 1]);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut stalled = Vec::new();
+    for i in 0..4 {
+        stalled.push(height(&c.rpc(i)).await);
+    }
+    let st = transfer(&god, to, 7, 2);
+    let hash = c
+        .rpc(0)
+        .call("icx_sendTransaction", Value::Object(st.raw))
+        .await
+        .expect("accepted");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (i, h) in stalled.iter().enumerate() {
+        assert_eq!(
+            height(&c.rpc(i)).await,
+            *h,
+            "validator {i} finalized a block inside a 2|2 partition"
+        );
+    }
+
+    // Heal: the transaction becomes final and every validator has the same chain.
+    c.heal();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c
+        .rpc(2)
+        .call("icx_getTransactionResult", json!({"txHash": hash}))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "finality did not resume after the partition healed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    same_chain(&c, &[0, 1, 2, 3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_outside_the_channel_cannot_join_it() {
+    let c = Cluster::start(4);
+    let (mut outsider, url) = c.spawn_outsider();
+    let god = c.funded_key();
+    for n in 0..3u128 {
+        assert_eq!(
+            send_and_wait(&c.rpc(n as usize), &god, Address::eoa([0x45; 20]), 1, n).await["status"],
+            "0x1"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let outsider_height = height(&RpcClient::new(url)).await;
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(height(&c.rpc(0)).await >= 3);
+    assert_eq!(
+        outsider_height, 0,
+        "a node outside the channel received its blocks"
+    );
+    assert!(
+        (0..4).any(|i| c
+            .log(i)
+            .contains("closing a connection from a peer outside the channel")),
+        "no validator refused the outsider"
+    );
+}
