@@ -1,4 +1,5 @@
-//! `nexus bench`: throughput and latency of one node under a stream of ICX transfers.
+//! `nexus bench`: throughput and latency of one node, or of a network of validators, under a
+//! stream of ICX transfers.
 //!
 //! It starts a node as a separate process in a temporary folder, funds `clients` sender
 //! accounts, signs `txs` transfers in advance, then sends them from `clients` concurrent HTTP
@@ -29,6 +30,10 @@ pub struct BenchOptions {
     pub clients: usize,
     /// Most transactions per block on the node.
     pub block_max_txs: usize,
+    /// Validators (1: a single node; more: LFT over libp2p, each its own process).
+    pub validators: usize,
+    /// Offered load in transactions per second (0: as fast as the clients go).
+    pub rate: u64,
 }
 
 fn cpu_seconds(pid: &str) -> Option<f64> {
@@ -97,38 +102,82 @@ fn transfer(
     Ok(tx.sign(from)?)
 }
 
+/// Starts `opts.validators` node processes in `dir`; returns them with their RPC URLs, the
+/// funded keystore and its password.
+async fn start_nodes(
+    opts: &BenchOptions,
+    dir: &Path,
+) -> Result<(
+    Vec<tokio::process::Child>,
+    Vec<String>,
+    std::path::PathBuf,
+    String,
+)> {
+    let free: Vec<u16> = (0..2 * opts.validators)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+        })
+        .collect::<Result<_, _>>()?;
+    let (configs, keystore, password) = if opts.validators == 1 {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free[0]));
+        let out = init(
+            dir,
+            &InitOptions {
+                listen,
+                ..InitOptions::default()
+            },
+        )?;
+        (vec![out.config], out.funded_keystore, out.funded_password)
+    } else {
+        let ports: Vec<(u16, u16)> = (0..opts.validators)
+            .map(|i| (free[2 * i], free[2 * i + 1]))
+            .collect();
+        let out = crate::devnet::init_network_on(dir, &InitOptions::default(), &ports)?;
+        (
+            out.nodes.into_iter().map(|n| n.config).collect(),
+            out.funded_keystore,
+            out.funded_password,
+        )
+    };
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
+    for cfg_path in &configs {
+        let text = std::fs::read_to_string(cfg_path)?.replace(
+            "max_txs = 5000",
+            &format!("max_txs = {}", opts.block_max_txs),
+        );
+        std::fs::write(cfg_path, text)?;
+        let cfg = crate::config::NodeConfig::load(cfg_path)?;
+        let log = std::fs::File::create(cfg_path.with_file_name("node.log"))?;
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["node", "--config"])
+            .arg(cfg_path)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a node")?;
+        children.push(child);
+        urls.push(format!("http://{}/api/v3/public", cfg.rpc.listen));
+    }
+    for u in &urls {
+        wait_ready(&RpcClient::new(u.clone())).await?;
+    }
+    Ok((children, urls, keystore, password))
+}
+
 /// Runs the benchmark and returns the summary.
 pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let out = init(
-        dir,
-        &InitOptions {
-            listen,
-            ..InitOptions::default()
-        },
-    )?;
-    let cfg_text = std::fs::read_to_string(&out.config)?.replace(
-        "max_txs = 5000",
-        &format!("max_txs = {}", opts.block_max_txs),
-    );
-    std::fs::write(&out.config, cfg_text)?;
-    let log = std::fs::File::create(dir.join("node.log"))?;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["node", "--config"])
-        .arg(&out.config)
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the node")?;
-    let pid = child.id().map(|p| p.to_string()).unwrap_or_default();
-    let url = format!("http://{listen}/api/v3/public");
+    let (mut children, urls, keystore_path, password) = start_nodes(&opts, dir).await?;
+    let pids: Vec<String> = children
+        .iter()
+        .map(|c| c.id().map(|p| p.to_string()).unwrap_or_default())
+        .collect();
+    let url = urls[0].clone();
     let rpc = RpcClient::new(url.clone());
-    wait_ready(&rpc).await?;
-    let god = keystore::load(&out.funded_keystore, &out.funded_password)?;
+    let god = keystore::load(&keystore_path, &password)?;
     let nid = 3;
 
     eprintln!("funding {} sender accounts", opts.clients);
@@ -179,18 +228,30 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     let head = rpc.call("icx_getLastBlock", Value::Null).await?["height"]
         .as_u64()
         .unwrap_or(0);
-    let cpu0 = cpu_seconds(&pid).unwrap_or(0.0);
+    let cpu_all = |pids: &[String]| {
+        pids.iter()
+            .map(|p| cpu_seconds(p).unwrap_or(0.0))
+            .sum::<f64>()
+    };
+    let cpu0 = cpu_all(&pids);
     let self0 = cpu_seconds("self").unwrap_or(0.0);
     let t0 = Instant::now();
     let sent_at = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; opts.txs]));
     let mut tasks = Vec::new();
-    for list in bodies {
-        let url = url.clone();
+    for (k, list) in bodies.into_iter().enumerate() {
+        let url = urls[k % urls.len()].clone();
         let sent_at = sent_at.clone();
+        // With a rate, each client sends on a fixed schedule (open loop) of rate/clients per second.
+        let gap = (opts.rate > 0)
+            .then(|| Duration::from_secs_f64(opts.clients as f64 / opts.rate as f64));
         tasks.push(tokio::spawn(async move {
             let c = RpcClient::new(url.clone());
             let mut accepted = 0usize;
-            for (i, body) in list {
+            let start = Instant::now();
+            for (n, (i, body)) in list.into_iter().enumerate() {
+                if let Some(gap) = gap {
+                    tokio::time::sleep_until((start + gap * n as u32).into()).await;
+                }
                 let t = Instant::now();
                 if let Ok((200, _)) = c.post_raw(&url, body, &[]).await {
                     accepted += 1;
@@ -209,6 +270,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
             let mut committed_at: Vec<(usize, Instant)> = Vec::new();
             let mut next = head + 1;
             let mut blocks = 0u64;
+            let mut stamps: Vec<u64> = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(120);
             while committed_at.len() < index_of.len() && Instant::now() < deadline {
                 match c
@@ -221,6 +283,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
                     Ok(b) => {
                         let now = Instant::now();
                         blocks += 1;
+                        stamps.push(b["time_stamp"].as_u64().unwrap_or(0));
                         for t in b["confirmed_transaction_list"]
                             .as_array()
                             .into_iter()
@@ -235,7 +298,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
                     Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
                 }
             }
-            (committed_at, blocks)
+            (committed_at, blocks, stamps)
         })
     };
     let mut accepted = 0;
@@ -243,10 +306,17 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         accepted += t.await?;
     }
     let send_secs = t0.elapsed().as_secs_f64();
-    let (committed_at, blocks) = watcher.await?;
-    let cpu = cpu_seconds(&pid).unwrap_or(0.0) - cpu0;
+    let (committed_at, blocks, stamps) = watcher.await?;
+    let mut intervals: Vec<f64> = stamps
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]) as f64 / 1000.0)
+        .collect();
+    intervals.sort_by(|a, b| a.total_cmp(b));
+    let cpu = cpu_all(&pids) - cpu0;
     let bench_cpu = cpu_seconds("self").unwrap_or(0.0) - self0;
-    let _ = child.kill().await;
+    for c in &mut children {
+        let _ = c.kill().await;
+    }
 
     let last_commit = committed_at.iter().map(|(_, t)| *t).max().unwrap_or(t0);
     let commit_secs = last_commit.duration_since(t0).as_secs_f64().max(1e-9);
@@ -258,7 +328,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     lat.sort_by(|a, b| a.total_cmp(b));
     let committed = committed_at.len();
     let summary = json!({
-        "bench": "single-node transfers",
+        "bench": if opts.validators > 1 { "transfers, LFT validators as processes" } else { "transfers, single node" },
         "txs": opts.txs,
         "clients": opts.clients,
         "accepted": accepted,
@@ -267,9 +337,13 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "committed_tps": (committed as f64 / commit_secs).round(),
         "latency_ms_p50": (percentile(&lat, 0.5) * 10.0).round() / 10.0,
         "latency_ms_p99": (percentile(&lat, 0.99) * 10.0).round() / 10.0,
+        "validators": opts.validators,
+        "offered_rate": opts.rate,
         "blocks": blocks,
+        "block_interval_ms_p50": (percentile(&intervals, 0.5) * 10.0).round() / 10.0,
         "node_cpu_seconds": (cpu * 100.0).round() / 100.0,
         "node_cpu_us_per_tx": if committed > 0 { (cpu * 1e6 / committed as f64).round() } else { 0.0 },
+        "node_cpu_us_per_tx_per_validator": if committed > 0 { (cpu * 1e6 / committed as f64 / opts.validators as f64).round() } else { 0.0 },
         "bench_client_cpu_seconds": (bench_cpu * 100.0).round() / 100.0,
         "secp256k1_recover_per_sec_one_core": recover.round(),
         "recover_ceiling_tps_two_cores": (2.0 * recover).round(),

@@ -76,6 +76,12 @@ enum Cmd {
         /// Most transactions per block.
         #[arg(long, default_value_t = 5_000)]
         block_max_txs: usize,
+        /// Validators, each its own process (1: a single node).
+        #[arg(long, default_value_t = 1)]
+        validators: usize,
+        /// Offered load in transactions per second (0: as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
 }
 
@@ -226,7 +232,10 @@ async fn run(cli: Cli) -> Result<()> {
             txs,
             clients,
             block_max_txs,
+            validators,
+            rate,
         } => {
+            anyhow::ensure!(validators >= 1, "--validators must be at least 1");
             anyhow::ensure!(
                 clients > 0 && txs >= clients,
                 "need at least one client and as many transfers as clients"
@@ -237,6 +246,8 @@ async fn run(cli: Cli) -> Result<()> {
                     txs,
                     clients,
                     block_max_txs,
+                    validators,
+                    rate,
                 },
                 &dir,
             )

@@ -25,6 +25,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// Most transactions in one gossip message.
+const GOSSIP_BATCH: usize = 512;
+/// Longest a transaction waits to be gossiped with others.
+const GOSSIP_DELAY: Duration = Duration::from_millis(5);
+
 /// One channel's validator.
 pub struct LftEngine {
     chain: Arc<Chain>,
@@ -35,6 +40,8 @@ pub struct LftEngine {
     p2p: P2pHandle,
     inbound: mpsc::UnboundedReceiver<Inbound>,
     gossip: mpsc::UnboundedReceiver<Vec<u8>>,
+    gossip_buf: Vec<Vec<u8>>,
+    gossip_since: Option<Instant>,
     timers: BTreeMap<(Instant, u64), u64>,
     seq: u64,
     deferred: Option<Action>,
@@ -88,6 +95,8 @@ impl LftEngine {
             p2p,
             inbound,
             gossip,
+            gossip_buf: Vec::new(),
+            gossip_since: None,
             timers: BTreeMap::new(),
             seq: 0,
             deferred: None,
@@ -170,6 +179,26 @@ impl LftEngine {
         }
     }
 
+    /// Sends the buffered transactions as one gossip message: a JSON array of params.
+    fn flush_gossip(&mut self) {
+        self.gossip_since = None;
+        if self.gossip_buf.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(
+            self.gossip_buf.iter().map(Vec::len).sum::<usize>() + self.gossip_buf.len() + 2,
+        );
+        out.push(b'[');
+        for (i, t) in self.gossip_buf.drain(..).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&t);
+        }
+        out.push(b']');
+        self.p2p.publish(Topic::Txs, out);
+    }
+
     /// Runs until `stop` turns true.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
         let acts = self.core.start();
@@ -180,7 +209,8 @@ impl LftEngine {
                 let wait = due_us.saturating_sub(now_us());
                 Instant::now() + Duration::from_micros(wait)
             });
-            let wake = [timer, build]
+            let flush = self.gossip_since.map(|t| t + GOSSIP_DELAY);
+            let wake = [timer, build, flush]
                 .into_iter()
                 .flatten()
                 .min()
@@ -197,8 +227,16 @@ impl LftEngine {
                             Err(e) => tracing::debug!(%e, "undecodable consensus message"),
                         },
                         Topic::Txs => {
-                            if let Ok(v) = serde_json::from_slice(&m.data) {
-                                let _ = self.admission.admit_from_peer(v);
+                            match serde_json::from_slice(&m.data) {
+                                Ok(serde_json::Value::Array(txs)) if txs.len() <= GOSSIP_BATCH => {
+                                    for tx in txs {
+                                        let _ = self.admission.admit_from_peer(tx);
+                                    }
+                                }
+                                Ok(tx @ serde_json::Value::Object(_)) => {
+                                    let _ = self.admission.admit_from_peer(tx);
+                                }
+                                _ => tracing::debug!("malformed transaction gossip"),
                             }
                             if self.deferred.is_some() {
                                 self.build_deferred(false)?;
@@ -208,7 +246,11 @@ impl LftEngine {
                 }
                 tx = self.gossip.recv() => {
                     if let Some(bytes) = tx {
-                        self.p2p.publish(Topic::Txs, bytes);
+                        self.gossip_buf.push(bytes);
+                        self.gossip_since.get_or_insert_with(Instant::now);
+                        if self.gossip_buf.len() >= GOSSIP_BATCH {
+                            self.flush_gossip();
+                        }
                     }
                     if self.deferred.is_some() {
                         self.build_deferred(false)?;
@@ -216,6 +258,9 @@ impl LftEngine {
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
+                    if self.gossip_since.is_some_and(|t| t + GOSSIP_DELAY <= now) {
+                        self.flush_gossip();
+                    }
                     let due: Vec<((Instant, u64), u64)> = self.timers.range(..=(now, u64::MAX)).map(|(k, v)| (*k, *v)).collect();
                     for (k, round) in due {
                         self.timers.remove(&k);

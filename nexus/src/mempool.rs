@@ -5,7 +5,7 @@
 //! executed is still refused.
 
 use nexus_proto::{Hash32, SignedTransaction};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::sync::Notify;
@@ -22,7 +22,7 @@ pub enum PoolRefusal {
 #[derive(Default)]
 struct Inner {
     queue: VecDeque<Arc<SignedTransaction>>,
-    known: HashSet<Hash32>,
+    known: HashMap<Hash32, Arc<SignedTransaction>>,
 }
 
 /// The pool.
@@ -48,7 +48,12 @@ impl Mempool {
 
     /// True when `hash` is pending or being executed.
     pub fn contains(&self, hash: &Hash32) -> bool {
-        self.lock().known.contains(hash)
+        self.lock().known.contains_key(hash)
+    }
+
+    /// The checked transaction with `hash`, if pending or being executed.
+    pub fn get(&self, hash: &Hash32) -> Option<Arc<SignedTransaction>> {
+        self.lock().known.get(hash).cloned()
     }
 
     /// Adds a checked transaction.
@@ -58,9 +63,10 @@ impl Mempool {
             if g.known.len() >= self.max {
                 return Err(PoolRefusal::Full(self.max));
             }
-            if !g.known.insert(tx.hash) {
+            if g.known.contains_key(&tx.hash) {
                 return Err(PoolRefusal::Duplicate);
             }
+            g.known.insert(tx.hash, tx.clone());
             g.queue.push_back(tx);
         }
         self.notify.notify_one();
@@ -86,7 +92,7 @@ impl Mempool {
         let mut g = self.lock();
         let mut gone = HashSet::new();
         for h in hashes {
-            if g.known.remove(h) {
+            if g.known.remove(h).is_some() {
                 gone.insert(*h);
             }
         }
