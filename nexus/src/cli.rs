@@ -222,7 +222,8 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             init_logs("warn");
             anyhow::ensure!(validators >= 1, "--validators must be at least 1");
-            if validators == 1 {
+            // An existing folder keeps its shape: a single node has config.toml at the top.
+            if validators == 1 || dir.join("config.toml").exists() {
                 devnet::run(&dir, rpc).await?;
             } else {
                 devnet::run_network(&dir, validators, rpc, p2p_port).await?;
