@@ -193,7 +193,10 @@ pub async fn run(dir: &Path, listen: SocketAddr) -> Result<(), NodeError> {
     );
     println!("  IRC-2 token SCORE  {token} (NXT, all held by the funded account)");
     println!("  data               {}", cfg.data_dir.display());
-    println!("Try:  nexus wallet balance {god} --rpc http://{addr}/api/v3/{ch}");
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "nexus".into());
+    println!("Try:  {exe} wallet balance {god} --rpc http://{addr}/api/v3/{ch}");
     println!("Stop with Ctrl-C; start again with the same command to continue the chain.");
     node.run_until_signal().await
 }
@@ -420,7 +423,10 @@ pub async fn run_network(
     );
     println!("  IRC-2 token SCORE  {token} (NXT, all held by the funded account)");
     if let Some((rpc, _, _)) = endpoints.first() {
-        println!("Try:  nexus wallet balance {god} --rpc http://{rpc}/api/v3/{ch}");
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "nexus".into());
+        println!("Try:  {exe} wallet balance {god} --rpc http://{rpc}/api/v3/{ch}");
     }
     println!("Stop with Ctrl-C; start again with the same command to continue the chain.");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
