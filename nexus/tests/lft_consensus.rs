@@ -5,13 +5,12 @@
 
 use nexus::admission::{now_us, Admission};
 use nexus::chain::Chain;
-use nexus::consensus::Driver;
+use nexus::consensus::{resume_core, Driver};
 use nexus::genesis::{Genesis, GenesisAccount, ParsedGenesis};
 use nexus::mempool::Mempool;
 use nexus::storage::Storage;
 use nexus_lft::{
-    Action, BlockRef, Config, Lft, Message, Qc, SafetyState, Secp256k1Crypto, Timeouts,
-    ValidatorSchedule, ValidatorSet,
+    Action, Config, Lft, Message, Secp256k1Crypto, Timeouts, ValidatorSchedule, ValidatorSet,
 };
 use nexus_proto::{Address, Hash32, KeyPair, Transaction, TxData};
 use serde_json::Value;
@@ -51,31 +50,6 @@ fn open_validator(
     let storage = Storage::open(dir, &["public".to_string()]).expect("storage");
     let chain = Arc::new(Chain::open(storage.channel("public"), genesis).expect("chain"));
     let pool = Arc::new(Mempool::new(10_000));
-    let head = chain.head();
-    let votes = chain
-        .votes_for(head.header.height)
-        .expect("votes")
-        .unwrap_or_default();
-    let committed = BlockRef {
-        hash: head.hash(),
-        parent: head.header.prev_hash,
-        height: head.header.height,
-        round: votes.round,
-    };
-    let qc = Qc {
-        round: votes.round,
-        height: head.header.height,
-        block: head.hash(),
-        votes: votes
-            .items
-            .iter()
-            .map(|v| (v.validator_index, v.signature.to_vec()))
-            .collect(),
-    };
-    let safety = match chain.consensus_state().expect("read") {
-        Some(b) => nexus_lft::codec::decode_safety(&b).expect("safety state"),
-        None => SafetyState::default(),
-    };
     let cfg = Config {
         nid: 3,
         channel: "public".into(),
@@ -86,7 +60,7 @@ fn open_validator(
             max_ms: 4_000,
         },
     };
-    let core = Lft::new(cfg, Secp256k1Crypto(key.clone()), committed, qc, safety);
+    let core = resume_core(&chain, key.clone(), cfg).expect("resume consensus");
     Validator {
         admission: Admission::new(chain.clone(), pool.clone(), 300_000),
         driver: Driver::new(chain.clone(), pool, 50),
