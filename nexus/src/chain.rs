@@ -62,6 +62,8 @@ pub struct Proposal {
     writes: Writes,
     /// The new commitment, when the block was built directly on the head.
     prepared: Option<PreparedState>,
+    validators: Vec<Address>,
+    next_validators: Vec<Address>,
 }
 
 /// An executed block that is not final yet (consensus builds on it before its parent is final).
@@ -150,6 +152,12 @@ impl Chain {
             };
             scores.insert(t.address, Arc::new(token));
         }
+        if let Some(admin) = genesis.admin {
+            scores.insert(
+                Address::SYSTEM,
+                Arc::new(crate::score::chain_score::ChainScore { admin }),
+            );
+        }
         let genesis_json =
             serde_json::to_vec(&genesis.source).map_err(|e| NodeError::Config(e.to_string()))?;
         let (tx, _) = broadcast::channel(1024);
@@ -194,14 +202,19 @@ impl Chain {
             let prev = state::balance(&ov, addr);
             state::set_balance(&mut ov, addr, prev + bal);
         }
-        for t in &g.tokens {
-            let Some(score) = self.scores.get(&t.address).cloned() else {
+        let installs = g
+            .tokens
+            .iter()
+            .map(|t| (t.address, t.owner))
+            .chain(g.admin.map(|a| (Address::SYSTEM, a)));
+        for (address, owner) in installs {
+            let Some(score) = self.scores.get(&address).cloned() else {
                 continue;
             };
             let mut meter = StepMeter::new(u128::MAX, 0);
             let mut ctx = CallContext::new(
-                t.address,
-                t.owner,
+                address,
+                owner,
                 0,
                 0,
                 g.timestamp,
@@ -212,7 +225,7 @@ impl Chain {
             );
             score
                 .install(&mut ctx)
-                .map_err(|e| NodeError::Config(format!("installing token {}: {e}", t.address)))?;
+                .map_err(|e| NodeError::Config(format!("installing SCORE {address}: {e}")))?;
         }
         let writes = ov.into_writes();
         let prepared = self.lock_commitment().prepare(&writes);
@@ -223,7 +236,7 @@ impl Chain {
         };
         let mut batch = self.store.batch();
         batch.put(Kind::Meta, b"genesis", genesis_json);
-        self.put_block(&mut batch, &block);
+        self.put_block(&mut batch, &block, &[&g.validators]);
         for (k, v) in &writes {
             match v {
                 Some(v) => batch.put(Kind::State, k, v),
@@ -421,7 +434,11 @@ impl Chain {
         };
         let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
         let receipt_hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
-        let vh = validators_hash(&self.validators);
+        // Validator sets come from the parent's state: a change is scheduled at least
+        // CHANGE_MARGIN blocks ahead, so the block's own transactions never alter them.
+        let schedule = crate::score::chain_score::schedule(&view, &self.validators);
+        let validators = crate::score::chain_score::set_at(&schedule, height).to_vec();
+        let next_validators = crate::score::chain_score::set_at(&schedule, height + 1).to_vec();
         let header = BlockHeader {
             version: HEADER_VERSION,
             height,
@@ -430,8 +447,8 @@ impl Chain {
             transactions_root: merkle::root(&tx_hashes),
             receipts_root: merkle::root(&receipt_hashes),
             state_root,
-            validators_hash: vh,
-            next_validators_hash: vh,
+            validators_hash: validators_hash(&validators),
+            next_validators_hash: validators_hash(&next_validators),
             prev_votes_hash: prev_votes.hash(),
             leader,
         };
@@ -445,6 +462,8 @@ impl Chain {
             receipts,
             writes,
             prepared,
+            validators,
+            next_validators,
         }
     }
 
@@ -515,17 +534,19 @@ impl Chain {
             .insert(p.block.hash(), entry);
     }
 
-    fn put_block(&self, batch: &mut crate::storage::Batch<'_>, block: &Block) {
+    fn put_block(&self, batch: &mut crate::storage::Batch<'_>, block: &Block, sets: &[&[Address]]) {
         let h = block.header.height;
         let hash = block.hash();
         batch.put(Kind::Blocks, &h.to_be_bytes(), &block.encode());
         batch.put(Kind::BlockHashes, &hash.0, &h.to_be_bytes());
         batch.put(Kind::Data, &hash.0, &block.header.to_rlp());
-        batch.put(
-            Kind::Data,
-            &block.header.validators_hash.0,
-            &nexus_proto::block::encode_validators(&self.validators),
-        );
+        for set in sets {
+            batch.put(
+                Kind::Data,
+                &validators_hash(set).0,
+                &nexus_proto::block::encode_validators(set),
+            );
+        }
         if !block.prev_votes.items.is_empty() {
             batch.put(
                 Kind::Data,
@@ -561,7 +582,7 @@ impl Chain {
             });
         }
         let mut batch = self.store.batch();
-        self.put_block(&mut batch, &p.block);
+        self.put_block(&mut batch, &p.block, &[&p.validators, &p.next_validators]);
         for (i, (tx, r)) in p.txs.iter().zip(&p.receipts).enumerate() {
             let mut v = Vec::with_capacity(512);
             v.extend_from_slice(&h.to_be_bytes());
@@ -687,6 +708,11 @@ impl Chain {
             };
         }
         Ok(self.block_by_height(height + 1)?.map(|b| b.prev_votes))
+    }
+
+    /// The validator schedule in the committed state: (first height, set) pairs.
+    pub fn validator_schedule(&self) -> Vec<(u64, Vec<Address>)> {
+        crate::score::chain_score::schedule(&DbView(&self.store), &self.validators)
     }
 
     /// Stores consensus bookkeeping (the LFT safety state) durably, before a vote is sent.
@@ -870,6 +896,7 @@ mod tests {
                 initial_supply: "0x64".into(),
             }],
             message: String::new(),
+            admin: None,
         }
         .parse()
         .unwrap()

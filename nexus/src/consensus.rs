@@ -77,6 +77,17 @@ pub fn resume_core(
     Ok(Lft::new(cfg, Secp256k1Crypto(key), committed, qc, safety))
 }
 
+/// The chain's validator schedule in the core's terms.
+pub fn schedule_of(chain: &Chain) -> nexus_lft::ValidatorSchedule {
+    let mut entries = chain.validator_schedule().into_iter();
+    let (_, genesis) = entries.next().unwrap_or((0, chain.validators.clone()));
+    let mut s = nexus_lft::ValidatorSchedule::new(nexus_lft::ValidatorSet { members: genesis });
+    for (h, set) in entries {
+        s.change_at(h, nexus_lft::ValidatorSet { members: set });
+    }
+    s
+}
+
 /// Connects one LFT core to one chain.
 pub struct Driver {
     chain: Arc<Chain>,
@@ -148,7 +159,11 @@ impl Driver {
                     };
                     queue.extend(core.on_block_checked(p.block.hash, ok));
                 }
-                Action::Commit { block, payload, qc } => self.commit(block, &payload, &qc)?,
+                Action::Commit { block, payload, qc } => {
+                    self.commit(block, &payload, &qc)?;
+                    // A final block may schedule a validator-set change: tell consensus.
+                    core.set_schedule(schedule_of(&self.chain));
+                }
                 other => out.push(other),
             }
         }

@@ -123,6 +123,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitOutput, NodeError> {
             initial_supply: format_int(1_000_000_000 * ICX),
         }],
         message: "Nexus devnet".into(),
+        admin: Some(funded.address().to_string()),
     };
     genesis.clone().parse()?;
     let text =
@@ -307,6 +308,7 @@ pub fn init_network_on(
             initial_supply: format_int(1_000_000_000 * ICX),
         }],
         message: "Nexus devnet".into(),
+        admin: Some(funded.address().to_string()),
     };
     genesis.clone().parse()?;
     let text =

@@ -30,6 +30,9 @@ pub struct Genesis {
     /// Free text recorded in the genesis block.
     #[serde(default)]
     pub message: String,
+    /// Account allowed to change the validator set (through the chain SCORE), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
 }
 
 /// A funded account.
@@ -81,6 +84,8 @@ pub struct ParsedGenesis {
     pub step_price: u128,
     /// Tokens: address, name, symbol, decimals, owner, supply.
     pub tokens: Vec<ParsedToken>,
+    /// Who may change validators.
+    pub admin: Option<Address>,
     /// The source, as stored in the genesis block.
     pub source: Genesis,
 }
@@ -186,6 +191,11 @@ impl Genesis {
             treasury: cfg(Address::parse("treasury", &self.treasury))?,
             step_price: cfg(value::parse_u128("step_price", &self.step_price))?,
             tokens,
+            admin: self
+                .admin
+                .as_deref()
+                .map(|a| cfg(Address::parse("admin", a)))
+                .transpose()?,
             source: self,
         })
     }

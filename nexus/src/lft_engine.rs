@@ -15,9 +15,7 @@ use crate::error::NodeError;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::p2p::{self, Inbound, P2pHandle, Topic};
-use nexus_lft::{
-    codec, Action, Config, Lft, Secp256k1Crypto, Timeouts, ValidatorSchedule, ValidatorSet,
-};
+use nexus_lft::{codec, Action, Config, Lft, Secp256k1Crypto, Timeouts};
 use nexus_proto::{Address, KeyPair};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,9 +63,7 @@ impl LftEngine {
         let lft_cfg = Config {
             nid: chain.nid,
             channel: chain.channel.clone(),
-            schedule: ValidatorSchedule::new(ValidatorSet {
-                members: chain.validators.clone(),
-            }),
+            schedule: crate::consensus::schedule_of(&chain),
             timeouts: Timeouts {
                 round_ms: cfg.consensus.round_timeout_ms,
                 growth_percent: cfg.consensus.timeout_growth_percent,

@@ -9,9 +9,7 @@ use nexus::consensus::{resume_core, Driver};
 use nexus::genesis::{Genesis, GenesisAccount, ParsedGenesis};
 use nexus::mempool::Mempool;
 use nexus::storage::Storage;
-use nexus_lft::{
-    Action, Config, Lft, Message, Secp256k1Crypto, Timeouts, ValidatorSchedule, ValidatorSet,
-};
+use nexus_lft::{Action, Config, Lft, Message, Secp256k1Crypto, Timeouts};
 use nexus_proto::{Address, Hash32, KeyPair, Transaction, TxData};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -31,7 +29,6 @@ struct Net {
     dirs: Vec<tempfile::TempDir>,
     keys: Vec<KeyPair>,
     genesis: ParsedGenesis,
-    schedule: ValidatorSchedule,
     vals: Vec<Validator>,
     addrs: Vec<Address>,
     msgs: VecDeque<(usize, usize, Message)>,
@@ -41,19 +38,14 @@ struct Net {
 }
 
 /// Opens a validator's chain and resumes its consensus state from disk (or genesis).
-fn open_validator(
-    dir: &std::path::Path,
-    key: &KeyPair,
-    genesis: &ParsedGenesis,
-    schedule: &ValidatorSchedule,
-) -> Validator {
+fn open_validator(dir: &std::path::Path, key: &KeyPair, genesis: &ParsedGenesis) -> Validator {
     let storage = Storage::open(dir, &["public".to_string()]).expect("storage");
     let chain = Arc::new(Chain::open(storage.channel("public"), genesis).expect("chain"));
     let pool = Arc::new(Mempool::new(10_000));
     let cfg = Config {
         nid: 3,
         channel: "public".into(),
-        schedule: schedule.clone(),
+        schedule: nexus::consensus::schedule_of(&chain),
         timeouts: Timeouts {
             round_ms: 500,
             growth_percent: 50,
@@ -72,6 +64,11 @@ fn open_validator(
 
 impl Net {
     fn new(keys: &[KeyPair], alice: &KeyPair) -> Self {
+        Self::with_validators(keys, keys.len(), alice)
+    }
+
+    /// Nodes for all `keys`; the first `n` are the genesis validators, the rest readers.
+    fn with_validators(keys: &[KeyPair], n: usize, alice: &KeyPair) -> Self {
         let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
         let genesis = Genesis {
             nid: "0x3".into(),
@@ -82,17 +79,15 @@ impl Net {
                 address: alice.address().to_string(),
                 balance: format!("{:#x}", 1_000 * ICX),
             }],
-            validators: addrs.iter().map(|a| a.to_string()).collect(),
+            validators: addrs[..n].iter().map(|a| a.to_string()).collect(),
             treasury: Address::eoa([0xee; 20]).to_string(),
             step_price: "0x2e90edd00".into(),
             tokens: vec![],
             message: String::new(),
+            admin: Some(alice.address().to_string()),
         }
         .parse()
         .expect("genesis");
-        let schedule = ValidatorSchedule::new(ValidatorSet {
-            members: addrs.clone(),
-        });
         let dirs: Vec<tempfile::TempDir> = keys
             .iter()
             .map(|_| tempfile::tempdir().expect("tempdir"))
@@ -100,13 +95,12 @@ impl Net {
         let vals = keys
             .iter()
             .zip(&dirs)
-            .map(|(k, d)| open_validator(d.path(), k, &genesis, &schedule))
+            .map(|(k, d)| open_validator(d.path(), k, &genesis))
             .collect();
         Net {
             dirs,
             keys: keys.to_vec(),
             genesis,
-            schedule,
             vals,
             addrs,
             msgs: VecDeque::new(),
@@ -119,12 +113,7 @@ impl Net {
     /// Crashes validator `i` (nothing is shut down cleanly) and starts it again from its disk.
     fn restart(&mut self, i: usize) {
         drop(self.vals.remove(i));
-        let v = open_validator(
-            self.dirs[i].path(),
-            &self.keys[i],
-            &self.genesis,
-            &self.schedule,
-        );
+        let v = open_validator(self.dirs[i].path(), &self.keys[i], &self.genesis);
         self.vals.insert(i, v);
         let acts = self.vals[i].core.start();
         self.route(i, acts);
@@ -394,4 +383,113 @@ fn transactions_sent_to_any_validator_are_final_exactly_once_everywhere() {
         "no progress after a restart: (height, round, final) per validator {state:?}"
     );
     check_agreement(&net, &everything, &receivers);
+}
+
+#[test]
+fn an_admin_transaction_changes_the_validator_set_at_its_height() {
+    use nexus_proto::block::{validators_hash, verify_quorum};
+    let keys: Vec<KeyPair> = (0..5).map(|_| KeyPair::generate()).collect();
+    let alice = KeyPair::generate();
+    let mut net = Net::with_validators(&keys, 4, &alice);
+    net.start();
+    let old: Vec<Address> = keys[..4].iter().map(|k| k.address()).collect();
+    let new: Vec<Address> = vec![
+        keys[0].address(),
+        keys[1].address(),
+        keys[2].address(),
+        keys[4].address(),
+    ];
+
+    let call = |from: &KeyPair, at: u64, nonce: u128| {
+        let mut params = serde_json::Map::new();
+        params.insert(
+            "_validators".into(),
+            Value::Array(new.iter().map(|a| Value::String(a.to_string())).collect()),
+        );
+        params.insert("_height".into(), Value::String(format!("{at:#x}")));
+        let t = Transaction {
+            from: from.address(),
+            to: Address::SYSTEM,
+            value: 0,
+            step_limit: 5_000_000,
+            timestamp: now_us(),
+            nid: 3,
+            nonce: Some(nonce),
+            data: TxData::Call {
+                method: "setValidators".into(),
+                params,
+            },
+        };
+        Value::Object(t.sign(from).expect("sign").raw)
+    };
+    assert!(net.run_until(10_000, |n| n.vals[0].chain.head().header.height >= 2));
+    let at = net.vals[0].chain.head().header.height + 20;
+
+    // Only the admin may change the set; alice is the admin.
+    let mallory = &keys[4];
+    let bad = net.vals[0].admission.admit(call(mallory, at, 1));
+    assert!(
+        bad.is_err(),
+        "mallory holds no ICX, so admission refuses; the SCORE check is below"
+    );
+    let good = net.vals[1]
+        .admission
+        .admit(call(&alice, at, 2))
+        .expect("admit");
+    assert!(
+        net.run_until(60_000, |n| all_have(n, &[good])),
+        "the change was not final"
+    );
+    let r = net.vals[0]
+        .chain
+        .receipt(&good)
+        .expect("read")
+        .expect("receipt");
+    assert_eq!(r.status, 1, "{r:?}");
+    let refused = net.vals[0].chain.estimate(
+        &nexus_proto::SignedTransaction::from_json(call(&keys[0], at + 5, 3)).expect("tx"),
+    );
+    assert!(
+        refused.is_err(),
+        "a validator that is not the admin may not change the set"
+    );
+
+    // Past the change, validator 0 goes offline: blocks are final only with the new member's votes.
+    assert!(
+        net.run_until(60_000, |n| n.vals[1].chain.head().header.height >= at + 2),
+        "no progress past the change"
+    );
+    net.vals[0].online = false;
+    let target = net.vals[1].chain.head().header.height + 5;
+    assert!(
+        net.run_until(120_000, |n| n.vals[1].chain.head().header.height >= target),
+        "no progress with the new set"
+    );
+
+    for v in &net.vals[1..] {
+        let top = v.chain.head().header.height.min(target);
+        for height in 1..=top {
+            let b = v
+                .chain
+                .block_by_height(height)
+                .expect("read")
+                .expect("block");
+            let set = if height < at { &old } else { &new };
+            let next = if height + 1 < at { &old } else { &new };
+            assert_eq!(
+                b.header.validators_hash,
+                validators_hash(set),
+                "set named at height {height}"
+            );
+            assert_eq!(
+                b.header.next_validators_hash,
+                validators_hash(next),
+                "next set named at height {height}"
+            );
+            if let Some(votes) = v.chain.votes_for(height).expect("read") {
+                verify_quorum(&votes, set, 3, "public", height, &b.hash())
+                    .unwrap_or_else(|e| panic!("height {height}: {e}"));
+            }
+        }
+    }
 }

@@ -201,6 +201,12 @@ impl<C: Crypto> Lft<C> {
         out
     }
 
+    /// Replaces the validator schedule (changes apply at their heights; the application calls
+    /// this when a change becomes final, ahead of the height it names).
+    pub fn set_schedule(&mut self, schedule: ValidatorSchedule) {
+        self.schedule = schedule;
+    }
+
     /// This validator's address.
     pub fn address(&self) -> Address {
         self.crypto.address()

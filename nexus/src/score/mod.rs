@@ -4,6 +4,7 @@
 //! [`CallContext`] that meters steps, reads and writes its own storage and emits event logs, and
 //! fails with a [`ScoreError`] carrying an ICON failure code.
 
+pub mod chain_score;
 pub mod irc2;
 
 use crate::error::failure;

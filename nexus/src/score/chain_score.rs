@@ -1,0 +1,204 @@
+//! The chain SCORE at `cx0000000000000000000000000000000000000000`: validator-set changes.
+//!
+//! `setValidators(_validators: [Address], _height: int)` may be sent only by the genesis
+//! `admin` (the C-Rep governance issue replaces the admin with a vote). The new set applies to
+//! blocks from `_height` on, which must be at least [`CHANGE_MARGIN`] above the block that
+//! carries the transaction, so that every validator has finalized the change before it applies.
+//! `getValidators(_height?)` reads the set for a height (default: the next block).
+
+use super::{expect_params, param_int, CallContext, NativeScore, ScoreError};
+use crate::error::failure;
+use crate::state::StateView;
+use nexus_proto::block::{decode_validators, encode_validators, MAX_VALIDATORS};
+use nexus_proto::{value, Address};
+use serde_json::{json, Map, Value};
+
+/// Least distance between the block with a change and the height it applies from.
+pub const CHANGE_MARGIN: u64 = 10;
+
+const EVENT: &str = "ValidatorsChanged(int,bytes)";
+
+/// The chain SCORE.
+pub struct ChainScore {
+    /// Who may change validators.
+    pub admin: Address,
+}
+
+fn set_key(height: u64) -> Vec<u8> {
+    let mut k = b"set/".to_vec();
+    k.extend_from_slice(&height.to_be_bytes());
+    k
+}
+
+fn decode_heights(b: &[u8]) -> Vec<u64> {
+    b.chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect()
+}
+
+/// The validator schedule in `view`: genesis validators from 0, then each stored change.
+pub fn schedule(view: &dyn StateView, genesis: &[Address]) -> Vec<(u64, Vec<Address>)> {
+    let mut out = vec![(0, genesis.to_vec())];
+    let key = |k: &[u8]| crate::state::score_key(&Address::SYSTEM, k);
+    if let Some(hs) = view.get(&key(b"changes")) {
+        for h in decode_heights(&hs) {
+            if let Some(set) = view
+                .get(&key(&set_key(h)))
+                .and_then(|b| decode_validators(&b).ok())
+            {
+                out.push((h, set));
+            }
+        }
+    }
+    out
+}
+
+/// The set that votes on blocks at `height` under `schedule`.
+pub fn set_at(schedule: &[(u64, Vec<Address>)], height: u64) -> &[Address] {
+    schedule
+        .iter()
+        .rev()
+        .find(|(h, _)| *h <= height)
+        .map(|(_, s)| s.as_slice())
+        .unwrap_or(&[])
+}
+
+fn parse_set(params: &Map<String, Value>) -> Result<Vec<Address>, ScoreError> {
+    let list = match params.get("_validators") {
+        Some(Value::Array(a)) => a,
+        _ => {
+            return Err(ScoreError::invalid_param(
+                "_validators: expected a list of hx addresses",
+            ))
+        }
+    };
+    if list.is_empty() || list.len() > MAX_VALIDATORS {
+        return Err(ScoreError::invalid_param(format!(
+            "_validators: expected 1..={MAX_VALIDATORS} addresses, got {}",
+            list.len()
+        )));
+    }
+    let mut set = Vec::with_capacity(list.len());
+    for v in list {
+        let s = v
+            .as_str()
+            .ok_or_else(|| ScoreError::invalid_param("_validators: expected strings"))?;
+        let a = Address::parse("_validators", s)
+            .map_err(|e| ScoreError::invalid_param(e.to_string()))?;
+        if a.is_contract() || set.contains(&a) {
+            return Err(ScoreError::invalid_param(format!(
+                "_validators: {a} is a SCORE or listed twice"
+            )));
+        }
+        set.push(a);
+    }
+    Ok(set)
+}
+
+impl NativeScore for ChainScore {
+    fn api(&self) -> Value {
+        json!([
+            {"type": "function", "name": "setValidators", "inputs": [
+                {"name": "_validators", "type": "[]Address"}, {"name": "_height", "type": "int"}], "outputs": []},
+            {"type": "function", "name": "getValidators", "inputs": [{"name": "_height", "type": "int", "default": null}],
+             "outputs": [{"type": "[]Address"}], "readonly": "0x1"},
+            {"type": "eventlog", "name": "ValidatorsChanged", "inputs": [
+                {"name": "_height", "type": "int", "indexed": "0x1"}, {"name": "_validators", "type": "bytes"}]}
+        ])
+    }
+
+    fn install(&self, ctx: &mut CallContext<'_, '_>) -> Result<(), ScoreError> {
+        ctx.set(b"admin", self.admin.to_bytes().to_vec())
+    }
+
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, ScoreError> {
+        if ctx.value > 0 {
+            return Err(ScoreError::new(
+                failure::METHOD_NOT_PAYABLE,
+                format!("{method} does not accept ICX"),
+            ));
+        }
+        match method {
+            "setValidators" => {
+                expect_params(params, &["_validators", "_height"])?;
+                if ctx.readonly {
+                    return Err(ScoreError::new(
+                        failure::ACCESS_DENIED,
+                        "setValidators needs a transaction",
+                    ));
+                }
+                let admin = ctx.get(b"admin").and_then(|b| Address::from_bytes(&b).ok());
+                if admin != Some(ctx.from) {
+                    return Err(ScoreError::new(
+                        failure::ACCESS_DENIED,
+                        format!("{} may not change validators", ctx.from),
+                    ));
+                }
+                let set = parse_set(params)?;
+                let height = u64::try_from(param_int(params, "_height")?)
+                    .map_err(|_| ScoreError::invalid_param("_height too large"))?;
+                if height < ctx.height + CHANGE_MARGIN {
+                    return Err(ScoreError::revert(format!(
+                        "_height {height:#x} must be at least {:#x} (this block + {CHANGE_MARGIN})",
+                        ctx.height + CHANGE_MARGIN
+                    )));
+                }
+                let mut heights = ctx
+                    .get(b"changes")
+                    .map(|b| decode_heights(&b))
+                    .unwrap_or_default();
+                if heights.last().is_some_and(|last| *last >= height) {
+                    return Err(ScoreError::revert(
+                        "a change at or after that height is already scheduled",
+                    ));
+                }
+                heights.push(height);
+                let encoded = encode_validators(&set);
+                ctx.set(&set_key(height), encoded.clone())?;
+                ctx.set(
+                    b"changes",
+                    heights.iter().flat_map(|h| h.to_be_bytes()).collect(),
+                )?;
+                ctx.emit(
+                    vec![EVENT.into(), value::format_int(height)],
+                    vec![value::format_bytes(&encoded)],
+                )?;
+                Ok(Value::Null)
+            }
+            "getValidators" => {
+                expect_params(params, &["_height"])?;
+                let h = match params.get("_height") {
+                    None | Some(Value::Null) => ctx.height + 1,
+                    Some(_) => u64::try_from(param_int(params, "_height")?)
+                        .map_err(|_| ScoreError::invalid_param("_height too large"))?,
+                };
+                let mut heights = ctx
+                    .get(b"changes")
+                    .map(|b| decode_heights(&b))
+                    .unwrap_or_default();
+                heights.retain(|c| *c <= h);
+                match heights.last() {
+                    Some(c) => {
+                        let set = ctx
+                            .get(&set_key(*c))
+                            .and_then(|b| decode_validators(&b).ok())
+                            .unwrap_or_default();
+                        Ok(Value::Array(
+                            set.iter().map(|a| Value::String(a.to_string())).collect(),
+                        ))
+                    }
+                    None => Ok(Value::Null),
+                }
+            }
+            other => Err(ScoreError::new(
+                failure::METHOD_NOT_FOUND,
+                format!("the chain SCORE has no method {other:?}"),
+            )),
+        }
+    }
+}
