@@ -68,8 +68,8 @@ fn votes_count_only_from_the_channels_own_validators_and_only_for_it() {
     let from = keys[0].address();
 
     // Two genuine notary votes: no quorum yet.
-    for i in 0..2 {
-        let _ = n.on_message(from, vote(&keys[i], 1, "notary-eth", i as u32, block));
+    for (i, k) in keys.iter().take(2).enumerate() {
+        let _ = n.on_message(from, vote(k, 1, "notary-eth", i as u32, block));
     }
     // A public-only validator claims the fourth notary seat: refused.
     let _ = n.on_message(from, vote(&keys[3], 1, "notary-eth", 3, block));
