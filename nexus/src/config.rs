@@ -28,8 +28,22 @@ pub struct NodeConfig {
     pub p2p: P2pConfig,
     /// LFT round timers (used when the channel has more than one validator).
     pub consensus: ConsensusConfig,
+    /// More channels this node runs besides the one of `genesis`.
+    pub channels: Vec<ChannelConfig>,
     /// Log filter (`info`, `nexus=debug`, ...); `RUST_LOG` overrides it.
     pub log: String,
+}
+
+/// A further channel: its genesis and its peers (the p2p listen address and identity are the
+/// node's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The channel's genesis file.
+    pub genesis: PathBuf,
+    /// The channel's other validators and readers: `/ip4/<ip>/tcp/<port>/p2p/<peer id>`.
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 /// Peer-to-peer settings.
@@ -127,6 +141,7 @@ impl Default for NodeConfig {
             block: BlockConfig::default(),
             p2p: P2pConfig::default(),
             consensus: ConsensusConfig::default(),
+            channels: vec![],
             log: "info".into(),
         }
     }
@@ -170,6 +185,11 @@ impl NodeConfig {
         let mut cfg: NodeConfig = toml::from_str(&text)
             .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        for c in &mut cfg.channels {
+            if c.genesis.is_relative() {
+                c.genesis = base.join(&c.genesis);
+            }
+        }
         for p in [
             &mut cfg.data_dir,
             &mut cfg.genesis,

@@ -27,6 +27,8 @@ pub struct InitOptions {
     pub listen: SocketAddr,
     /// ICX given to the funded account.
     pub funded_icx: u128,
+    /// A second channel run by all validators but the last (multi-validator networks only).
+    pub second_channel: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -36,6 +38,7 @@ impl Default for InitOptions {
             channel: "public".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 9080)),
             funded_icx: 1_000_000_000,
+            second_channel: None,
         }
     }
 }
@@ -314,6 +317,25 @@ pub fn init_network_on(
     let text =
         serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::Config(e.to_string()))?;
     std::fs::write(dir.join("genesis.json"), text)?;
+    // The second channel: its own genesis and a subset of the validators (all but the last).
+    let second = match &opts.second_channel {
+        Some(name) => {
+            check_channel_name(name)?;
+            let g = Genesis {
+                channel: name.clone(),
+                validators: genesis.validators[..n - 1].to_vec(),
+                tokens: vec![],
+                ..genesis.clone()
+            };
+            g.clone().parse()?;
+            let file = format!("{name}.json");
+            let text =
+                serde_json::to_string_pretty(&g).map_err(|e| NodeError::Config(e.to_string()))?;
+            std::fs::write(dir.join(&file), text)?;
+            Some(file)
+        }
+        None => None,
+    };
     let mut nodes = Vec::new();
     for i in 0..n {
         let node_dir = dir.join(format!("node{i}"));
@@ -329,6 +351,17 @@ pub fn init_network_on(
             .filter(|(j, _)| *j != i)
             .map(|(_, a)| a.clone())
             .collect();
+        if let Some(file) = second.as_ref().filter(|_| i < n - 1) {
+            cfg.channels.push(crate::config::ChannelConfig {
+                genesis: PathBuf::from(format!("../{file}")),
+                peers: p2p_addrs[..n - 1]
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, a)| a.clone())
+                    .collect(),
+            });
+        }
         cfg.validate()?;
         let toml = toml::to_string_pretty(&cfg).map_err(|e| NodeError::Config(e.to_string()))?;
         let path = node_dir.join("config.toml");
@@ -361,6 +394,7 @@ pub async fn run_network(
             n,
             &InitOptions {
                 listen,
+                second_channel: Some("notary-test".into()),
                 ..InitOptions::default()
             },
             p2p_port,
@@ -390,10 +424,15 @@ pub async fn run_network(
             .kill_on_drop(true)
             .spawn()?;
         children.push(child);
+        let mut names = vec![genesis.channel.clone()];
+        for c in &cfg.channels {
+            names.push(Genesis::load(&c.genesis)?.channel);
+        }
         endpoints.push((
             cfg.rpc.listen,
             cfg.p2p.listen.clone(),
             node_dir.join("node.log"),
+            names,
         ));
     }
     let ch = &genesis.channel;
@@ -409,13 +448,18 @@ pub async fn run_network(
         .map(|t| t.address.to_string())
         .unwrap_or_default();
     println!(
-        "Nexus devnet is running: {} validators (LFT over libp2p), channel {ch}, nid {}",
+        "Nexus devnet is running: {} validators (LFT over libp2p), nid {}",
         endpoints.len(),
         format_int(genesis.nid)
     );
-    for (i, (rpc, p2p, log)) in endpoints.iter().enumerate() {
-        println!("  validator {i}  JSON-RPC http://{rpc}/api/v3/{ch}  ws://{rpc}/api/v3/{ch}/block  metrics http://{rpc}/metrics");
-        println!("               p2p {p2p}  log {}", log.display());
+    for (i, (rpc, p2p, log, names)) in endpoints.iter().enumerate() {
+        for c in names {
+            println!("  validator {i}  channel {c:<12} JSON-RPC http://{rpc}/api/v3/{c}  ws://{rpc}/api/v3/{c}/block");
+        }
+        println!(
+            "               metrics http://{rpc}/metrics  p2p {p2p}  log {}",
+            log.display()
+        );
     }
     println!("  funded account     {god}");
     println!(
@@ -424,7 +468,7 @@ pub async fn run_network(
         god_pw.trim()
     );
     println!("  IRC-2 token SCORE  {token} (NXT, all held by the funded account)");
-    if let Some((rpc, _, _)) = endpoints.first() {
+    if let Some((rpc, _, _, _)) = endpoints.first() {
         let exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "nexus".into());

@@ -14,7 +14,7 @@ use crate::consensus::{resume_core, Driver};
 use crate::error::NodeError;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
-use crate::p2p::{self, Inbound, P2pHandle, Topic};
+use crate::p2p::{Inbound, P2pHandle, Topic};
 use nexus_lft::{codec, Action, Config, Lft, Secp256k1Crypto, Timeouts};
 use nexus_proto::{Address, KeyPair};
 use std::collections::BTreeMap;
@@ -56,6 +56,7 @@ impl LftEngine {
         key: KeyPair,
         cfg: &NodeConfig,
         metrics: Arc<Metrics>,
+        net: (P2pHandle, mpsc::UnboundedReceiver<Inbound>),
     ) -> Result<Self, NodeError> {
         if !chain.validators.contains(&key.address()) {
             tracing::warn!(address = %key.address(), "this node is not a validator of the channel; it follows as a reader");
@@ -71,15 +72,7 @@ impl LftEngine {
             },
         };
         let core = resume_core(&chain, key, lft_cfg)?;
-        let identity = p2p::load_or_create_identity(&cfg.p2p.key_file)?;
-        let (p2p, inbound) = p2p::start(
-            identity,
-            &cfg.p2p.listen,
-            &cfg.p2p.peers,
-            Some(cfg.p2p.deny_file.clone()),
-            chain.nid,
-            &chain.channel,
-        )?;
+        let (p2p, inbound) = net;
         let (gossip_tx, gossip) = mpsc::unbounded_channel();
         admission.set_gossip(gossip_tx);
         Ok(LftEngine {

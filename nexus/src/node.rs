@@ -1,16 +1,18 @@
-//! Wiring of a node: storage, chain, pool, engine and RPC server started from a config, and
-//! stopped cleanly on Ctrl-C or SIGTERM.
+//! Wiring of a node: storage, one chain, pool and engine per channel, the p2p network shared by
+//! the channels that have several validators, and the RPC server with a path per channel;
+//! started from a config and stopped cleanly on Ctrl-C or SIGTERM.
 
 use crate::admission::Admission;
 use crate::chain::Chain;
 use crate::config::NodeConfig;
 use crate::engine::SoloEngine;
 use crate::error::NodeError;
-use crate::genesis::Genesis;
+use crate::genesis::{Genesis, ParsedGenesis};
 use crate::keystore;
 use crate::lft_engine::LftEngine;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
+use crate::p2p::{self, ChannelPeers};
 use crate::rpc::{self, ChannelApi, Routes, RpcServer};
 use crate::storage::Storage;
 use std::net::SocketAddr;
@@ -22,68 +24,121 @@ use tokio::task::JoinHandle;
 pub struct RunningNode {
     /// Where JSON-RPC listens.
     pub rpc_addr: SocketAddr,
-    /// The channel's ledger.
+    /// The first channel's ledger.
     pub chain: Arc<Chain>,
+    /// Every channel's ledger, in config order.
+    pub chains: Vec<Arc<Chain>>,
     stop: watch::Sender<bool>,
-    engine: JoinHandle<Result<(), NodeError>>,
+    engines: Vec<JoinHandle<Result<(), NodeError>>>,
     server: RpcServer,
 }
 
 /// Starts a node from a validated config.
 pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     cfg.validate()?;
-    let genesis = Genesis::load(&cfg.genesis)?;
+    let mut channels: Vec<(ParsedGenesis, Vec<String>)> =
+        vec![(Genesis::load(&cfg.genesis)?, cfg.p2p.peers.clone())];
+    for c in &cfg.channels {
+        channels.push((Genesis::load(&c.genesis)?, c.peers.clone()));
+    }
+    let names: Vec<String> = channels.iter().map(|(g, _)| g.channel.clone()).collect();
+    if let Some(dup) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        return Err(NodeError::Config(format!(
+            "channel {dup} is configured twice"
+        )));
+    }
     let key = keystore::load(&cfg.keystore, &cfg.keystore_password()?)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let storage = Storage::open(&cfg.data_dir, std::slice::from_ref(&genesis.channel))?;
-    let chain = Arc::new(Chain::open(storage.channel(&genesis.channel), &genesis)?);
-    let pool = Arc::new(Mempool::new(cfg.mempool.max_txs));
+    let storage = Storage::open(&cfg.data_dir, &names)?;
     let metrics = Arc::new(Metrics::default());
-    let head = chain.head().header.height;
-    metrics.block_committed(&chain.channel, head, 0, 0);
-    let admission = Arc::new(Admission::new(
-        chain.clone(),
-        pool.clone(),
-        cfg.mempool.timestamp_window_ms,
-    ));
-    let (stop, stop_rx) = watch::channel(false);
-    // One validator: the node is the whole set. More: LFT over libp2p.
-    let engine = if chain.validators.len() == 1 {
-        let solo = SoloEngine::new(
-            chain.clone(),
-            pool.clone(),
-            key,
-            cfg.block.clone(),
-            metrics.clone(),
-        )?;
-        tokio::spawn(solo.run(stop_rx))
+
+    // One libp2p task for every channel run by LFT.
+    let lft: Vec<ChannelPeers> = channels
+        .iter()
+        .filter(|(g, _)| g.validators.len() > 1)
+        .map(|(g, peers)| ChannelPeers {
+            nid: g.nid,
+            channel: g.channel.clone(),
+            peers: peers.clone(),
+        })
+        .collect();
+    let mut nets = if lft.is_empty() {
+        Vec::new()
     } else {
-        let lft = LftEngine::new(
+        let identity = p2p::load_or_create_identity(&cfg.p2p.key_file)?;
+        p2p::start_channels(
+            identity,
+            &cfg.p2p.listen,
+            Some(cfg.p2p.deny_file.clone()),
+            &lft,
+        )?
+    }
+    .into_iter();
+
+    let (stop, stop_rx) = watch::channel(false);
+    let mut engines = Vec::new();
+    let mut apis = Vec::new();
+    let mut chains = Vec::new();
+    for (genesis, _) in &channels {
+        let chain = Arc::new(Chain::open(storage.channel(&genesis.channel), genesis)?);
+        let pool = Arc::new(Mempool::new(cfg.mempool.max_txs));
+        let head = chain.head().header.height;
+        metrics.block_committed(&chain.channel, head, 0, 0);
+        let admission = Arc::new(Admission::new(
             chain.clone(),
             pool.clone(),
-            admission.clone(),
-            key,
-            cfg,
-            metrics.clone(),
-        )?;
-        tokio::spawn(lft.run(stop_rx))
-    };
-    let api = Arc::new(ChannelApi {
-        chain: chain.clone(),
-        pool: pool.clone(),
-        admission,
-        rpc: cfg.rpc.clone(),
-        metrics: metrics.clone(),
-    });
-    let routes = Routes::new(vec![api], metrics, cfg.rpc.max_request_bytes)
+            cfg.mempool.timestamp_window_ms,
+        ));
+        // One validator: the node is the whole set. More: LFT over libp2p.
+        let engine = if chain.validators.len() == 1 {
+            let solo = SoloEngine::new(
+                chain.clone(),
+                pool.clone(),
+                key.clone(),
+                cfg.block.clone(),
+                metrics.clone(),
+            )?;
+            tokio::spawn(solo.run(stop_rx.clone()))
+        } else {
+            let net = nets
+                .next()
+                .ok_or_else(|| NodeError::Config("p2p: missing channel network".into()))?;
+            let lft = LftEngine::new(
+                chain.clone(),
+                pool.clone(),
+                admission.clone(),
+                key.clone(),
+                cfg,
+                metrics.clone(),
+                net,
+            )?;
+            tokio::spawn(lft.run(stop_rx.clone()))
+        };
+        engines.push(engine);
+        apis.push(Arc::new(ChannelApi {
+            chain: chain.clone(),
+            pool,
+            admission,
+            rpc: cfg.rpc.clone(),
+            metrics: metrics.clone(),
+        }));
+        tracing::info!(channel = %chain.channel, height = head, validators = chain.validators.len(), "channel started");
+        chains.push(chain);
+    }
+    let routes = Routes::new(apis, metrics, cfg.rpc.max_request_bytes)
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let server = rpc::serve(cfg.rpc.listen, routes, cfg.rpc.max_connections).await?;
-    tracing::info!(rpc = %server.local_addr, channel = %chain.channel, height = head, "node started");
+    tracing::info!(rpc = %server.local_addr, channels = ?names, "node started");
     Ok(RunningNode {
         rpc_addr: server.local_addr,
-        chain,
+        chain: chains[0].clone(),
+        chains,
         stop,
-        engine,
+        engines,
         server,
     })
 }
@@ -92,10 +147,11 @@ impl RunningNode {
     /// Runs until Ctrl-C, SIGTERM or an engine failure, then stops.
     pub async fn run_until_signal(mut self) -> Result<(), NodeError> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let engines = std::mem::take(&mut self.engines);
         let result = tokio::select! {
             _ = tokio::signal::ctrl_c() => Ok(()),
             _ = term.recv() => Ok(()),
-            r = &mut self.engine => match r {
+            (r, _, _) = futures::future::select_all(engines) => match r {
                 Ok(r) => r,
                 Err(e) => Err(NodeError::Config(format!("engine task failed: {e}"))),
             },
@@ -110,9 +166,12 @@ impl RunningNode {
     pub async fn stop(self) -> Result<(), NodeError> {
         let _ = self.stop.send(true);
         self.server.stop().await;
-        match self.engine.await {
-            Ok(r) => r,
-            Err(e) => Err(NodeError::Config(format!("engine task failed: {e}"))),
+        for e in self.engines {
+            match e.await {
+                Ok(r) => r?,
+                Err(e) => return Err(NodeError::Config(format!("engine task failed: {e}"))),
+            }
         }
+        Ok(())
     }
 }

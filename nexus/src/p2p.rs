@@ -43,7 +43,8 @@ pub struct Inbound {
 /// Sends gossip through the network task.
 #[derive(Clone)]
 pub struct P2pHandle {
-    tx: mpsc::UnboundedSender<(Topic, Vec<u8>)>,
+    tx: mpsc::UnboundedSender<(usize, Topic, Vec<u8>)>,
+    channel: usize,
     /// This node's peer id.
     pub peer_id: PeerId,
 }
@@ -51,7 +52,7 @@ pub struct P2pHandle {
 impl P2pHandle {
     /// Publishes on a topic (dropped silently if the network task has stopped).
     pub fn publish(&self, topic: Topic, data: Vec<u8>) {
-        let _ = self.tx.send((topic, data));
+        let _ = self.tx.send((self.channel, topic, data));
     }
 }
 
@@ -90,8 +91,25 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-/// Starts the network task: listens on `listen`, keeps dialing `peers` (each with its
-/// `/p2p/<id>`), and returns the handle for publishing and the stream of permitted gossip.
+/// One channel's share of the network: its gossip topics and the peers allowed in it.
+#[derive(Debug, Clone)]
+pub struct ChannelPeers {
+    /// Network id.
+    pub nid: u64,
+    /// Channel name.
+    pub channel: String,
+    /// The channel's other validators and readers: `/ip4/<ip>/tcp/<port>/p2p/<peer id>`.
+    pub peers: Vec<String>,
+}
+
+struct ChannelNet {
+    consensus: IdentTopic,
+    txs: IdentTopic,
+    allowed: HashSet<PeerId>,
+    inbound: mpsc::UnboundedSender<Inbound>,
+}
+
+/// Starts the network task for one channel (see [`start_channels`]).
 pub fn start(
     key: identity::Keypair,
     listen: &str,
@@ -100,23 +118,59 @@ pub fn start(
     nid: u64,
     channel: &str,
 ) -> Result<(P2pHandle, mpsc::UnboundedReceiver<Inbound>), NodeError> {
+    let ch = ChannelPeers {
+        nid,
+        channel: channel.to_string(),
+        peers: peers.to_vec(),
+    };
+    let mut v = start_channels(key, listen, deny_file, &[ch])?;
+    v.pop()
+        .ok_or_else(|| NodeError::Config("p2p: no channel".into()))
+}
+
+/// Starts one network task for several channels: listens on `listen`, keeps dialing every
+/// channel's peers, and returns per channel the handle for publishing and the stream of gossip
+/// from that channel's permitted peers. A connection is kept if the peer belongs to any of the
+/// channels; gossip on a channel's topics is heard only from that channel's peers.
+pub fn start_channels(
+    key: identity::Keypair,
+    listen: &str,
+    deny_file: Option<std::path::PathBuf>,
+    channels: &[ChannelPeers],
+) -> Result<Vec<(P2pHandle, mpsc::UnboundedReceiver<Inbound>)>, NodeError> {
     let cfg_err = |e: String| NodeError::Config(format!("p2p: {e}"));
     let listen: Multiaddr = listen
         .parse()
         .map_err(|e| cfg_err(format!("listen address {listen:?}: {e}")))?;
-    let peers: Vec<Multiaddr> = peers
+    let mut dial: Vec<Multiaddr> = Vec::new();
+    let mut nets = Vec::new();
+    let mut receivers = Vec::new();
+    for ch in channels {
+        let mut allowed = HashSet::new();
+        for p in &ch.peers {
+            let a: Multiaddr = p
+                .parse()
+                .map_err(|e| cfg_err(format!("peer address {p:?}: {e}")))?;
+            let id = peer_of(&a)
+                .ok_or_else(|| cfg_err(format!("peer address {a} lacks /p2p/<peer id>")))?;
+            allowed.insert(id);
+            if !dial.contains(&a) {
+                dial.push(a);
+            }
+        }
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        nets.push(ChannelNet {
+            consensus: IdentTopic::new(format!("nexus/{}/{}/consensus", ch.nid, ch.channel)),
+            txs: IdentTopic::new(format!("nexus/{}/{}/txs", ch.nid, ch.channel)),
+            allowed,
+            inbound: in_tx,
+        });
+        receivers.push(in_rx);
+    }
+    let any_allowed: HashSet<PeerId> = nets
         .iter()
-        .map(|p| {
-            p.parse::<Multiaddr>()
-                .map_err(|e| cfg_err(format!("peer address {p:?}: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let allowed: HashSet<PeerId> = peers
-        .iter()
-        .map(|a| {
-            peer_of(a).ok_or_else(|| cfg_err(format!("peer address {a} lacks /p2p/<peer id>")))
-        })
-        .collect::<Result<_, _>>()?;
+        .flat_map(|n| n.allowed.iter().copied())
+        .collect();
     let local = key.public().to_peer_id();
     let gossip_cfg = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
@@ -135,7 +189,7 @@ pub fn start(
         .with_behaviour(|key| {
             let mut gossipsub =
                 gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)?;
-            for p in &allowed {
+            for p in &any_allowed {
                 gossipsub.add_explicit_peer(p);
             }
             let identify = identify::Behaviour::new(identify::Config::new(
@@ -150,30 +204,29 @@ pub fn start(
         .map_err(|e| cfg_err(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
-    let consensus = IdentTopic::new(format!("nexus/{nid}/{channel}/consensus"));
-    let txs = IdentTopic::new(format!("nexus/{nid}/{channel}/txs"));
-    for t in [&consensus, &txs] {
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(t)
-            .map_err(|e| cfg_err(e.to_string()))?;
+    for n in &nets {
+        for t in [&n.consensus, &n.txs] {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(t)
+                .map_err(|e| cfg_err(e.to_string()))?;
+        }
     }
     swarm
         .listen_on(listen)
         .map_err(|e| cfg_err(e.to_string()))?;
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(Topic, Vec<u8>)>();
-    let (in_tx, in_rx) = mpsc::unbounded_channel();
-    let (consensus_hash, txs_hash) = (consensus.hash(), txs.hash());
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(usize, Topic, Vec<u8>)>();
     tokio::spawn(async move {
         let mut redial = tokio::time::interval(Duration::from_millis(300));
         let mut denied: HashSet<PeerId> = HashSet::new();
         loop {
             tokio::select! {
                 cmd = out_rx.recv() => {
-                    let Some((topic, data)) = cmd else { break };
-                    let t = match topic { Topic::Consensus => consensus.clone(), Topic::Txs => txs.clone() };
+                    let Some((ch, topic, data)) = cmd else { break };
+                    let Some(n) = nets.get(ch) else { continue };
+                    let t = match topic { Topic::Consensus => n.consensus.clone(), Topic::Txs => n.txs.clone() };
                     if let Err(e) = swarm.behaviour_mut().gossipsub.publish(t, data) {
                         tracing::debug!(%e, "publish");
                     }
@@ -189,7 +242,7 @@ pub fn start(
                         }
                         denied = now;
                     }
-                    for a in &peers {
+                    for a in &dial {
                         if let Some(p) = peer_of(a) {
                             if p != local && !denied.contains(&p) && !swarm.is_connected(&p) {
                                 let _ = swarm.dial(a.clone());
@@ -201,17 +254,24 @@ pub fn start(
                     SwarmEvent::ConnectionEstablished { peer_id, .. } if denied.contains(&peer_id) => {
                         let _ = swarm.disconnect_peer_id(peer_id);
                     }
-                    SwarmEvent::ConnectionEstablished { peer_id, .. } if !allowed.contains(&peer_id) => {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if !any_allowed.contains(&peer_id) => {
                         tracing::warn!(%peer_id, "closing a connection from a peer outside the channel");
                         let _ = swarm.disconnect_peer_id(peer_id);
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
-                        let permitted = message.source.is_some_and(|s| allowed.contains(&s) && !denied.contains(&s));
-                        let topic = if message.topic == consensus_hash { Some(Topic::Consensus) } else if message.topic == txs_hash { Some(Topic::Txs) } else { None };
-                        if let (true, Some(topic)) = (permitted, topic) {
-                            if in_tx.send(Inbound { topic, data: message.data }).is_err() {
-                                break;
+                        for n in &nets {
+                            let topic = if message.topic == n.consensus.hash() {
+                                Topic::Consensus
+                            } else if message.topic == n.txs.hash() {
+                                Topic::Txs
+                            } else {
+                                continue;
+                            };
+                            let permitted = message.source.is_some_and(|s| n.allowed.contains(&s) && !denied.contains(&s));
+                            if permitted {
+                                let _ = n.inbound.send(Inbound { topic, data: message.data.clone() });
                             }
+                            break;
                         }
                     }
                     SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, peer = %local, "p2p listening"),
@@ -220,11 +280,18 @@ pub fn start(
             }
         }
     });
-    Ok((
-        P2pHandle {
-            tx: out_tx,
-            peer_id: local,
-        },
-        in_rx,
-    ))
+    Ok(receivers
+        .into_iter()
+        .enumerate()
+        .map(|(i, rx)| {
+            (
+                P2pHandle {
+                    tx: out_tx.clone(),
+                    channel: i,
+                    peer_id: local,
+                },
+                rx,
+            )
+        })
+        .collect())
 }

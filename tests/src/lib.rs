@@ -261,11 +261,17 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Cluster {
     /// Initializes `n` validators with short timers and starts them all.
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, None)
+    }
+
+    /// As [`Cluster::start`], with a second channel run by all validators but the last.
+    pub fn start_with(n: usize, second_channel: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = free_ports(2 * n);
         let ports: Vec<(u16, u16)> = (0..n).map(|i| (p[2 * i], p[2 * i + 1])).collect();
         let opts = InitOptions {
             nid: NID,
+            second_channel: second_channel.map(str::to_string),
             ..InitOptions::default()
         };
         let init = nexus::devnet::init_network_on(dir.path(), &opts, &ports).expect("init network");
@@ -338,6 +344,14 @@ impl Cluster {
     /// A client of validator `i`.
     pub fn rpc(&self, i: usize) -> RpcClient {
         RpcClient::new(self.url(i))
+    }
+
+    /// A client of validator `i` for another channel.
+    pub fn rpc_on(&self, i: usize, channel: &str) -> RpcClient {
+        RpcClient::new(format!(
+            "http://{}/api/v3/{channel}",
+            self.init.nodes[i].rpc
+        ))
     }
 
     /// The funded account's key.

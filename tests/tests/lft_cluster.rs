@@ -256,3 +256,55 @@ async fn a_peer_outside_the_channel_cannot_join_it() {
         "no validator refused the outsider"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_runs_two_channels_with_their_own_validator_sets() {
+    // public: validators 0..=3; notary-test: validators 0..=2, in the same processes.
+    let mut c = Cluster::start_with(4, Some("notary-test"));
+    let god = c.funded_key();
+    let to = Address::eoa([0x46; 20]);
+    let notary: Vec<RpcClient> = (0..4).map(|i| c.rpc_on(i, "notary-test")).collect();
+    let notary = |i: usize| &notary[i];
+    let r = send_and_wait(notary(1), &god, to, 9, 1).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    for i in 0..3 {
+        let b = notary(i)
+            .call("icx_getBalance", json!({"address": to.to_string()}))
+            .await
+            .expect("balance");
+        assert_eq!(b, "0x9", "notary-test on validator {i}");
+    }
+    let public = c
+        .rpc(0)
+        .call("icx_getBalance", json!({"address": to.to_string()}))
+        .await
+        .expect("balance");
+    assert_eq!(
+        public, "0x0",
+        "a transfer on notary-test moved ICX on public"
+    );
+    assert!(
+        notary(3)
+            .call("icx_getLastBlock", Value::Null)
+            .await
+            .is_err(),
+        "validator 3 does not run notary-test"
+    );
+
+    // Validator 2 stops: public (3 of 4 left) goes on; notary-test (2 of 3 left) stops.
+    c.kill9(2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let notary_height = height(notary(0)).await;
+    let r = send_and_wait(&c.rpc(3), &god, to, 1, 2).await;
+    assert_eq!(r["status"], "0x1", "public stopped without validator 2");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        height(notary(0)).await,
+        notary_height,
+        "notary-test finalized with 2 of its 3 validators"
+    );
+
+    // Validator 2 returns: notary-test resumes.
+    c.spawn(2);
+    wait_height(notary(0), notary_height + 2).await;
+}
