@@ -715,6 +715,22 @@ impl Chain {
         crate::score::chain_score::schedule(&DbView(&self.store), &self.validators)
     }
 
+    /// Stores the encoded consensus proposal of a final block (served to peers that sync).
+    pub fn save_proposal(&self, hash: &Hash32, bytes: &[u8]) -> Result<(), NodeError> {
+        let mut key = b"proposal/".to_vec();
+        key.extend_from_slice(&hash.0);
+        let mut b = self.store.batch();
+        b.put(Kind::Meta, &key, bytes);
+        b.commit_relaxed()
+    }
+
+    /// The encoded consensus proposal of a final block, if kept.
+    pub fn proposal(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, NodeError> {
+        let mut key = b"proposal/".to_vec();
+        key.extend_from_slice(&hash.0);
+        self.store.get(Kind::Meta, &key)
+    }
+
     /// Stores consensus bookkeeping (the LFT safety state) durably, before a vote is sent.
     pub fn save_consensus_state(&self, bytes: &[u8]) -> Result<(), NodeError> {
         let mut b = self.store.batch();

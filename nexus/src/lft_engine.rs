@@ -133,8 +133,23 @@ impl LftEngine {
         }
         let before = self.driver.committed_txs();
         let out = self.driver.drive(&mut self.core, now_acts, now_us())?;
+        let mut local = Vec::new();
         for a in out {
             match a {
+                Action::Broadcast(nexus_lft::Message::BlockRequest(h)) => {
+                    // Our own storage first (proposals kept before a restart), then the peers.
+                    match self
+                        .chain
+                        .proposal(&h)?
+                        .and_then(|b| codec::decode(&b).ok())
+                    {
+                        Some(m) => local.push(m),
+                        None => self.p2p.publish(
+                            Topic::Consensus,
+                            codec::encode(&nexus_lft::Message::BlockRequest(h)),
+                        ),
+                    }
+                }
                 Action::Broadcast(m) | Action::Send { msg: m, .. } => {
                     self.p2p.publish(Topic::Consensus, codec::encode(&m))
                 }
@@ -148,8 +163,19 @@ impl LftEngine {
                 Action::Persist(state) => self
                     .chain
                     .save_consensus_state(&codec::encode_safety(&state))?,
+                Action::Keep(p) => {
+                    let hash = p.block.hash;
+                    self.chain.save_proposal(
+                        &hash,
+                        &codec::encode(&nexus_lft::Message::BlockResponse(p)),
+                    )?;
+                }
                 other => tracing::error!(?other, "unexpected action for the runtime"),
             }
+        }
+        for m in local {
+            let acts = self.core.on_message(Address::SYSTEM, m);
+            self.handle_with(acts, may_defer)?;
         }
         let committed = self.driver.committed_txs() - before;
         let head = self.chain.head().header.height;
@@ -210,8 +236,19 @@ impl LftEngine {
                     match m.topic {
                         Topic::Consensus => match codec::decode(&m.data) {
                             Ok(msg) => {
+                                let asked = match &msg {
+                                    nexus_lft::Message::BlockRequest(h) => Some(*h),
+                                    _ => None,
+                                };
                                 let acts = self.core.on_message(Address::SYSTEM, msg);
+                                let answered = acts.iter().any(|a| matches!(a, Action::Send { .. }));
                                 self.handle(acts)?;
+                                // Blocks no longer in memory are served from storage.
+                                if let (Some(h), false) = (asked, answered) {
+                                    if let Some(bytes) = self.chain.proposal(&h)? {
+                                        self.p2p.publish(Topic::Consensus, bytes);
+                                    }
+                                }
                             }
                             Err(e) => tracing::debug!(%e, "undecodable consensus message"),
                         },

@@ -157,6 +157,16 @@ impl Batch<'_> {
         }
     }
 
+    /// Writes everything atomically without waiting for the disk (for data that can be rebuilt
+    /// or lost in a crash, such as caches).
+    pub fn commit_relaxed(self) -> Result<(), NodeError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.store.db.write(self.batch)?;
+        Ok(())
+    }
+
     /// Writes everything atomically and waits for the write-ahead log to reach the disk.
     pub fn commit(self) -> Result<(), NodeError> {
         if let Some(e) = self.error {

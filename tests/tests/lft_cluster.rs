@@ -308,3 +308,32 @@ async fn one_process_runs_two_channels_with_their_own_validator_sets() {
     c.spawn(2);
     wait_height(notary(0), notary_height + 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_validator_syncs_blocks_its_peers_keep_only_on_disk() {
+    let mut c = Cluster::start(4);
+    let god = c.funded_key();
+    let to = Address::eoa([0x47; 20]);
+    c.kill9(3);
+    for n in 0..5u128 {
+        assert_eq!(
+            send_and_wait(&c.rpc(n as usize % 3), &god, to, 1, n).await["status"],
+            "0x1"
+        );
+    }
+    // The others restart: the blocks validator 3 missed are now only in their storage.
+    for i in 0..3 {
+        c.kill9(i);
+    }
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    assert_eq!(
+        send_and_wait(&c.rpc(0), &god, to, 1, 10).await["status"],
+        "0x1"
+    );
+    let target = height(&c.rpc(0)).await;
+    c.spawn(3);
+    wait_height(&c.rpc(3), target).await;
+    same_chain(&c, &[0, 1, 2, 3]).await;
+}

@@ -73,6 +73,9 @@ pub enum Action {
     },
     /// Check a proposed block; answer with [`Lft::on_block_checked`].
     CheckBlock(Proposal),
+    /// A proposal was stored: keep it durably enough to serve block sync after a restart (a
+    /// lost one only slows a peer's catch-up; it is not needed for safety).
+    Keep(Proposal),
     /// A block is final (emitted in height order).
     Commit {
         /// The block.
@@ -127,6 +130,7 @@ pub struct Lft<C: Crypto> {
     pending_commit: Option<Qc>,
     requested: HashSet<Hash32>,
     pruned_below: u64,
+    kept: Vec<Proposal>,
 }
 
 fn qc_key(qc: &Qc) -> (u64, Hash32) {
@@ -190,6 +194,7 @@ impl<C: Crypto> Lft<C> {
             pending_commit: None,
             requested: HashSet::new(),
             pruned_below: 0,
+            kept: Vec::new(),
         }
     }
 
@@ -369,16 +374,23 @@ impl<C: Crypto> Lft<C> {
                 return false;
             }
         }
-        if b.height > self.committed.height {
-            self.blocks.entry(b.hash).or_insert_with(|| p.clone());
+        if b.height > self.committed.height && !self.blocks.contains_key(&b.hash) {
+            self.blocks.insert(b.hash, p.clone());
+            self.kept.push(p.clone());
         }
         true
+    }
+
+    /// Emits [`Action::Keep`] for proposals stored since the last call.
+    fn flush_kept(&mut self, out: &mut Vec<Action>) {
+        out.extend(self.kept.drain(..).map(Action::Keep));
     }
 
     fn on_proposal(&mut self, p: Proposal, out: &mut Vec<Action>) {
         if !self.accept_proposal(&p) {
             return;
         }
+        self.flush_kept(out);
         self.process_qc(p.justify.clone(), out);
         if let Some(tc) = &p.tc {
             self.process_tc(tc.clone(), out);
@@ -688,6 +700,7 @@ impl<C: Crypto> Lft<C> {
         if !self.requested.remove(&p.block.hash) || !self.accept_proposal(&p) {
             return;
         }
+        self.flush_kept(out);
         self.process_qc(p.justify.clone(), out);
         if let Some(qc) = self.pending_commit.clone() {
             self.try_commit(&qc, out);
