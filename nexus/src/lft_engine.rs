@@ -250,7 +250,12 @@ impl LftEngine {
                                     }
                                 }
                             }
-                            Err(e) => tracing::debug!(%e, "undecodable consensus message"),
+                            Err(e) => {
+                                tracing::debug!(%e, "undecodable consensus message");
+                                if let Some(peer) = m.source {
+                                    self.p2p.penalize(peer);
+                                }
+                            }
                         },
                         Topic::Txs => {
                             match serde_json::from_slice(&m.data) {
@@ -262,7 +267,12 @@ impl LftEngine {
                                 Ok(tx @ serde_json::Value::Object(_)) => {
                                     let _ = self.admission.admit_from_peer(tx);
                                 }
-                                _ => tracing::debug!("malformed transaction gossip"),
+                                _ => {
+                                    tracing::debug!("malformed transaction gossip");
+                                    if let Some(peer) = m.source {
+                                        self.p2p.penalize(peer);
+                                    }
+                                }
                             }
                             if self.deferred.is_some() {
                                 self.build_deferred(false)?;

@@ -38,12 +38,24 @@ pub struct Inbound {
     pub topic: Topic,
     /// The bytes.
     pub data: Vec<u8>,
+    /// The peer that signed it (its origin).
+    pub source: Option<PeerId>,
 }
+
+enum Command {
+    Publish(usize, Topic, Vec<u8>),
+    Penalize(PeerId),
+}
+
+/// Invalid messages a peer may send before it is cut off for [`BAN_TIME`].
+pub const MAX_PENALTIES: u32 = 10;
+/// How long a peer that sent too many invalid messages stays cut off.
+pub const BAN_TIME: Duration = Duration::from_secs(600);
 
 /// Sends gossip through the network task.
 #[derive(Clone)]
 pub struct P2pHandle {
-    tx: mpsc::UnboundedSender<(usize, Topic, Vec<u8>)>,
+    tx: mpsc::UnboundedSender<Command>,
     channel: usize,
     /// This node's peer id.
     pub peer_id: PeerId,
@@ -52,7 +64,13 @@ pub struct P2pHandle {
 impl P2pHandle {
     /// Publishes on a topic (dropped silently if the network task has stopped).
     pub fn publish(&self, topic: Topic, data: Vec<u8>) {
-        let _ = self.tx.send((self.channel, topic, data));
+        let _ = self.tx.send(Command::Publish(self.channel, topic, data));
+    }
+
+    /// Counts an invalid message against `peer`; past [`MAX_PENALTIES`] it is cut off for
+    /// [`BAN_TIME`].
+    pub fn penalize(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Penalize(peer));
     }
 }
 
@@ -217,31 +235,52 @@ pub fn start_channels(
         .listen_on(listen)
         .map_err(|e| cfg_err(e.to_string()))?;
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(usize, Topic, Vec<u8>)>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Command>();
     tokio::spawn(async move {
         let mut redial = tokio::time::interval(Duration::from_millis(300));
         let mut denied: HashSet<PeerId> = HashSet::new();
+        let mut penalties: std::collections::HashMap<PeerId, u32> = Default::default();
+        let mut banned: std::collections::HashMap<PeerId, tokio::time::Instant> =
+            Default::default();
         loop {
             tokio::select! {
-                cmd = out_rx.recv() => {
-                    let Some((ch, topic, data)) = cmd else { break };
-                    let Some(n) = nets.get(ch) else { continue };
-                    let t = match topic { Topic::Consensus => n.consensus.clone(), Topic::Txs => n.txs.clone() };
-                    if let Err(e) = swarm.behaviour_mut().gossipsub.publish(t, data) {
-                        tracing::debug!(%e, "publish");
+                cmd = out_rx.recv() => match cmd {
+                    None => break,
+                    Some(Command::Publish(ch, topic, data)) => {
+                        let Some(n) = nets.get(ch) else { continue };
+                        let t = match topic { Topic::Consensus => n.consensus.clone(), Topic::Txs => n.txs.clone() };
+                        if let Err(e) = swarm.behaviour_mut().gossipsub.publish(t, data) {
+                            tracing::debug!(%e, "publish");
+                        }
                     }
-                }
+                    Some(Command::Penalize(peer)) => {
+                        let count = penalties.entry(peer).or_default();
+                        *count += 1;
+                        if *count >= MAX_PENALTIES {
+                            tracing::warn!(%peer, "peer sent too many invalid messages; cut off");
+                            penalties.remove(&peer);
+                            banned.insert(peer, tokio::time::Instant::now() + BAN_TIME);
+                            denied.insert(peer);
+                            let _ = swarm.disconnect_peer_id(peer);
+                        }
+                    }
+                },
                 _ = redial.tick() => {
                     if let Some(path) = &deny_file {
                         let now: HashSet<PeerId> = std::fs::read_to_string(path)
                             .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
                             .unwrap_or_default();
                         for p in now.difference(&denied) {
-                            tracing::warn!(peer = %p, "peer denied by the deny file");
-                            let _ = swarm.disconnect_peer_id(*p);
+                            if !banned.contains_key(p) {
+                                tracing::warn!(peer = %p, "peer denied by the deny file");
+                                let _ = swarm.disconnect_peer_id(*p);
+                            }
                         }
                         denied = now;
                     }
+                    let t = tokio::time::Instant::now();
+                    banned.retain(|_, until| *until > t);
+                    denied.extend(banned.keys().copied());
                     for a in &dial {
                         if let Some(p) = peer_of(a) {
                             if p != local && !denied.contains(&p) && !swarm.is_connected(&p) {
@@ -269,7 +308,7 @@ pub fn start_channels(
                             };
                             let permitted = message.source.is_some_and(|s| n.allowed.contains(&s) && !denied.contains(&s));
                             if permitted {
-                                let _ = n.inbound.send(Inbound { topic, data: message.data.clone() });
+                                let _ = n.inbound.send(Inbound { topic, data: message.data.clone(), source: message.source });
                             }
                             break;
                         }
