@@ -117,6 +117,28 @@ impl LftEngine {
     /// Drives `actions`; with `may_defer`, a build request with no transactions waiting is kept
     /// until the empty-block interval since the head has passed.
     fn handle_with(&mut self, actions: Vec<Action>, may_defer: bool) -> Result<(), NodeError> {
+        let before = self.driver.committed_txs();
+        // Blocks found in our own storage are fed back to the core; a queue, not recursion,
+        // since catching up may walk back many blocks.
+        let mut batches = std::collections::VecDeque::from([actions]);
+        while let Some(actions) = batches.pop_front() {
+            for m in self.handle_batch(actions, may_defer)? {
+                batches.push_back(self.core.on_message(Address::SYSTEM, m));
+            }
+        }
+        let committed = self.driver.committed_txs() - before;
+        let head = self.chain.head().header.height;
+        self.metrics
+            .block_committed(&self.chain.channel, head, committed, self.pool.pending());
+        Ok(())
+    }
+
+    /// Drives one batch of actions; returns block responses read from our own storage.
+    fn handle_batch(
+        &mut self,
+        actions: Vec<Action>,
+        may_defer: bool,
+    ) -> Result<Vec<nexus_lft::Message>, NodeError> {
         let mut now_acts = Vec::with_capacity(actions.len());
         for a in actions {
             match a {
@@ -131,7 +153,6 @@ impl LftEngine {
                 other => now_acts.push(other),
             }
         }
-        let before = self.driver.committed_txs();
         let out = self.driver.drive(&mut self.core, now_acts, now_us())?;
         let mut local = Vec::new();
         for a in out {
@@ -173,15 +194,7 @@ impl LftEngine {
                 other => tracing::error!(?other, "unexpected action for the runtime"),
             }
         }
-        for m in local {
-            let acts = self.core.on_message(Address::SYSTEM, m);
-            self.handle_with(acts, may_defer)?;
-        }
-        let committed = self.driver.committed_txs() - before;
-        let head = self.chain.head().header.height;
-        self.metrics
-            .block_committed(&self.chain.channel, head, committed, self.pool.pending());
-        Ok(())
+        Ok(local)
     }
 
     /// Builds a deferred block now (`force`: even with no transactions), if its round is current.
