@@ -82,6 +82,47 @@ pub fn token_address(symbol: &str) -> Address {
     Address::contract(body)
 }
 
+/// The genesis of a devnet: the funded account (also the admin), the treasury, the validators
+/// and the NXT token held by the funded account.
+fn devnet_genesis(
+    opts: &InitOptions,
+    funded: &KeyPair,
+    treasury: &KeyPair,
+    validators: &[Address],
+    token: Address,
+) -> Genesis {
+    Genesis {
+        nid: format_int(opts.nid),
+        channel: opts.channel.clone(),
+        timestamp: format_int(now_us()),
+        accounts: vec![
+            GenesisAccount {
+                name: "god".into(),
+                address: funded.address().to_string(),
+                balance: format_int(opts.funded_icx * ICX),
+            },
+            GenesisAccount {
+                name: "treasury".into(),
+                address: treasury.address().to_string(),
+                balance: "0x0".into(),
+            },
+        ],
+        validators: validators.iter().map(|a| a.to_string()).collect(),
+        treasury: treasury.address().to_string(),
+        step_price: format_int(12_500_000_000u64),
+        tokens: vec![GenesisToken {
+            address: token.to_string(),
+            name: "Nexus Test Token".into(),
+            symbol: "NXT".into(),
+            decimals: "0x12".into(),
+            owner: funded.address().to_string(),
+            initial_supply: format_int(1_000_000_000 * ICX),
+        }],
+        message: "Nexus devnet".into(),
+        admin: Some(funded.address().to_string()),
+    }
+}
+
 /// Makes a network folder: keystores, genesis, config. Refuses a folder that has a config.
 pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitOutput, NodeError> {
     check_channel_name(&opts.channel)?;
@@ -98,36 +139,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitOutput, NodeError> {
     let (funded, funded_keystore, funded_password) = write_key(&keys, "god")?;
     let (treasury, _, _) = write_key(&keys, "treasury")?;
     let token = token_address("NXT");
-    let genesis = Genesis {
-        nid: format_int(opts.nid),
-        channel: opts.channel.clone(),
-        timestamp: format_int(now_us()),
-        accounts: vec![
-            GenesisAccount {
-                name: "god".into(),
-                address: funded.address().to_string(),
-                balance: format_int(opts.funded_icx * ICX),
-            },
-            GenesisAccount {
-                name: "treasury".into(),
-                address: treasury.address().to_string(),
-                balance: "0x0".into(),
-            },
-        ],
-        validators: vec![validator.address().to_string()],
-        treasury: treasury.address().to_string(),
-        step_price: format_int(12_500_000_000u64),
-        tokens: vec![GenesisToken {
-            address: token.to_string(),
-            name: "Nexus Test Token".into(),
-            symbol: "NXT".into(),
-            decimals: "0x12".into(),
-            owner: funded.address().to_string(),
-            initial_supply: format_int(1_000_000_000 * ICX),
-        }],
-        message: "Nexus devnet".into(),
-        admin: Some(funded.address().to_string()),
-    };
+    let genesis = devnet_genesis(opts, &funded, &treasury, &[validator.address()], token);
     genesis.clone().parse()?;
     let text =
         serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::Config(e.to_string()))?;
@@ -283,36 +295,7 @@ pub fn init_network_on(
         ));
     }
     let token = token_address("NXT");
-    let genesis = Genesis {
-        nid: format_int(opts.nid),
-        channel: opts.channel.clone(),
-        timestamp: format_int(now_us()),
-        accounts: vec![
-            GenesisAccount {
-                name: "god".into(),
-                address: funded.address().to_string(),
-                balance: format_int(opts.funded_icx * ICX),
-            },
-            GenesisAccount {
-                name: "treasury".into(),
-                address: treasury.address().to_string(),
-                balance: "0x0".into(),
-            },
-        ],
-        validators: validators.iter().map(|a| a.to_string()).collect(),
-        treasury: treasury.address().to_string(),
-        step_price: format_int(12_500_000_000u64),
-        tokens: vec![GenesisToken {
-            address: token.to_string(),
-            name: "Nexus Test Token".into(),
-            symbol: "NXT".into(),
-            decimals: "0x12".into(),
-            owner: funded.address().to_string(),
-            initial_supply: format_int(1_000_000_000 * ICX),
-        }],
-        message: "Nexus devnet".into(),
-        admin: Some(funded.address().to_string()),
-    };
+    let genesis = devnet_genesis(opts, &funded, &treasury, &validators, token);
     genesis.clone().parse()?;
     let text =
         serde_json::to_string_pretty(&genesis).map_err(|e| NodeError::Config(e.to_string()))?;
