@@ -10,15 +10,21 @@
 //! | call param keys free of `\ { } [ ] .` (see `nexus_proto::serialize::check_key`) | -32602 |
 //! | `stepLimit` covers the intrinsic steps | -32602 |
 //! | signature recovers to `from` | -32602 |
+//! | JSON at most 512 KiB (`nexus_proto::transaction::MAX_TX_BYTES`) | -32602 |
 //! | hash not pending nor committed (replay) | -32602 |
-//! | balance covers `value + stepLimit * stepPrice` | -30011 (OutOfBalance) |
-//! | pool not full | -31001 |
+//! | balance covers `value + stepLimit * stepPrice` plus what the sender's waiting transactions may spend | -30011 (OutOfBalance) |
+//! | pool not full (count, bytes, per sender) | -31001 |
+//!
+//! Waiting transactions whose timestamp left the window are dropped from the pool (checked at
+//! most once a second, on admission).
 
 use crate::chain::Chain;
 use crate::error::{code, failure, IconError};
 use crate::mempool::{Mempool, PoolRefusal};
+use nexus_proto::transaction::MAX_TX_BYTES;
 use nexus_proto::{serialize::check_key, value::format_int, Hash32, SignedTransaction, TxData};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,6 +34,7 @@ pub struct Admission {
     pool: Arc<Mempool>,
     window_us: u64,
     gossip: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
+    last_expiry_us: AtomicU64,
 }
 
 /// Microseconds since the epoch by the node's clock.
@@ -58,8 +65,9 @@ impl Admission {
         Admission {
             chain,
             pool,
-            window_us: window_ms * 1000,
+            window_us: window_ms.saturating_mul(1000),
             gossip: std::sync::OnceLock::new(),
+            last_expiry_us: AtomicU64::new(0),
         }
     }
 
@@ -121,9 +129,37 @@ impl Admission {
         self.admit_inner(params, false)
     }
 
+    /// Drops waiting transactions that left the timestamp window, at most once a second.
+    fn expire(&self, now: u64) {
+        let last = self.last_expiry_us.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 1_000_000
+            || self
+                .last_expiry_us
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let n = self.pool.expire(now.saturating_sub(self.window_us));
+        if n > 0 {
+            tracing::debug!(
+                expired = n,
+                "dropped transactions outside the timestamp window"
+            );
+        }
+    }
+
     fn admit_inner(&self, params: Value, gossip: bool) -> Result<Hash32, IconError> {
+        self.expire(now_us());
         let st = self.check(params)?;
         let hash = st.hash;
+        let bytes = st.to_json_bytes();
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(IconError::invalid_params(format!(
+                "transaction of {} bytes exceeds the limit of {MAX_TX_BYTES} bytes",
+                bytes.len()
+            )));
+        }
         let duplicate = || {
             IconError::invalid_params(format!(
                 "duplicate transaction: {hash} was already received"
@@ -137,33 +173,36 @@ impl Admission {
             .value
             .saturating_add(tx.step_limit.saturating_mul(self.chain.step_price));
         let have = self.chain.balance(&tx.from);
-        if have < need {
+        let waiting = self.pool.pending_spend(&tx.from);
+        if have < need.saturating_add(waiting) {
             return Err(IconError::score(
                 failure::OUT_OF_BALANCE,
                 format!(
-                    "out of balance: {} holds {}, needs value + stepLimit * stepPrice = {}",
+                    "out of balance: {} holds {}, needs value + stepLimit * stepPrice = {} on top of {} that its waiting transactions may spend",
                     tx.from,
                     format_int(have),
-                    format_int(need)
+                    format_int(need),
+                    format_int(waiting)
                 ),
             ));
         }
-        let bytes = if gossip && self.gossip.get().is_some() {
-            Some(st.to_json_bytes())
-        } else {
-            None
-        };
-        match self.pool.add(Arc::new(st)) {
+        let size = bytes.len();
+        let from = tx.from;
+        match self.pool.add(Arc::new(st), size, need) {
             Ok(()) => {
-                if let (Some(g), Some(b)) = (self.gossip.get(), bytes) {
-                    let _ = g.send(b);
+                if let (true, Some(g)) = (gossip, self.gossip.get()) {
+                    let _ = g.send(bytes);
                 }
                 Ok(hash)
             }
             Err(PoolRefusal::Duplicate) => Err(duplicate()),
             Err(PoolRefusal::Full(n)) => Err(IconError::new(
                 code::POOL_OVERFLOW,
-                format!("transaction pool is full ({n} transactions)"),
+                format!("transaction pool is full ({n})"),
+            )),
+            Err(PoolRefusal::SenderFull(n)) => Err(IconError::new(
+                code::POOL_OVERFLOW,
+                format!("{from} already has {n} transactions waiting, the most one sender may"),
             )),
         }
     }

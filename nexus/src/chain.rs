@@ -12,7 +12,9 @@ use crate::score::{irc2::Irc2Token, CallContext, ScoreError, ScoreRegistry};
 use crate::state::{self, Overlay, PreparedState, StateCommitment, StateView, Writes};
 use crate::steps::{StepCosts, StepMeter};
 use crate::storage::{ChannelStore, Kind};
-use nexus_proto::block::{validators_hash, Block, BlockHeader, VoteSet, HEADER_VERSION};
+use nexus_proto::block::{
+    validators_hash, Block, BlockHeader, VoteSet, HEADER_VERSION, MAX_BLOCK_TX_BYTES,
+};
 use nexus_proto::receipt::Receipt;
 use nexus_proto::{merkle, Address, Hash32, SignedTransaction};
 use serde_json::{Map, Value};
@@ -64,7 +66,12 @@ pub struct Proposal {
     prepared: Option<PreparedState>,
     validators: Vec<Address>,
     next_validators: Vec<Address>,
+    /// Transactions the builder left out because their sender could not pay the full fee.
+    pub skipped: Vec<Hash32>,
 }
+
+/// Farthest a block's timestamp may be ahead of the checking node's clock.
+pub const MAX_BLOCK_TIME_DRIFT_US: u64 = 5_000_000;
 
 /// An executed block that is not final yet (consensus builds on it before its parent is final).
 struct Pending {
@@ -152,12 +159,14 @@ impl Chain {
             };
             scores.insert(t.address, Arc::new(token));
         }
-        if let Some(admin) = genesis.admin {
-            scores.insert(
-                Address::SYSTEM,
-                Arc::new(crate::score::chain_score::ChainScore { admin }),
-            );
-        }
+        scores.insert(
+            Address::SYSTEM,
+            Arc::new(crate::score::chain_score::ChainScore {
+                admin: genesis.admin,
+                step_price: genesis.step_price,
+                costs: StepCosts::default(),
+            }),
+        );
         let genesis_json =
             serde_json::to_vec(&genesis.source).map_err(|e| NodeError::Config(e.to_string()))?;
         let (tx, _) = broadcast::channel(1024);
@@ -326,7 +335,8 @@ impl Chain {
             txs: Default::default(),
             on_head: true,
         };
-        let txs = self.fresh(&a, txs);
+        let mut txs = self.fresh(&a, txs);
+        cap_bytes(&mut txs);
         self.build_from(
             &a.parent, a.writes, true, txs, timestamp, leader, prev_votes,
         )
@@ -348,6 +358,7 @@ impl Chain {
         let a = self.ancestry(parent)?;
         let mut txs = self.fresh(&a, txs);
         txs.truncate(max_txs);
+        cap_bytes(&mut txs);
         Ok(self.build_from(
             &a.parent, a.writes, a.on_head, txs, timestamp, leader, prev_votes,
         ))
@@ -417,13 +428,28 @@ impl Chain {
         leader: Address,
         prev_votes: VoteSet,
     ) -> Proposal {
-        let height = parent.height + 1;
-        let timestamp = timestamp.max(parent.timestamp + 1);
+        let height = parent.height.saturating_add(1);
+        let timestamp = timestamp.max(parent.timestamp.saturating_add(1));
         let db = DbView(&self.store);
         let mut view = Overlay::new(&db);
         view.merge(base.clone());
-        let (receipts, writes) =
-            execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
+        let executed = execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
+        let (receipts, writes) = (executed.receipts, executed.writes);
+        let skipped: Vec<Hash32> = executed.skipped.iter().map(|i| txs[*i].hash).collect();
+        let txs: Vec<Arc<SignedTransaction>> = if skipped.is_empty() {
+            txs
+        } else {
+            let mut out = Vec::with_capacity(txs.len());
+            let mut gone = executed.skipped.iter().peekable();
+            for (i, t) in txs.into_iter().enumerate() {
+                if gone.peek() == Some(&&i) {
+                    gone.next();
+                } else {
+                    out.push(t);
+                }
+            }
+            out
+        };
         let (state_root, prepared) = if on_head {
             let prepared = self.lock_commitment().prepare(&writes);
             (prepared.root, Some(prepared))
@@ -464,15 +490,22 @@ impl Chain {
             prepared,
             validators,
             next_validators,
+            skipped,
         }
     }
 
     /// Re-executes a block proposed by another validator (on the head or a pending block) and
     /// checks that every root matches.
+    ///
+    /// `now_us` is the checking node's clock: a timestamp more than [`MAX_BLOCK_TIME_DRIFT_US`]
+    /// ahead of it is refused. `leader`, when known, is the validator that consensus says
+    /// proposed the block; the header must name it.
     pub fn verify(
         &self,
         block: &Block,
         txs: Vec<Arc<SignedTransaction>>,
+        now_us: u64,
+        leader: Option<Address>,
     ) -> Result<Proposal, String> {
         let a = self.ancestry(&block.header.prev_hash).map_err(|e| {
             format!(
@@ -490,6 +523,25 @@ impl Chain {
         }
         if block.header.timestamp <= parent.timestamp {
             return Err("timestamp not after the parent's".into());
+        }
+        if block.header.timestamp > now_us.saturating_add(MAX_BLOCK_TIME_DRIFT_US) {
+            return Err(format!(
+                "timestamp {} is more than {} s ahead of this node's clock {now_us}",
+                block.header.timestamp,
+                MAX_BLOCK_TIME_DRIFT_US / 1_000_000
+            ));
+        }
+        if let Some(l) = leader.filter(|l| *l != block.header.leader) {
+            return Err(format!(
+                "the header names leader {} but {l} proposed the block",
+                block.header.leader
+            ));
+        }
+        let tx_bytes: usize = txs.iter().map(|t| t.json_bytes().len()).sum();
+        if tx_bytes > MAX_BLOCK_TX_BYTES {
+            return Err(format!(
+                "the block holds {tx_bytes} bytes of transactions, more than {MAX_BLOCK_TX_BYTES}"
+            ));
         }
         let hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
         if hashes != block.tx_hashes {
@@ -511,6 +563,11 @@ impl Chain {
             block.header.leader,
             block.prev_votes.clone(),
         );
+        if let Some(h) = p.skipped.first() {
+            return Err(format!(
+                "the block includes transaction {h} whose sender cannot pay value + stepLimit * stepPrice"
+            ));
+        }
         if p.block.header != block.header {
             return Err(format!(
                 "re-execution gives block {}, proposal says {}",
@@ -588,7 +645,7 @@ impl Chain {
             v.extend_from_slice(&h.to_be_bytes());
             v.extend_from_slice(&(i as u32).to_be_bytes());
             v.extend_from_slice(&hash.0);
-            v.extend_from_slice(&tx.to_json_bytes());
+            v.extend_from_slice(tx.json_bytes());
             batch.put(Kind::Txs, &tx.hash.0, &v);
             batch.put(Kind::Receipts, &tx.hash.0, &r.encode());
         }
@@ -707,6 +764,10 @@ impl Chain {
                 None => Ok(None),
             };
         }
+        if height > head.header.height {
+            return Ok(None);
+        }
+        // The votes of a block below the head ride in its child.
         Ok(self.block_by_height(height + 1)?.map(|b| b.prev_votes))
     }
 
@@ -803,11 +864,13 @@ impl Chain {
         let mut env = self.env(head.header.height + 1, head.header.timestamp + 1);
         env.step_price = 0;
         let view = DbView(&self.store);
-        let (receipts, _) = execute_block(&view, &self.scores, &env, &[tx]);
-        let r = receipts
-            .into_iter()
-            .next()
-            .ok_or_else(|| IconError::internal("no receipt"))?;
+        let executed = execute_block(&view, &self.scores, &env, &[tx]);
+        let r = executed.receipts.into_iter().next().ok_or_else(|| {
+            IconError::score(
+                crate::error::failure::OUT_OF_BALANCE,
+                format!("{} cannot pay the value", tx.tx.from),
+            )
+        })?;
         if r.status == 0 {
             return Err(IconError::score(r.failure_code, r.failure_message));
         }
@@ -821,33 +884,66 @@ impl Chain {
         hash: &Hash32,
         timeout: Duration,
     ) -> Result<bool, NodeError> {
-        let rx = {
-            let (tx, rx) = oneshot::channel();
-            self.waiters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(*hash)
-                .or_default()
-                .push(tx);
-            rx
+        /// Unregisters the waiter however the wait ends (commit, timeout, or the client going
+        /// away and the future being dropped), so abandoned waits leave nothing behind.
+        struct Wait<'a> {
+            chain: &'a Chain,
+            hash: Hash32,
+            rx: Option<oneshot::Receiver<()>>,
+        }
+        impl Drop for Wait<'_> {
+            fn drop(&mut self) {
+                // Close our receiver first, so that our sender reads as closed below.
+                drop(self.rx.take());
+                let mut w = self.chain.waiters.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(list) = w.get_mut(&self.hash) {
+                    list.retain(|s| !s.is_closed());
+                    if list.is_empty() {
+                        w.remove(&self.hash);
+                    }
+                }
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(*hash)
+            .or_default()
+            .push(tx);
+        let mut wait = Wait {
+            chain: self,
+            hash: *hash,
+            rx: Some(rx),
         };
         if self.has_transaction(hash)? {
             return Ok(true);
         }
+        let Some(rx) = wait.rx.as_mut() else {
+            return Ok(false);
+        };
         match tokio::time::timeout(timeout, rx).await {
             Ok(_) => Ok(true),
-            Err(_) => {
-                let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(list) = w.get_mut(hash) {
-                    list.retain(|s| !s.is_closed());
-                    if list.is_empty() {
-                        w.remove(hash);
-                    }
-                }
-                self.has_transaction(hash)
-            }
+            Err(_) => self.has_transaction(hash),
         }
     }
+
+    /// Transactions someone is waiting for (bounded by open requests; for tests and metrics).
+    pub fn waiting(&self) -> usize {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+fn cap_bytes(txs: &mut Vec<Arc<SignedTransaction>>) {
+    let mut total = 0usize;
+    let keep = txs
+        .iter()
+        .take_while(|t| {
+            total = total.saturating_add(t.json_bytes().len());
+            total <= MAX_BLOCK_TX_BYTES
+        })
+        .count();
+    txs.truncate(keep);
 }
 
 fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
@@ -995,29 +1091,91 @@ mod tests {
     }
 
     #[test]
-    fn a_sender_who_cannot_pay_fails_and_pays_what_it_has() {
+    fn a_transaction_whose_sender_cannot_pay_the_full_fee_is_left_out() {
         let v = KeyPair::generate();
         let (f, _) = fixture_with(KeyPair::generate(), &v);
         let bob = Address::eoa([0xb0; 20]);
-        // Both admitted against the same balance; the second cannot cover value + max fee.
+        // Both signed against the same balance; the second cannot cover value + max fee.
         let txs = vec![
             tx(&f.alice, bob, 9 * ICX, 100_000, 1, TxData::None),
             tx(&f.alice, bob, 9 * ICX, 100_000, 2, TxData::None),
         ];
-        let p = f.chain.build(txs, 100, v.address(), VoteSet::default());
-        assert_eq!(p.receipts[0].status, 1);
-        assert_eq!(p.receipts[1].status, 0);
-        assert_eq!(
-            p.receipts[1].failure_code,
-            crate::error::failure::OUT_OF_BALANCE
-        );
-        assert_eq!(p.receipts[1].cumulative_step_used, 200_000);
+        let p = f
+            .chain
+            .build(txs.clone(), 100, v.address(), VoteSet::default());
+        assert_eq!(p.receipts.len(), 1, "the unpayable one is not executed");
+        assert_eq!(p.block.tx_hashes, vec![txs[0].hash]);
+        assert_eq!(p.skipped, vec![txs[1].hash]);
+
+        // A leader that includes it anyway: its proposal is refused by the others.
+        let (other, _) = fixture_with(f.alice.clone(), &v);
+        let mut forged = p.block.clone();
+        forged.tx_hashes = txs.iter().map(|t| t.hash).collect();
+        let err = other
+            .chain
+            .verify(&forged, txs.clone(), u64::MAX / 2, None)
+            .err()
+            .unwrap();
+        assert!(err.contains("cannot pay"), "{err}");
+
         f.chain.commit(p, &VoteSet::default()).unwrap();
         assert_eq!(f.chain.balance(&bob), 9 * ICX);
+        assert_eq!(f.chain.balance(&f.treasury), 100_000 * PRICE);
         assert_eq!(
             sum(&f.chain, &[f.alice.address(), bob, f.treasury]),
             f.chain.total_supply
         );
+    }
+
+    #[test]
+    fn a_block_from_the_far_future_or_naming_another_leader_is_refused() {
+        let v = KeyPair::generate();
+        let (a, _) = fixture_with(KeyPair::generate(), &v);
+        let (b, _) = fixture_with(a.alice.clone(), &v);
+        let now = 1_000_000_000;
+        let p = a.chain.build(
+            vec![],
+            now + MAX_BLOCK_TIME_DRIFT_US + 1,
+            v.address(),
+            VoteSet::default(),
+        );
+        let err = b.chain.verify(&p.block, vec![], now, None).err().unwrap();
+        assert!(err.contains("ahead of this node's clock"), "{err}");
+        b.chain
+            .verify(&p.block, vec![], now + 2, Some(v.address()))
+            .unwrap();
+        let err = b
+            .chain
+            .verify(&p.block, vec![], now + 2, Some(Address::eoa([1; 20])))
+            .err()
+            .unwrap();
+        assert!(err.contains("names leader"), "{err}");
+    }
+
+    #[test]
+    fn the_chain_score_answers_wallets_fee_queries() {
+        let v = KeyPair::generate();
+        let (f, _) = fixture_with(KeyPair::generate(), &v);
+        let q = |method: &str, params: Map<String, Value>| {
+            f.chain
+                .query(f.alice.address(), Address::SYSTEM, method, &params)
+        };
+        assert_eq!(
+            q("getStepPrice", Map::new()).unwrap(),
+            format!("{PRICE:#x}")
+        );
+        let costs = q("getStepCosts", Map::new()).unwrap();
+        assert_eq!(costs["default"], "0x186a0");
+        assert_eq!(costs["input"], "0xc8");
+        assert_eq!(costs["contractCall"], "0x61a8");
+        let mut ctx = Map::new();
+        ctx.insert("contextType".into(), Value::String("invoke".into()));
+        assert_eq!(q("getMaxStepLimit", ctx.clone()).unwrap(), "0x9502f900");
+        ctx.insert("contextType".into(), Value::String("query".into()));
+        assert_eq!(q("getMaxStepLimit", ctx.clone()).unwrap(), "0x2faf080");
+        ctx.insert("contextType".into(), Value::String("\u{20ac}".into()));
+        assert!(q("getMaxStepLimit", ctx).is_err());
+        assert_eq!(q("getRevision", Map::new()).unwrap(), "0x1");
     }
 
     #[test]
@@ -1082,20 +1240,23 @@ mod tests {
             .chain
             .build(txs.clone(), 100, v.address(), VoteSet::default());
         let block = p.block.clone();
-        let checked = b.chain.verify(&block, txs.clone()).unwrap();
+        let checked = b
+            .chain
+            .verify(&block, txs.clone(), u64::MAX / 2, None)
+            .unwrap();
         assert_eq!(checked.block.hash(), block.hash());
 
         let mut forged = block.clone();
         forged.header.state_root = Hash32([1; 32]);
         assert!(b
             .chain
-            .verify(&forged, txs.clone())
+            .verify(&forged, txs.clone(), u64::MAX / 2, None)
             .err()
             .unwrap()
             .contains("re-execution"));
         assert!(b
             .chain
-            .verify(&block, vec![])
+            .verify(&block, vec![], u64::MAX / 2, None)
             .err()
             .unwrap()
             .contains("transactions differ"));
@@ -1103,7 +1264,7 @@ mod tests {
         orphan.header.prev_hash = Hash32([2; 32]);
         assert!(b
             .chain
-            .verify(&orphan, txs)
+            .verify(&orphan, txs, u64::MAX / 2, None)
             .err()
             .unwrap()
             .contains("does not extend"));
@@ -1194,9 +1355,15 @@ mod tests {
         assert_eq!(p2.receipts[0].status, 1);
 
         // Another validator checks both before either is final.
-        let c1 = b.chain.verify(&p1.block, p1.txs.clone()).unwrap();
+        let c1 = b
+            .chain
+            .verify(&p1.block, p1.txs.clone(), u64::MAX / 2, None)
+            .unwrap();
         b.chain.remember(&c1);
-        let c2 = b.chain.verify(&p2.block, p2.txs.clone()).unwrap();
+        let c2 = b
+            .chain
+            .verify(&p2.block, p2.txs.clone(), u64::MAX / 2, None)
+            .unwrap();
         assert_eq!(c2.block.hash(), p2.block.hash());
 
         // A sibling of block 1 is remembered, then abandoned when block 1 becomes final.
@@ -1273,7 +1440,10 @@ mod tests {
         );
 
         // A leader that includes it anyway is refused by the others.
-        let c1 = b.chain.verify(&p1.block, p1.txs.clone()).unwrap();
+        let c1 = b
+            .chain
+            .verify(&p1.block, p1.txs.clone(), u64::MAX / 2, None)
+            .unwrap();
         b.chain.remember(&c1);
         let mut bad = b
             .chain
@@ -1288,7 +1458,11 @@ mod tests {
             .unwrap()
             .block;
         bad.tx_hashes = vec![t.hash];
-        let err = b.chain.verify(&bad, vec![t.clone()]).err().unwrap();
+        let err = b
+            .chain
+            .verify(&bad, vec![t.clone()], u64::MAX / 2, None)
+            .err()
+            .unwrap();
         assert!(err.contains("repeats a transaction"), "{err}");
         b.chain.commit(c1, &VoteSet::default()).unwrap();
         let p3 = b.chain.build(vec![t], 300, v.address(), VoteSet::default());

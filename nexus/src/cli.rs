@@ -336,6 +336,7 @@ async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::install_panic_hook();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -107,6 +107,15 @@ pub struct RpcConfig {
     pub default_wait_timeout_ms: u64,
     /// Longest wait a client may ask for with `Icon-Options: timeout=<ms>`.
     pub max_wait_timeout_ms: u64,
+    /// Most calls in one JSON-RPC batch (ICON's SDKs send a few hundred at most).
+    pub max_batch: u32,
+    /// Longest a request may take before it is answered with an error, in ms (above
+    /// `max_wait_timeout_ms`).
+    pub request_timeout_ms: u64,
+    /// Most WebSocket monitors open at once.
+    pub max_monitors: u32,
+    /// A monitor whose client sent nothing (not even a pong) for this long is closed, in ms.
+    pub monitor_idle_timeout_ms: u64,
 }
 
 /// Transaction pool settings.
@@ -115,6 +124,10 @@ pub struct RpcConfig {
 pub struct MempoolConfig {
     /// Most transactions waiting; more are refused with -31001.
     pub max_txs: usize,
+    /// Most bytes of transaction JSON waiting; more are refused with -31001.
+    pub max_bytes: usize,
+    /// Most transactions waiting from one sender; more are refused with -31001.
+    pub max_per_sender: usize,
     /// Accepted distance of a transaction's timestamp from the node's clock, in ms.
     pub timestamp_window_ms: u64,
 }
@@ -155,6 +168,10 @@ impl Default for RpcConfig {
             max_connections: 1024,
             default_wait_timeout_ms: 5_000,
             max_wait_timeout_ms: 60_000,
+            max_batch: 512,
+            request_timeout_ms: 75_000,
+            max_monitors: 256,
+            monitor_idle_timeout_ms: 90_000,
         }
     }
 }
@@ -163,6 +180,8 @@ impl Default for MempoolConfig {
     fn default() -> Self {
         MempoolConfig {
             max_txs: 200_000,
+            max_bytes: 256 * 1024 * 1024,
+            max_per_sender: 10_000,
             timestamp_window_ms: 5 * 60 * 1000,
         }
     }
@@ -221,8 +240,32 @@ impl NodeConfig {
                 "must not exceed rpc.max_wait_timeout_ms",
             );
         }
+        if self.rpc.max_batch == 0 || self.rpc.max_batch > 100_000 {
+            return bad("rpc.max_batch", "must be between 1 and 100000");
+        }
+        if self.rpc.request_timeout_ms <= self.rpc.max_wait_timeout_ms {
+            return bad(
+                "rpc.request_timeout_ms",
+                "must exceed rpc.max_wait_timeout_ms (a wait would be cut short)",
+            );
+        }
+        if self.rpc.max_monitors == 0 {
+            return bad("rpc.max_monitors", "must be at least 1");
+        }
+        if self.rpc.monitor_idle_timeout_ms < 1_000 {
+            return bad("rpc.monitor_idle_timeout_ms", "must be at least 1000");
+        }
         if self.mempool.max_txs == 0 {
             return bad("mempool.max_txs", "must be at least 1");
+        }
+        if self.mempool.max_bytes < nexus_proto::transaction::MAX_TX_BYTES {
+            return bad(
+                "mempool.max_bytes",
+                "must hold at least one largest transaction (524288 bytes)",
+            );
+        }
+        if self.mempool.max_per_sender == 0 {
+            return bad("mempool.max_per_sender", "must be at least 1");
         }
         if self.mempool.timestamp_window_ms == 0 {
             return bad("mempool.timestamp_window_ms", "must be positive");

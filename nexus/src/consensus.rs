@@ -20,7 +20,7 @@ use crate::mempool::Mempool;
 use nexus_lft::{Action, BlockRef, Crypto, Lft, Qc};
 use nexus_lft::{Config, SafetyState, Secp256k1Crypto};
 use nexus_proto::block::{decode_payload, encode_payload, VoteItem, VoteSet};
-use nexus_proto::KeyPair;
+use nexus_proto::{Address, KeyPair};
 use nexus_proto::{Hash32, SignedTransaction};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -147,9 +147,12 @@ impl Driver {
                     }
                 }
                 Action::CheckBlock(p) => {
+                    let leader = core.proposer_of(&p);
                     let checked = self
-                        .ensure_executed(core, &p.block.parent)
-                        .and_then(|()| self.check(&p.block, &p.payload, &p.justify));
+                        .ensure_executed(core, &p.block.parent, now_us)
+                        .and_then(|()| {
+                            self.check(&p.block, &p.payload, &p.justify, now_us, leader)
+                        });
                     let ok = match checked {
                         Ok(()) => true,
                         Err(reason) => {
@@ -172,18 +175,28 @@ impl Driver {
 
     /// Executes the ancestors of `hash` that consensus knows but the chain has not executed
     /// (blocks learned through block sync, or pending blocks lost in a restart).
-    fn ensure_executed<C: Crypto>(&mut self, core: &Lft<C>, hash: &Hash32) -> Result<(), String> {
+    fn ensure_executed<C: Crypto>(
+        &mut self,
+        core: &Lft<C>,
+        hash: &Hash32,
+        now_us: u64,
+    ) -> Result<(), String> {
         let mut missing = Vec::new();
         let mut cur = *hash;
         while cur != self.chain.head().hash() && !self.executed.contains_key(&cur) {
             let p = core
                 .proposal(&cur)
                 .ok_or_else(|| format!("ancestor {cur} is unknown"))?;
-            missing.push((p.block, p.payload.clone(), p.justify.clone()));
+            missing.push((
+                p.block,
+                p.payload.clone(),
+                p.justify.clone(),
+                core.proposer_of(p),
+            ));
             cur = p.block.parent;
         }
-        for (block, payload, justify) in missing.into_iter().rev() {
-            self.check(&block, &payload, &justify)?;
+        for (block, payload, justify, leader) in missing.into_iter().rev() {
+            self.check(&block, &payload, &justify, now_us, leader)?;
         }
         Ok(())
     }
@@ -195,7 +208,7 @@ impl Driver {
         parent: BlockRef,
         now_us: u64,
     ) -> Option<(BlockRef, Vec<u8>)> {
-        if let Err(e) = self.ensure_executed(core, &parent.hash) {
+        if let Err(e) = self.ensure_executed(core, &parent.hash, now_us) {
             tracing::warn!(%e, "cannot build on the candidate yet");
             return None;
         }
@@ -216,6 +229,8 @@ impl Driver {
                 return None;
             }
         };
+        // Transactions whose sender can no longer pay their fee will not get in: drop them.
+        self.pool.remove(&p.skipped);
         let txs: Vec<Vec<u8>> = p.txs.iter().map(|t| t.to_json_bytes()).collect();
         let payload = encode_payload(&p.block, &txs);
         let block = BlockRef {
@@ -229,11 +244,18 @@ impl Driver {
         Some((block, payload))
     }
 
-    fn check(&mut self, block: &BlockRef, payload: &[u8], justify: &Qc) -> Result<(), String> {
+    fn check(
+        &mut self,
+        block: &BlockRef,
+        payload: &[u8],
+        justify: &Qc,
+        now_us: u64,
+        leader: Option<Address>,
+    ) -> Result<(), String> {
         if self.executed.contains_key(&block.hash) {
             return Ok(());
         }
-        let p = self.execute(block, payload)?;
+        let p = self.execute(block, payload, now_us, leader)?;
         if p.block.prev_votes != votes_of(justify) {
             return Err("the block's prev_votes are not the proposal's QC".into());
         }
@@ -242,8 +264,15 @@ impl Driver {
         Ok(())
     }
 
-    /// Decodes a payload and re-executes it on its parent.
-    fn execute(&self, block: &BlockRef, payload: &[u8]) -> Result<Proposal, String> {
+    /// Decodes a payload and re-executes it on its parent (`now_us` bounds its timestamp;
+    /// `leader`, when known, must be the header's).
+    fn execute(
+        &self,
+        block: &BlockRef,
+        payload: &[u8],
+        now_us: u64,
+        leader: Option<Address>,
+    ) -> Result<Proposal, String> {
         let (b, raw_txs) = decode_payload(payload).map_err(|e| e.to_string())?;
         if b.hash() != block.hash
             || b.header.prev_hash != block.parent
@@ -277,19 +306,21 @@ impl Driver {
                 .map_err(|e| format!("transaction {}: {e}", st.hash))?;
             txs.push(Arc::new(st));
         }
-        self.chain.verify(&b, txs)
+        self.chain.verify(&b, txs, now_us, leader)
     }
 
     fn commit(&mut self, block: BlockRef, payload: &[u8], qc: &Qc) -> Result<(), NodeError> {
         let p = match self.executed.remove(&block.hash) {
             Some(p) => p,
             // Final before we executed it (we were behind): execute it now, on the head.
-            None => self
-                .execute(&block, payload)
-                .map_err(|e| NodeError::Corrupt {
-                    what: "final block",
-                    reason: e,
-                })?,
+            // Certified by a quorum: no clock or leader check (it may be old).
+            None => {
+                self.execute(&block, payload, u64::MAX, None)
+                    .map_err(|e| NodeError::Corrupt {
+                        what: "final block",
+                        reason: e,
+                    })?
+            }
         };
         let hashes = p.block.tx_hashes.clone();
         self.chain.commit(p, &votes_of(qc))?;

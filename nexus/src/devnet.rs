@@ -70,7 +70,10 @@ fn write_key(dir: &Path, name: &str) -> Result<(KeyPair, PathBuf, String), NodeE
     let pw = password();
     let path = dir.join(format!("{name}.json"));
     keystore::store(&path, &key, &pw)?;
-    std::fs::write(dir.join(format!("{name}.password")), format!("{pw}\n"))?;
+    keystore::write_private(
+        &dir.join(format!("{name}.password")),
+        format!("{pw}\n").as_bytes(),
+    )?;
     Ok((key, path, pw))
 }
 
@@ -304,8 +307,12 @@ pub fn init_network_on(
     let second = match &opts.second_channel {
         Some(name) => {
             check_channel_name(name)?;
+            // Its own nid: transactions sign the nid, so a shared one would replay across.
             let g = Genesis {
                 channel: name.clone(),
+                nid: format_int(opts.nid.checked_add(1).ok_or_else(|| {
+                    NodeError::Config("nid: the second channel needs nid + 1 below 2^64".into())
+                })?),
                 validators: genesis.validators[..n - 1].to_vec(),
                 tokens: vec![],
                 ..genesis.clone()

@@ -89,7 +89,8 @@ impl SoloEngine {
     }
 
     fn produce(&self, prev_votes: VoteSet) -> Result<VoteSet, NodeError> {
-        let txs = self.pool.take(self.cfg.max_txs);
+        // Left in the pool until committed, so a replay sent meanwhile is still refused.
+        let txs = self.pool.peek(self.cfg.max_txs);
         let proposal = self
             .chain
             .build(txs, now_us(), self.key.address(), prev_votes);
@@ -113,9 +114,10 @@ impl SoloEngine {
         };
         let height = header.height;
         let n = proposal.txs.len();
-        let hashes: Vec<_> = proposal.block.tx_hashes.clone();
+        let mut hashes: Vec<_> = proposal.block.tx_hashes.clone();
+        hashes.extend(proposal.skipped.iter().copied());
         self.chain.commit(proposal, &votes)?;
-        self.pool.forget(&hashes);
+        self.pool.remove(&hashes);
         self.metrics
             .block_committed(&self.chain.channel, height, n as u64, self.pool.pending());
         if n > 0 {

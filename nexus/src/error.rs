@@ -56,6 +56,10 @@ pub mod code {
     pub const NOT_FOUND: i32 = -31004;
     /// The wait for a result timed out (`data` is the transaction hash).
     pub const TIMEOUT: i32 = -31006;
+    /// A server limit was reached (goloop's LackOfResource).
+    pub const LACK_OF_RESOURCE: i32 = -31005;
+    /// The request took longer than the server allows (goloop's SystemTimeout).
+    pub const SYSTEM_TIMEOUT: i32 = -31007;
     /// Base of SCORE failures: the code is `-30000 - failure code`.
     pub const SCORE_BASE: i32 = -30000;
 }

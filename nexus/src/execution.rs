@@ -3,8 +3,10 @@
 //! Rules for one transaction:
 //! 1. Intrinsic steps (`default` + `contractCall` for calls + `input` per data byte) are charged
 //!    first; a `stepLimit` below them fails with OutOfStep (admission already refuses these).
-//! 2. The sender must hold `value + stepLimit * stepPrice`; otherwise the transaction fails with
-//!    OutOfBalance and pays for its intrinsic steps (as much as its balance covers).
+//! 2. The sender must hold `value + stepLimit * stepPrice` when the transaction runs; otherwise
+//!    it is left out of the block (no receipt, no state change): a fee is always paid in full,
+//!    never at a reduced or zero rate. A leader leaves such transactions out; a proposal that
+//!    includes one is invalid (see [`Executed::skipped`]).
 //! 3. The transfer and the SCORE call run in their own layer: on failure every change but the fee
 //!    is discarded.
 //! 4. The fee `stepUsed * stepPrice` moves from the sender to the treasury: ICX is never minted
@@ -31,25 +33,44 @@ pub struct BlockEnv {
     pub costs: StepCosts,
 }
 
+/// The outcome of executing a list of transactions.
+#[derive(Debug)]
+pub struct Executed {
+    /// Receipts of the transactions that ran, in order.
+    pub receipts: Vec<Receipt>,
+    /// The state changes.
+    pub writes: Writes,
+    /// Positions (in the input) of transactions left out because their sender could not pay
+    /// `value + stepLimit * stepPrice` at that point.
+    pub skipped: Vec<usize>,
+}
+
 /// Executes `txs` in order on top of `base`.
 pub fn execute_block<T: std::borrow::Borrow<SignedTransaction>>(
     base: &dyn StateView,
     scores: &ScoreRegistry,
     env: &BlockEnv,
     txs: &[T],
-) -> (Vec<Receipt>, Writes) {
+) -> Executed {
     let mut block = Overlay::new(base);
     let mut cumulative = 0u128;
-    let receipts = txs
-        .iter()
-        .map(|tx| {
-            let mut r = execute_tx(&mut block, scores, env, tx.borrow());
-            cumulative += r.step_used;
-            r.cumulative_step_used = cumulative;
-            r
-        })
-        .collect();
-    (receipts, block.into_writes())
+    let mut receipts = Vec::with_capacity(txs.len());
+    let mut skipped = Vec::new();
+    for (i, tx) in txs.iter().enumerate() {
+        match execute_tx(&mut block, scores, env, tx.borrow()) {
+            Some(mut r) => {
+                cumulative = cumulative.saturating_add(r.step_used);
+                r.cumulative_step_used = cumulative;
+                receipts.push(r);
+            }
+            None => skipped.push(i),
+        }
+    }
+    Executed {
+        receipts,
+        writes: block.into_writes(),
+        skipped,
+    }
 }
 
 fn execute_tx(
@@ -57,23 +78,18 @@ fn execute_tx(
     scores: &ScoreRegistry,
     env: &BlockEnv,
     st: &SignedTransaction,
-) -> Receipt {
+) -> Option<Receipt> {
     let tx = &st.tx;
     let intrinsic = env.costs.intrinsic(st);
     let max_fee = tx.step_limit.saturating_mul(env.step_price);
     let mut meter = StepMeter::new(tx.step_limit, 0);
     let from_balance = balance(block, &tx.from);
+    if from_balance < tx.value.saturating_add(max_fee) {
+        return None;
+    }
 
     let outcome: Result<Vec<_>, ScoreError> = if let Err(e) = meter.charge(intrinsic) {
         Err(e)
-    } else if from_balance < tx.value.saturating_add(max_fee) {
-        Err(ScoreError::new(
-            failure::OUT_OF_BALANCE,
-            format!(
-                "balance {from_balance:#x} < value {:#x} + stepLimit*stepPrice {max_fee:#x}",
-                tx.value
-            ),
-        ))
     } else {
         let run = {
             let mut layer = Overlay::new(&*block);
@@ -88,16 +104,18 @@ fn execute_tx(
 
     let step_used = meter.used();
     let payer_balance = balance(block, &tx.from);
+    // Never more than the balance: the sender held value + max fee before the run, and a
+    // successful run moved at most `value` away (SCOREs cannot spend the sender's ICX).
     let fee = step_used.saturating_mul(env.step_price).min(payer_balance);
     set_balance(block, &tx.from, payer_balance - fee);
     let treasury_balance = balance(block, &env.treasury);
-    set_balance(block, &env.treasury, treasury_balance + fee);
+    set_balance(block, &env.treasury, treasury_balance.saturating_add(fee));
 
     let (status, failure_code, failure_message, event_logs) = match outcome {
         Ok(events) => (1, 0, String::new(), events),
         Err(e) => (0, e.code, e.message, Vec::new()),
     };
-    Receipt {
+    Some(Receipt {
         status,
         to: tx.to,
         cumulative_step_used: 0,
@@ -106,7 +124,7 @@ fn execute_tx(
         failure_code,
         failure_message,
         event_logs,
-    }
+    })
 }
 
 fn run_tx(
@@ -119,7 +137,7 @@ fn run_tx(
     let tx = &st.tx;
     if tx.value > 0 {
         let from_bal = balance(layer, &tx.from);
-        set_balance(layer, &tx.from, from_bal - tx.value);
+        set_balance(layer, &tx.from, from_bal.saturating_sub(tx.value));
         let to_bal = balance(layer, &tx.to);
         set_balance(layer, &tx.to, to_bal.saturating_add(tx.value));
     }

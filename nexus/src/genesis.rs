@@ -160,6 +160,20 @@ impl Genesis {
                 "genesis: at least one validator is required".into(),
             ));
         }
+        if validators.len() > nexus_proto::block::MAX_VALIDATORS {
+            return Err(NodeError::Config(format!(
+                "genesis: at most {} validators, got {}",
+                nexus_proto::block::MAX_VALIDATORS,
+                validators.len()
+            )));
+        }
+        for (i, v) in validators.iter().enumerate() {
+            if v.is_contract() || validators[..i].contains(v) {
+                return Err(NodeError::Config(format!(
+                    "genesis validator {v}: expected distinct hx addresses (a validator listed twice would vote twice)"
+                )));
+            }
+        }
         let tokens = self
             .tokens
             .iter()

@@ -181,8 +181,23 @@ pub fn store(path: &Path, key: &KeyPair, password: &str) -> Result<(), NodeError
     }
     let text =
         serde_json::to_string_pretty(&encrypt(key, password)?).map_err(|e| err(e.to_string()))?;
-    std::fs::write(path, text)?;
+    write_private(path, text.as_bytes())?;
     Ok(())
+}
+
+/// Writes a file only its owner may read or write (mode 0600 from the start, not after):
+/// keystores, passwords and node identities.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Reads and decrypts a keystore file.
@@ -197,6 +212,18 @@ pub fn load(path: &Path, password: &str) -> Result<KeyPair, NodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keystores_are_written_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("nexus-ks-{}", std::process::id()));
+        let path = dir.join("k.json");
+        let _ = std::fs::remove_dir_all(&dir);
+        store(&path, &KeyPair::generate(), "pw").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn round_trip_and_wrong_password() {

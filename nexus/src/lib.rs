@@ -29,3 +29,29 @@ pub mod state;
 pub mod steps;
 pub mod storage;
 pub mod wallet;
+
+/// The text of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Reports every panic (where and why) in the log and on stderr before it unwinds: a task that
+/// panics ends the node through its engine's handle, with this reason above the exit.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let why = panic_message(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        tracing::error!(%why, %at, %thread, "panic");
+        eprintln!("panic in thread {thread} at {at}: {why}");
+    }));
+}

@@ -1,10 +1,14 @@
-//! The transaction pool: admitted transactions in arrival order, deduplicated by hash.
+//! The transaction pool: admitted transactions in arrival order, deduplicated by hash, bounded
+//! by count, by bytes and per sender, and expiring with the timestamp window.
 //!
-//! A hash stays known from admission until its block is committed (`take` hands transactions
-//! to the block builder but keeps their hashes), so a replay sent while its first copy is being
-//! executed is still refused.
+//! A hash stays known from admission until its block is committed (blocks are built from
+//! [`Mempool::peek`], which leaves transactions in place until [`Mempool::remove`]), so a replay
+//! sent while its first copy is being executed is still refused. The pool also keeps, per
+//! sender, what its waiting transactions may spend at most (`value + stepLimit * stepPrice`), so
+//! admission can refuse a transaction that the sender's balance covers only if the earlier ones
+//! fail.
 
-use nexus_proto::{Hash32, SignedTransaction};
+use nexus_proto::{Address, Hash32, SignedTransaction};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -15,29 +19,89 @@ use tokio::sync::Notify;
 pub enum PoolRefusal {
     /// The hash is already pending.
     Duplicate,
-    /// The pool holds `max` transactions.
-    Full(usize),
+    /// The pool holds its most transactions or bytes.
+    Full(String),
+    /// The sender has its most transactions waiting.
+    SenderFull(usize),
+}
+
+/// The pool's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Most transactions.
+    pub max_txs: usize,
+    /// Most bytes of transaction JSON.
+    pub max_bytes: usize,
+    /// Most transactions waiting from one sender.
+    pub max_per_sender: usize,
+}
+
+impl PoolLimits {
+    /// Limits with only a transaction count (bytes and senders effectively unbounded).
+    pub fn count(max_txs: usize) -> Self {
+        PoolLimits {
+            max_txs,
+            max_bytes: usize::MAX,
+            max_per_sender: usize::MAX,
+        }
+    }
+}
+
+struct Entry {
+    tx: Arc<SignedTransaction>,
+    bytes: usize,
+    spend: u128,
+}
+
+#[derive(Default, Clone, Copy)]
+struct SenderUse {
+    count: usize,
+    spend: u128,
 }
 
 #[derive(Default)]
 struct Inner {
     queue: VecDeque<Arc<SignedTransaction>>,
-    known: HashMap<Hash32, Arc<SignedTransaction>>,
+    known: HashMap<Hash32, Entry>,
+    senders: HashMap<Address, SenderUse>,
+    bytes: usize,
+}
+
+impl Inner {
+    fn drop_entry(&mut self, h: &Hash32) -> bool {
+        let Some(e) = self.known.remove(h) else {
+            return false;
+        };
+        self.bytes -= e.bytes;
+        if let Some(u) = self.senders.get_mut(&e.tx.tx.from) {
+            u.count -= 1;
+            u.spend = u.spend.saturating_sub(e.spend);
+            if u.count == 0 {
+                self.senders.remove(&e.tx.tx.from);
+            }
+        }
+        true
+    }
 }
 
 /// The pool.
 pub struct Mempool {
     inner: Mutex<Inner>,
-    max: usize,
+    limits: PoolLimits,
     notify: Notify,
 }
 
 impl Mempool {
-    /// An empty pool holding at most `max` transactions.
+    /// An empty pool holding at most `max` transactions (no byte or sender bound).
     pub fn new(max: usize) -> Self {
+        Self::with_limits(PoolLimits::count(max))
+    }
+
+    /// An empty pool with these bounds.
+    pub fn with_limits(limits: PoolLimits) -> Self {
         Mempool {
             inner: Mutex::new(Inner::default()),
-            max,
+            limits,
             notify: Notify::new(),
         }
     }
@@ -53,32 +117,67 @@ impl Mempool {
 
     /// The checked transaction with `hash`, if pending or being executed.
     pub fn get(&self, hash: &Hash32) -> Option<Arc<SignedTransaction>> {
-        self.lock().known.get(hash).cloned()
+        self.lock().known.get(hash).map(|e| e.tx.clone())
     }
 
-    /// Adds a checked transaction.
-    pub fn add(&self, tx: Arc<SignedTransaction>) -> Result<(), PoolRefusal> {
+    /// What `sender`'s waiting transactions may spend at most.
+    pub fn pending_spend(&self, sender: &Address) -> u128 {
+        self.lock()
+            .senders
+            .get(sender)
+            .map(|u| u.spend)
+            .unwrap_or(0)
+    }
+
+    /// Adds a checked transaction of `bytes` JSON bytes that may spend `spend` at most.
+    pub fn add(
+        &self,
+        tx: Arc<SignedTransaction>,
+        bytes: usize,
+        spend: u128,
+    ) -> Result<(), PoolRefusal> {
         {
             let mut g = self.lock();
-            if g.known.len() >= self.max {
-                return Err(PoolRefusal::Full(self.max));
-            }
             if g.known.contains_key(&tx.hash) {
                 return Err(PoolRefusal::Duplicate);
             }
-            g.known.insert(tx.hash, tx.clone());
+            if g.known.len() >= self.limits.max_txs {
+                return Err(PoolRefusal::Full(format!(
+                    "{} transactions",
+                    self.limits.max_txs
+                )));
+            }
+            if g.bytes.saturating_add(bytes) > self.limits.max_bytes {
+                return Err(PoolRefusal::Full(format!(
+                    "{} bytes",
+                    self.limits.max_bytes
+                )));
+            }
+            let from = tx.tx.from;
+            let used = g.senders.get(&from).copied().unwrap_or_default();
+            if used.count >= self.limits.max_per_sender {
+                return Err(PoolRefusal::SenderFull(self.limits.max_per_sender));
+            }
+            g.senders.insert(
+                from,
+                SenderUse {
+                    count: used.count + 1,
+                    spend: used.spend.saturating_add(spend),
+                },
+            );
+            g.bytes += bytes;
+            g.known.insert(
+                tx.hash,
+                Entry {
+                    tx: tx.clone(),
+                    bytes,
+                    spend,
+                },
+            );
             g.queue.push_back(tx);
         }
         self.notify.notify_one();
         Ok(())
-    }
-
-    /// Takes up to `max` transactions in arrival order; their hashes stay known until
-    /// [`Mempool::forget`].
-    pub fn take(&self, max: usize) -> Vec<Arc<SignedTransaction>> {
-        let mut g = self.lock();
-        let n = max.min(g.queue.len());
-        g.queue.drain(..n).collect()
     }
 
     /// The first `max` waiting transactions, left in the pool (a block built on a pending
@@ -87,12 +186,13 @@ impl Mempool {
         self.lock().queue.iter().take(max).cloned().collect()
     }
 
-    /// Removes transactions that became final, wherever they were proposed.
+    /// Removes transactions that became final (wherever they were proposed) or that can no
+    /// longer be included.
     pub fn remove<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash32>) {
         let mut g = self.lock();
         let mut gone = HashSet::new();
         for h in hashes {
-            if g.known.remove(h).is_some() {
+            if g.drop_entry(h) {
                 gone.insert(*h);
             }
         }
@@ -101,17 +201,35 @@ impl Mempool {
         }
     }
 
-    /// Forgets hashes whose block was committed (or dropped).
-    pub fn forget<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash32>) {
+    /// Drops waiting transactions whose timestamp is below `oldest_us` (outside the window);
+    /// returns how many.
+    pub fn expire(&self, oldest_us: u64) -> usize {
         let mut g = self.lock();
-        for h in hashes {
-            g.known.remove(h);
+        let old: Vec<Hash32> = g
+            .queue
+            .iter()
+            .filter(|t| t.tx.timestamp < oldest_us)
+            .map(|t| t.hash)
+            .collect();
+        if old.is_empty() {
+            return 0;
         }
+        for h in &old {
+            g.drop_entry(h);
+        }
+        let gone: HashSet<Hash32> = old.iter().copied().collect();
+        g.queue.retain(|t| !gone.contains(&t.hash));
+        old.len()
     }
 
-    /// Transactions waiting (not yet handed to a block).
+    /// Transactions waiting (not yet final).
     pub fn pending(&self) -> usize {
         self.lock().queue.len()
+    }
+
+    /// Bytes of the waiting transactions.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// Waits until a transaction may be waiting.
@@ -126,15 +244,15 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nexus_proto::{Address, KeyPair, Transaction, TxData};
+    use nexus_proto::{KeyPair, Transaction, TxData};
 
-    fn tx(k: &KeyPair, n: u128) -> Arc<SignedTransaction> {
+    fn tx_at(k: &KeyPair, n: u128, timestamp: u64) -> Arc<SignedTransaction> {
         let t = Transaction {
             from: k.address(),
             to: Address::eoa([1; 20]),
             value: 1,
             step_limit: 100_000,
-            timestamp: 1,
+            timestamp,
             nid: 1,
             nonce: Some(n),
             data: TxData::None,
@@ -142,19 +260,71 @@ mod tests {
         Arc::new(t.sign(k).unwrap())
     }
 
+    fn tx(k: &KeyPair, n: u128) -> Arc<SignedTransaction> {
+        tx_at(k, n, 1)
+    }
+
     #[test]
-    fn dedup_survives_take_until_forget() {
+    fn dedup_survives_peek_until_remove() {
         let k = KeyPair::generate();
         let p = Mempool::new(2);
         let a = tx(&k, 1);
-        p.add(a.clone()).unwrap();
-        assert_eq!(p.add(a.clone()), Err(PoolRefusal::Duplicate));
-        let taken = p.take(10);
-        assert_eq!(taken.len(), 1);
-        assert_eq!(p.add(a.clone()), Err(PoolRefusal::Duplicate));
-        p.add(tx(&k, 2)).unwrap();
-        assert_eq!(p.add(tx(&k, 3)), Err(PoolRefusal::Full(2)));
-        p.forget([&a.hash]);
-        p.add(a).unwrap();
+        p.add(a.clone(), 10, 0).unwrap();
+        assert_eq!(p.add(a.clone(), 10, 0), Err(PoolRefusal::Duplicate));
+        assert_eq!(p.peek(10).len(), 1);
+        assert_eq!(p.add(a.clone(), 10, 0), Err(PoolRefusal::Duplicate));
+        p.add(tx(&k, 2), 10, 0).unwrap();
+        assert!(matches!(p.add(tx(&k, 3), 10, 0), Err(PoolRefusal::Full(_))));
+        p.remove([&a.hash]);
+        p.add(a, 10, 0).unwrap();
+    }
+
+    #[test]
+    fn bytes_bound_the_pool() {
+        let k = KeyPair::generate();
+        let p = Mempool::with_limits(PoolLimits {
+            max_txs: 100,
+            max_bytes: 1000,
+            max_per_sender: 100,
+        });
+        p.add(tx(&k, 1), 600, 0).unwrap();
+        assert!(
+            matches!(p.add(tx(&k, 2), 600, 0), Err(PoolRefusal::Full(m)) if m.contains("bytes"))
+        );
+        p.add(tx(&k, 3), 400, 0).unwrap();
+        assert_eq!(p.bytes(), 1000);
+    }
+
+    #[test]
+    fn one_sender_cannot_fill_the_pool_and_its_spend_is_tracked() {
+        let (k, other) = (KeyPair::generate(), KeyPair::generate());
+        let p = Mempool::with_limits(PoolLimits {
+            max_txs: 100,
+            max_bytes: usize::MAX,
+            max_per_sender: 2,
+        });
+        let a = tx(&k, 1);
+        p.add(a.clone(), 1, 70).unwrap();
+        p.add(tx(&k, 2), 1, 30).unwrap();
+        assert_eq!(p.pending_spend(&k.address()), 100);
+        assert_eq!(p.add(tx(&k, 3), 1, 1), Err(PoolRefusal::SenderFull(2)));
+        p.add(tx(&other, 1), 1, 5).unwrap();
+        p.remove([&a.hash]);
+        assert_eq!(p.pending_spend(&k.address()), 30);
+        p.add(tx(&k, 3), 1, 1).unwrap();
+    }
+
+    #[test]
+    fn old_transactions_expire() {
+        let k = KeyPair::generate();
+        let p = Mempool::new(10);
+        let old = tx_at(&k, 1, 100);
+        p.add(old.clone(), 5, 9).unwrap();
+        p.add(tx_at(&k, 2, 500), 5, 1).unwrap();
+        assert_eq!(p.expire(200), 1);
+        assert!(!p.contains(&old.hash));
+        assert_eq!(p.pending(), 1);
+        assert_eq!(p.bytes(), 5);
+        assert_eq!(p.pending_spend(&k.address()), 1);
     }
 }

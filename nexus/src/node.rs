@@ -51,6 +51,16 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
             "channel {dup} is configured twice"
         )));
     }
+    // A transaction signs its nid, not its channel: channels sharing a nid could replay each
+    // other's transactions.
+    for (i, (g, _)) in channels.iter().enumerate() {
+        if let Some((other, _)) = channels[..i].iter().find(|(o, _)| o.nid == g.nid) {
+            return Err(NodeError::Config(format!(
+                "channels {} and {} share nid {:#x}; each channel needs its own nid, or a transaction for one runs again on the other",
+                other.channel, g.channel, g.nid
+            )));
+        }
+    }
     let key = keystore::load(&cfg.keystore, &cfg.keystore_password()?)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let storage = Storage::open(&cfg.data_dir, &names)?;
@@ -85,7 +95,11 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     let mut chains = Vec::new();
     for (genesis, _) in &channels {
         let chain = Arc::new(Chain::open(storage.channel(&genesis.channel), genesis)?);
-        let pool = Arc::new(Mempool::new(cfg.mempool.max_txs));
+        let pool = Arc::new(Mempool::with_limits(crate::mempool::PoolLimits {
+            max_txs: cfg.mempool.max_txs,
+            max_bytes: cfg.mempool.max_bytes,
+            max_per_sender: cfg.mempool.max_per_sender,
+        }));
         let head = chain.head().header.height;
         metrics.block_committed(&chain.channel, head, 0, 0);
         let admission = Arc::new(Admission::new(
@@ -129,9 +143,9 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
         tracing::info!(channel = %chain.channel, height = head, validators = chain.validators.len(), "channel started");
         chains.push(chain);
     }
-    let routes = Routes::new(apis, metrics, cfg.rpc.max_request_bytes)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
-    let server = rpc::serve(cfg.rpc.listen, routes, cfg.rpc.max_connections).await?;
+    let routes =
+        Routes::new(apis, metrics, &cfg.rpc).map_err(|e| NodeError::Config(e.to_string()))?;
+    let server = rpc::serve(cfg.rpc.listen, routes).await?;
     tracing::info!(rpc = %server.local_addr, channels = ?names, "node started");
     Ok(RunningNode {
         rpc_addr: server.local_addr,

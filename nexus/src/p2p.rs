@@ -97,7 +97,7 @@ pub fn load_or_create_identity(path: &Path) -> Result<identity::Keypair, NodeErr
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, hex::encode(secret.as_ref()))?;
+    crate::keystore::write_private(path, hex::encode(secret.as_ref()).as_bytes())?;
     Ok(kp)
 }
 

@@ -46,16 +46,18 @@ impl Address {
     /// Parses `hx...` or `cx...` (40 lowercase or uppercase hex digits).
     pub fn parse(field: &str, s: &str) -> Result<Self, ProtoError> {
         const EXPECTED: &str = "hx or cx followed by 40 hex digits";
-        if s.len() != 42 {
+        // Bytes, never string slices: the input may hold multibyte characters anywhere.
+        let b = s.as_bytes();
+        if b.len() != 42 {
             return Err(ProtoError::invalid(field, EXPECTED, s));
         }
-        let contract = match &s[..2] {
-            "hx" => false,
-            "cx" => true,
+        let contract = match &b[..2] {
+            b"hx" => false,
+            b"cx" => true,
             _ => return Err(ProtoError::invalid(field, EXPECTED, s)),
         };
         let mut body = [0u8; 20];
-        hex::decode_to_slice(&s[2..], &mut body)
+        hex::decode_to_slice(&b[2..], &mut body)
             .map_err(|_| ProtoError::invalid(field, EXPECTED, s))?;
         Ok(Address { contract, body })
     }
@@ -126,6 +128,10 @@ mod tests {
             "hx123",
             "ax4873b94352c8c1f3b2f09aaeccea31ce9e90bd31",
             "hx4873b94352c8c1f3b2f09aaeccea31ce9e90bdzz",
+            // 42 bytes with a multibyte character across the prefix boundary and in the body.
+            "h\u{20ac}00000000000000000000000000000000000000",
+            "hx\u{20ac}000000000000000000000000000000000000000",
+            "\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}\u{20ac}",
         ] {
             assert!(Address::parse("to", bad).is_err());
         }

@@ -254,8 +254,12 @@ impl Block {
     }
 }
 
+/// Most bytes of transaction JSON in one block. With [`MAX_BLOCK_TXS`] hashes and the header,
+/// a payload stays under [`MAX_PAYLOAD_BYTES`], and a proposal under what gossip carries (16 MiB).
+pub const MAX_BLOCK_TX_BYTES: usize = 8 * 1024 * 1024;
+
 /// Largest consensus payload (a block and its transactions) accepted from the network.
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_PAYLOAD_BYTES: usize = 14 * 1024 * 1024;
 
 /// The payload a leader proposes: `RLP[block, [transaction JSON, ...]]`.
 pub fn encode_payload(block: &Block, txs: &[Vec<u8>]) -> Vec<u8> {
@@ -293,6 +297,14 @@ pub fn decode_payload(bytes: &[u8]) -> Result<(Block, Vec<Vec<u8>>), ProtoError>
         txs: Vec<alloy_rlp::Bytes>,
     }
     let raw: Raw = decode_exact("payload", bytes)?;
+    let tx_bytes: usize = raw.txs.iter().map(|t| t.len()).sum();
+    if tx_bytes > MAX_BLOCK_TX_BYTES {
+        return Err(ProtoError::TooLarge {
+            what: "block transactions (bytes)",
+            size: tx_bytes,
+            limit: MAX_BLOCK_TX_BYTES,
+        });
+    }
     let block = Block::decode(&raw.block)?;
     if raw.txs.len() != block.tx_hashes.len() {
         return Err(ProtoError::invalid(

@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 /// Largest accepted `message` or `deploy` payload.
 pub const MAX_DATA_BYTES: usize = 256 * 1024;
+/// Largest transaction, as JSON bytes (ICON's nodes refuse transactions over 512 KiB).
+pub const MAX_TX_BYTES: usize = 512 * 1024;
 /// Largest accepted method name.
 pub const MAX_METHOD_LEN: usize = 128;
 
@@ -331,6 +333,7 @@ impl Transaction {
             hash,
             signature,
             raw: params,
+            json: Default::default(),
         })
     }
 }
@@ -346,6 +349,9 @@ pub struct SignedTransaction {
     pub signature: Signature,
     /// The params exactly as received, signature included.
     pub raw: Map<String, Value>,
+    /// `raw` as JSON bytes, made once on first use (gossip, block payloads and storage all
+    /// need them).
+    json: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl SignedTransaction {
@@ -361,6 +367,7 @@ impl SignedTransaction {
             hash,
             signature,
             raw,
+            json: Default::default(),
         })
     }
 
@@ -378,15 +385,28 @@ impl SignedTransaction {
 
     /// Decodes from stored JSON bytes.
     pub fn from_json_bytes(b: &[u8]) -> Result<Self, ProtoError> {
+        if b.len() > MAX_TX_BYTES {
+            return Err(ProtoError::TooLarge {
+                what: "transaction",
+                size: b.len(),
+                limit: MAX_TX_BYTES,
+            });
+        }
         let v: Value = serde_json::from_slice(b)
             .map_err(|e| ProtoError::invalid("transaction", "JSON", e.to_string()))?;
         Self::from_json(v)
     }
 
-    /// The JSON bytes to store.
-    pub fn to_json_bytes(&self) -> Vec<u8> {
+    /// The JSON bytes to store, gossip and put in blocks (serialized once).
+    pub fn json_bytes(&self) -> &[u8] {
         // Serializing a Map of JSON values cannot fail.
-        serde_json::to_vec(&self.raw).unwrap_or_default()
+        self.json
+            .get_or_init(|| serde_json::to_vec(&self.raw).unwrap_or_default())
+    }
+
+    /// [`SignedTransaction::json_bytes`] as an owned vector.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        self.json_bytes().to_vec()
     }
 
     /// Recovers the signer and checks that it is `from`.

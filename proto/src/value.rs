@@ -7,22 +7,33 @@
 use crate::{Hash32, ProtoError};
 use base64::Engine;
 
-/// Parses an unsigned T_INT (`0x` + 1..=32 hex digits) into a `u128`.
-pub fn parse_u128(field: &str, s: &str) -> Result<u128, ProtoError> {
+/// Most hex digits of a T_INT: 256 bits, ICON's widest integer.
+pub const MAX_INT_DIGITS: usize = 64;
+
+/// Checks the digits of a canonical T_INT (`0x` + 1..=64 hex digits, no leading zeros, as ICON's
+/// SDKs write them) and returns them.
+fn canonical_digits<'a>(field: &str, s: &'a str) -> Result<&'a str, ProtoError> {
+    const EXPECTED: &str = "a 0x-prefixed hex integer without leading zeros, at most 256 bits";
     let digits = s
         .strip_prefix("0x")
-        .ok_or_else(|| ProtoError::invalid(field, "a 0x-prefixed hex integer", s))?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ProtoError::invalid(field, "a 0x-prefixed hex integer", s));
+        .ok_or_else(|| ProtoError::invalid(field, EXPECTED, s))?;
+    if digits.is_empty()
+        || digits.len() > MAX_INT_DIGITS
+        || !digits.bytes().all(|b| b.is_ascii_hexdigit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
+        return Err(ProtoError::invalid(field, EXPECTED, s));
     }
-    let trimmed = digits.trim_start_matches('0');
-    if trimmed.len() > 32 {
+    Ok(digits)
+}
+
+/// Parses an unsigned T_INT (`0x` + hex digits without leading zeros) into a `u128`.
+pub fn parse_u128(field: &str, s: &str) -> Result<u128, ProtoError> {
+    let digits = canonical_digits(field, s)?;
+    if digits.len() > 32 {
         return Err(ProtoError::invalid(field, "an integer below 2^128", s));
     }
-    if trimmed.is_empty() {
-        return Ok(0);
-    }
-    u128::from_str_radix(trimmed, 16).map_err(|_| ProtoError::invalid(field, "a hex integer", s))
+    u128::from_str_radix(digits, 16).map_err(|_| ProtoError::invalid(field, "a hex integer", s))
 }
 
 /// Parses an unsigned T_INT that must fit in 64 bits.
@@ -126,7 +137,8 @@ mod tests {
     #[test]
     fn ints_round_trip_and_reject_garbage() {
         assert_eq!(parse_u128("v", "0x0").unwrap(), 0);
-        assert_eq!(parse_u128("v", "0x00ff").unwrap(), 255);
+        assert_eq!(parse_u128("v", "0xff").unwrap(), 255);
+        assert_eq!(parse_u128("v", "0xFF").unwrap(), 255);
         assert_eq!(format_int(255u32), "0xff");
         assert_eq!(format_int(0u32), "0x0");
         assert_eq!(
@@ -141,12 +153,38 @@ mod tests {
             "0x1_0",
             "-0x1",
             "0x1ffffffffffffffffffffffffffffffff",
+            "0x00ff",
+            "0x00",
+            "0x\u{0661}",
+            "\u{20ac}0x1",
         ] {
             assert!(parse_u128("v", bad).is_err(), "{bad} accepted");
         }
         assert_eq!(parse_i128("v", "-0x10").unwrap(), -16);
         assert_eq!(format_i128(-16), "-0x10");
         assert!(parse_u64("v", "0x10000000000000000").is_err());
+        assert_eq!(parse_u64("v", "0xffffffffffffffff").unwrap(), u64::MAX);
+    }
+
+    #[test]
+    fn padded_and_oversized_integers_are_refused_and_the_error_stays_short() {
+        let padded = format!("0x{}1", "0".repeat(200_000));
+        let err = parse_u64("height", &padded).unwrap_err().to_string();
+        assert!(
+            err.contains("height") && err.contains("leading zeros"),
+            "{err}"
+        );
+        assert!(
+            err.len() < 300,
+            "error echoes the whole input: {} bytes",
+            err.len()
+        );
+        let wide = format!("0x{}", "f".repeat(65));
+        assert!(parse_u128("value", &wide).is_err());
+        let err = parse_u128("value", &format!("0x1{}", "0".repeat(40)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2^128"), "{err}");
     }
 
     #[test]

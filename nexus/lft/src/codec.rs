@@ -15,8 +15,9 @@ use crate::types::{BlockRef, Message, Nil, Proposal, Qc, Tc, Vote};
 use alloy_rlp::{Bytes, Decodable, Encodable, RlpDecodable, RlpEncodable};
 use nexus_proto::{Hash32, ProtoError};
 
-/// Largest encoded message (a proposal carries a whole block).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest encoded message (a proposal carries a whole block: at most
+/// `nexus_proto::block::MAX_PAYLOAD_BYTES` and its certificates), below gossip's 16 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 15 * 1024 * 1024;
 /// Most signatures in one certificate.
 pub const MAX_SIGNATURES: usize = 1024;
 /// Longest signature.

@@ -222,6 +222,14 @@ impl<C: Crypto> Lft<C> {
         self.blocks.get(hash)
     }
 
+    /// The validator that signed `p` (its index in the set of the block's height).
+    pub fn proposer_of(&self, p: &Proposal) -> Option<Address> {
+        self.set_for(p.block.height)
+            .members
+            .get(p.proposer as usize)
+            .copied()
+    }
+
     /// The current round.
     pub fn round(&self) -> u64 {
         self.round

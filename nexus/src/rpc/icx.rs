@@ -33,9 +33,21 @@ pub struct ChannelApi {
 
 type Handler = fn(&ChannelApi, Map<String, Value>) -> Result<Value, IconError>;
 
-/// Builds the channel's method table.
+/// Runs a handler; a panic (a bug: every input error has a typed answer) becomes -32603 with
+/// the reason instead of a dropped connection.
+fn guarded(name: &str, run: impl FnOnce() -> Result<Value, IconError>) -> Result<Value, IconError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|p| {
+        let why = crate::panic_message(p.as_ref());
+        tracing::error!(method = name, %why, "RPC handler panicked");
+        Err(IconError::internal(format!("{name} failed: {why}")))
+    })
+}
+
+/// Builds the channel's method table; `debug` adds the `debug_*` methods (served under
+/// `/api/v3d` only).
 pub(super) fn module(
     api: Arc<ChannelApi>,
+    debug: bool,
 ) -> Result<RpcModule<Arc<ChannelApi>>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(api);
     let sync: [(&'static str, Handler); 17] = [
@@ -60,22 +72,35 @@ pub(super) fn module(
     for (name, f) in sync {
         m.register_method(name, move |params, api, _| {
             let start = Instant::now();
-            let r = object(&params).and_then(|o| f(api, o));
+            let r = guarded(name, || object(&params).and_then(|o| f(api, o)));
             api.metrics.rpc_call(name, start.elapsed());
             r.map_err(ErrorObjectOwned::from)
         })?;
     }
-    m.register_method("debug_estimateStep", |params, api, _| {
-        let start = Instant::now();
-        let r = object(&params).and_then(|o| estimate_step(api, o));
-        api.metrics.rpc_call("debug_estimateStep", start.elapsed());
-        r.map_err(ErrorObjectOwned::from)
-    })?;
+    if debug {
+        m.register_method("debug_estimateStep", |params, api, _| {
+            let start = Instant::now();
+            let r = guarded("debug_estimateStep", || {
+                object(&params).and_then(|o| estimate_step(api, o))
+            });
+            api.metrics.rpc_call("debug_estimateStep", start.elapsed());
+            r.map_err(ErrorObjectOwned::from)
+        })?;
+    }
     m.register_async_method(
         "icx_sendTransactionAndWait",
         |params, api, ext| async move {
             let start = Instant::now();
-            let r = match object(&params).and_then(|o| api.admission.admit(Value::Object(o))) {
+            let admitted = guarded("icx_sendTransactionAndWait", || {
+                object(&params)
+                    .and_then(|o| api.admission.admit(Value::Object(o)))
+                    .map(|h| Value::String(h.to_string()))
+            })
+            .and_then(|v| {
+                nexus_proto::value::parse_hash("txHash", v.as_str().unwrap_or_default())
+                    .map_err(IconError::from)
+            });
+            let r = match admitted {
                 Ok(hash) => wait_result(&api, hash, &ext).await,
                 Err(e) => Err(e),
             };

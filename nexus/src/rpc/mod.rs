@@ -3,13 +3,18 @@
 //! | path | what |
 //! |---|---|
 //! | `POST /api/v3/<channel>` | JSON-RPC v3 (`icx_*`) |
-//! | `POST /api/v3d/<channel>` | the same, for `debug_*` (where ICON's SDKs send them) |
+//! | `POST /api/v3d/<channel>` | `debug_*` (where ICON's SDKs send them) and `icx_*`; debug methods are served here only |
 //! | `POST /api/v3`, `/api/v3d` | the first channel |
 //! | `GET /api/v3/<channel>/block`, `/event` (WebSocket) | goloop-style block and event monitors |
 //! | `GET /metrics` | Prometheus metrics |
 //!
 //! Errors carry HTTP status 400 (500 for internal errors) as goloop does, because ICON's SDKs
 //! read the body of a 200 response as a result.
+//!
+//! Limits (all in `[rpc]`): body size, connections, calls per batch, time per request, open
+//! monitors and their idle time. Any `Content-Type` is accepted, as ICON's nodes do
+//! (`icon-sdk-js` sends `text/plain`). A handler that panics answers -32603 instead of dropping
+//! the connection.
 
 mod icx;
 mod params;
@@ -18,6 +23,7 @@ mod ws;
 
 pub use icx::ChannelApi;
 
+use crate::config::RpcConfig;
 use crate::error::{code, IconError};
 use crate::metrics::Metrics;
 use http_body_util::BodyExt;
@@ -44,6 +50,7 @@ impl From<IconError> for ErrorObjectOwned {
 
 struct ChannelEntry {
     methods: Methods,
+    debug_methods: Methods,
     api: Arc<ChannelApi>,
 }
 
@@ -52,7 +59,8 @@ pub struct Routes {
     channels: HashMap<String, ChannelEntry>,
     default: String,
     metrics: Arc<Metrics>,
-    max_request_bytes: u32,
+    cfg: RpcConfig,
+    monitors: Arc<tokio::sync::Semaphore>,
 }
 
 impl Routes {
@@ -60,7 +68,7 @@ impl Routes {
     pub fn new(
         apis: Vec<Arc<ChannelApi>>,
         metrics: Arc<Metrics>,
-        max_request_bytes: u32,
+        cfg: &RpcConfig,
     ) -> Result<Self, IconError> {
         let mut channels = HashMap::new();
         let mut default = String::new();
@@ -69,11 +77,13 @@ impl Routes {
             if default.is_empty() {
                 default = name.clone();
             }
-            let module = icx::module(api.clone()).map_err(IconError::internal)?;
+            let module = icx::module(api.clone(), false).map_err(IconError::internal)?;
+            let debug = icx::module(api.clone(), true).map_err(IconError::internal)?;
             channels.insert(
                 name,
                 ChannelEntry {
                     methods: module.into(),
+                    debug_methods: debug.into(),
                     api,
                 },
             );
@@ -82,7 +92,8 @@ impl Routes {
             channels,
             default,
             metrics,
-            max_request_bytes,
+            cfg: cfg.clone(),
+            monitors: Arc::new(tokio::sync::Semaphore::new(cfg.max_monitors as usize)),
         })
     }
 
@@ -92,7 +103,8 @@ impl Routes {
 }
 
 enum Route<'a> {
-    Rpc(Option<&'a str>),
+    /// JSON-RPC on a channel (`true`: the debug path `/api/v3d`).
+    Rpc(Option<&'a str>, bool),
     Monitor(Option<&'a str>, &'a str),
     Metrics,
     NotFound,
@@ -103,18 +115,21 @@ fn route(path: &str) -> Route<'_> {
     if path == "/metrics" {
         return Route::Metrics;
     }
-    let rest = match path
-        .strip_prefix("/api/v3d")
-        .or_else(|| path.strip_prefix("/api/v3"))
-    {
-        Some(r) => r,
-        None => return Route::NotFound,
+    let (rest, debug) = match path.strip_prefix("/api/v3d") {
+        Some(r) => (r, true),
+        None => match path.strip_prefix("/api/v3") {
+            Some(r) => (r, false),
+            None => return Route::NotFound,
+        },
     };
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return Route::NotFound;
+    }
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
-        [] => Route::Rpc(None),
+        [] => Route::Rpc(None, debug),
         [ch] if *ch == "block" || *ch == "event" => Route::Monitor(None, ch),
-        [ch] => Route::Rpc(Some(ch)),
+        [ch] => Route::Rpc(Some(ch), debug),
         [ch, kind] if *kind == "block" || *kind == "event" => Route::Monitor(Some(ch), kind),
         _ => Route::NotFound,
     }
@@ -214,14 +229,33 @@ async fn handle_request(
             format!("no such path {path}; use /api/v3/<channel>"),
         )),
         Route::Monitor(ch, kind) => match routes.channel(ch) {
-            Some(c) => Ok(ws::upgrade(req, c.api.chain.clone(), kind == "event")),
+            Some(c) => {
+                let Ok(permit) = routes.monitors.clone().try_acquire_owned() else {
+                    return Ok(json_error(
+                        503,
+                        code::LACK_OF_RESOURCE,
+                        format!(
+                            "too many monitors open (the limit is {})",
+                            routes.cfg.max_monitors
+                        ),
+                    ));
+                };
+                let idle = Duration::from_millis(routes.cfg.monitor_idle_timeout_ms);
+                Ok(ws::upgrade(
+                    req,
+                    c.api.chain.clone(),
+                    kind == "event",
+                    idle,
+                    permit,
+                ))
+            }
             None => Ok(json_error(
                 404,
                 code::INVALID_REQUEST,
                 format!("no channel {}", ch.unwrap_or("")),
             )),
         },
-        Route::Rpc(ch) => {
+        Route::Rpc(ch, debug) => {
             let Some(c) = routes.channel(ch) else {
                 return Ok(json_error(
                     404,
@@ -234,12 +268,13 @@ async fn handle_request(
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            if let Some(len) = len.filter(|l| *l > u64::from(routes.max_request_bytes)) {
+            let max_request_bytes = routes.cfg.max_request_bytes;
+            if let Some(len) = len.filter(|l| *l > u64::from(max_request_bytes)) {
                 // Read (and drop) a bounded amount of the body so the client sees the answer
                 // instead of a reset connection; past the bound the connection just closes.
                 let mut body = req.into_body();
                 let mut seen = 0usize;
-                while seen <= 16 * routes.max_request_bytes as usize {
+                while seen <= 16 * max_request_bytes as usize {
                     match body.frame().await {
                         Some(Ok(f)) => seen += f.data_ref().map(|d| d.len()).unwrap_or(0),
                         _ => break,
@@ -249,27 +284,41 @@ async fn handle_request(
                     413,
                     code::INVALID_REQUEST,
                     format!(
-                        "request of {len} bytes exceeds the limit of {} bytes",
-                        routes.max_request_bytes
+                        "request of {len} bytes exceeds the limit of {max_request_bytes} bytes"
                     ),
                 ));
             }
             if let Some(w) = wait_header(&req) {
                 req.extensions_mut().insert(w);
             }
-            let mut svc = builder.build(c.methods.clone(), stop);
-            let resp = svc.call(req).await?;
-            with_error_status(resp).await
+            // ICON's nodes take any content type; jsonrpsee insists on JSON.
+            if req.method() == http::Method::POST {
+                req.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+            }
+            let methods = if debug {
+                c.debug_methods.clone()
+            } else {
+                c.methods.clone()
+            };
+            let mut svc = builder.build(methods, stop);
+            let limit = Duration::from_millis(routes.cfg.request_timeout_ms);
+            match tokio::time::timeout(limit, svc.call(req)).await {
+                Ok(resp) => with_error_status(resp?).await,
+                Err(_) => Ok(json_error(
+                    503,
+                    code::SYSTEM_TIMEOUT,
+                    format!("request took longer than {} ms", limit.as_millis()),
+                )),
+            }
         }
     }
 }
 
 /// Binds `addr` and serves `routes` until [`RpcServer::stop`].
-pub async fn serve(
-    addr: SocketAddr,
-    routes: Routes,
-    max_connections: u32,
-) -> std::io::Result<RpcServer> {
+pub async fn serve(addr: SocketAddr, routes: Routes) -> std::io::Result<RpcServer> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -279,9 +328,12 @@ pub async fn serve(
     let local_addr = listener.local_addr()?;
     let (stop, handle) = stop_channel();
     let builder = jsonrpsee::server::Server::builder()
-        .max_request_body_size(routes.max_request_bytes)
+        .max_request_body_size(routes.cfg.max_request_bytes)
         .max_response_body_size(64 * 1024 * 1024)
-        .max_connections(max_connections)
+        .max_connections(routes.cfg.max_connections)
+        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(
+            routes.cfg.max_batch,
+        ))
         .set_tcp_no_delay(true)
         .to_service_builder();
     let routes = Arc::new(routes);
@@ -320,15 +372,16 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert!(matches!(route("/api/v3"), Route::Rpc(None)));
+        assert!(matches!(route("/api/v3"), Route::Rpc(None, false)));
         assert!(matches!(
             route("/api/v3/public"),
-            Route::Rpc(Some("public"))
+            Route::Rpc(Some("public"), false)
         ));
         assert!(matches!(
             route("/api/v3d/public"),
-            Route::Rpc(Some("public"))
+            Route::Rpc(Some("public"), true)
         ));
+        assert!(matches!(route("/api/v3x"), Route::NotFound));
         assert!(matches!(
             route("/api/v3/public/block"),
             Route::Monitor(Some("public"), "block")

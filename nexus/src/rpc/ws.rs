@@ -6,6 +6,10 @@
 //! (`{"hash", "height"}`, plus `indexes`/`events` when filters are given) or per transaction
 //! with matching events (`{"hash", "height", "index", "events"}`, plus `logs` on request).
 //! Client messages after the request (keepalives) are read and ignored.
+//!
+//! Bounds: the request must come within 30 s and fit in 64 KiB; the server pings every 30 s and
+//! closes a monitor whose client sent nothing (not even a pong) for `rpc.monitor_idle_timeout_ms`
+//! or that does not take a notification within 10 s; at most `rpc.max_monitors` are open.
 
 use super::shapes;
 use crate::chain::Chain;
@@ -133,6 +137,8 @@ pub(super) fn upgrade(
     mut req: http::Request<hyper::body::Incoming>,
     chain: Arc<Chain>,
     events: bool,
+    idle: Duration,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> HttpResponse {
     let key = req
         .headers()
@@ -160,7 +166,8 @@ pub(super) fn upgrade(
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, Some(cfg))
                         .await;
-                monitor(ws, chain, events).await;
+                monitor(ws, chain, events, idle).await;
+                drop(permit);
             }
             Err(e) => tracing::debug!(%e, "websocket upgrade failed"),
         }
@@ -184,7 +191,19 @@ pub(super) fn upgrade(
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-async fn monitor(ws: Ws, chain: Arc<Chain>, events: bool) {
+/// Longest a client may take to accept one notification.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings an open monitor.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+async fn send(tx: &mut futures::stream::SplitSink<Ws, Message>, m: Message) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(m)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn monitor(ws: Ws, chain: Arc<Chain>, events: bool, idle: Duration) {
     let (mut tx, mut rx) = ws.split();
     let first = tokio::time::timeout(Duration::from_secs(30), rx.next()).await;
     let text = match first {
@@ -194,31 +213,38 @@ async fn monitor(ws: Ws, chain: Arc<Chain>, events: bool) {
     let req = match parse_request(&text, events) {
         Ok(r) => r,
         Err(message) => {
-            let _ = tx
-                .send(Message::Text(
-                    json!({"code": -32602, "message": message}).to_string(),
-                ))
-                .await;
+            let _ = send(
+                &mut tx,
+                Message::Text(json!({"code": -32602, "message": message}).to_string()),
+            )
+            .await;
             let _ = tx.close().await;
             return;
         }
     };
-    if tx
-        .send(Message::Text(json!({"code": 0, "message": ""}).to_string()))
-        .await
-        .is_err()
+    if send(
+        &mut tx,
+        Message::Text(json!({"code": 0, "message": ""}).to_string()),
+    )
+    .await
+    .is_err()
     {
         return;
     }
     let mut sub = chain.subscribe();
-    let mut next = req.height.unwrap_or(chain.head().header.height + 1);
+    let mut next = req
+        .height
+        .unwrap_or(chain.head().header.height.saturating_add(1));
+    let mut heard = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(PING_EVERY.min(idle / 3).max(Duration::from_millis(100)));
+    ping.tick().await;
     loop {
         while next <= chain.head().header.height {
             let Ok(notes) = notifications(&chain, next, &req, events) else {
                 return;
             };
             for n in notes {
-                if tx.send(Message::Text(n.to_string())).await.is_err() {
+                if send(&mut tx, Message::Text(n.to_string())).await.is_err() {
                     return;
                 }
             }
@@ -228,8 +254,18 @@ async fn monitor(ws: Ws, chain: Arc<Chain>, events: bool) {
             r = sub.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r { return },
             m = rx.next() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => heard = tokio::time::Instant::now(),
             },
+            _ = ping.tick() => {
+                if heard.elapsed() > idle {
+                    tracing::debug!("closing an idle monitor");
+                    let _ = tx.close().await;
+                    return;
+                }
+                if send(&mut tx, Message::Ping(Vec::new())).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

@@ -5,6 +5,10 @@
 //! blocks from `_height` on, which must be at least [`CHANGE_MARGIN`] above the block that
 //! carries the transaction, so that every validator has finalized the change before it applies.
 //! `getValidators(_height?)` reads the set for a height (default: the next block).
+//!
+//! Fee queries, as goloop's chain SCORE answers them (wallets ask before sending):
+//! `getStepPrice` (int), `getStepCosts` (a map of step kinds to ints), `getMaxStepLimit(
+//! contextType: "invoke" | "query")` (int) and `getRevision` (int).
 
 use super::{expect_params, param_int, CallContext, NativeScore, ScoreError};
 use crate::error::failure;
@@ -18,10 +22,60 @@ pub const CHANGE_MARGIN: u64 = 10;
 
 const EVENT: &str = "ValidatorsChanged(int,bytes)";
 
+/// Largest `stepLimit` goloop allows for a transaction (`getMaxStepLimit("invoke")`).
+pub const MAX_STEP_LIMIT_INVOKE: u128 = 2_500_000_000;
+
+/// This chain's revision (`getRevision`): the rules of this release.
+pub const REVISION: u64 = 1;
+
 /// The chain SCORE.
 pub struct ChainScore {
-    /// Who may change validators.
-    pub admin: Address,
+    /// Who may change validators (none: validators are fixed at genesis).
+    pub admin: Option<Address>,
+    /// Price of a step.
+    pub step_price: u128,
+    /// Step costs.
+    pub costs: crate::steps::StepCosts,
+}
+
+impl ChainScore {
+    fn fee_query(
+        &self,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Option<Result<Value, ScoreError>> {
+        let int = |v: u128| Ok(Value::String(value::format_int(v)));
+        Some(match method {
+            "getStepPrice" => expect_params(params, &[]).and_then(|()| int(self.step_price)),
+            "getRevision" => expect_params(params, &[]).and_then(|()| int(u128::from(REVISION))),
+            "getMaxStepLimit" => {
+                expect_params(params, &["contextType"]).and_then(|()| {
+                    match params.get("contextType").and_then(Value::as_str) {
+                        Some("invoke") => int(MAX_STEP_LIMIT_INVOKE),
+                        Some("query") => int(self.costs.query_limit),
+                        _ => Err(ScoreError::invalid_param(
+                            "contextType: expected \"invoke\" or \"query\"",
+                        )),
+                    }
+                })
+            }
+            "getStepCosts" => expect_params(params, &[]).map(|()| {
+                let c = &self.costs;
+                let f = |v: u128| Value::String(value::format_int(v));
+                json!({
+                    "default": f(c.default),
+                    "contractCall": f(c.contract_call),
+                    "input": f(c.input),
+                    "set": f(c.set),
+                    "replace": f(c.set),
+                    "get": f(0),
+                    "delete": f(0),
+                    "eventLog": f(c.event_log),
+                })
+            }),
+            _ => return None,
+        })
+    }
 }
 
 fn set_key(height: u64) -> Vec<u8> {
@@ -102,13 +156,21 @@ impl NativeScore for ChainScore {
                 {"name": "_validators", "type": "[]Address"}, {"name": "_height", "type": "int"}], "outputs": []},
             {"type": "function", "name": "getValidators", "inputs": [{"name": "_height", "type": "int", "default": null}],
              "outputs": [{"type": "[]Address"}], "readonly": "0x1"},
+            {"type": "function", "name": "getStepPrice", "inputs": [], "outputs": [{"type": "int"}], "readonly": "0x1"},
+            {"type": "function", "name": "getStepCosts", "inputs": [], "outputs": [{"type": "dict"}], "readonly": "0x1"},
+            {"type": "function", "name": "getMaxStepLimit", "inputs": [{"name": "contextType", "type": "str"}],
+             "outputs": [{"type": "int"}], "readonly": "0x1"},
+            {"type": "function", "name": "getRevision", "inputs": [], "outputs": [{"type": "int"}], "readonly": "0x1"},
             {"type": "eventlog", "name": "ValidatorsChanged", "inputs": [
                 {"name": "_height", "type": "int", "indexed": "0x1"}, {"name": "_validators", "type": "bytes"}]}
         ])
     }
 
     fn install(&self, ctx: &mut CallContext<'_, '_>) -> Result<(), ScoreError> {
-        ctx.set(b"admin", self.admin.to_bytes().to_vec())
+        match self.admin {
+            Some(a) => ctx.set(b"admin", a.to_bytes().to_vec()),
+            None => Ok(()),
+        }
     }
 
     fn call(
@@ -122,6 +184,9 @@ impl NativeScore for ChainScore {
                 failure::METHOD_NOT_PAYABLE,
                 format!("{method} does not accept ICX"),
             ));
+        }
+        if let Some(r) = self.fee_query(method, params) {
+            return r;
         }
         match method {
             "setValidators" => {
@@ -142,10 +207,10 @@ impl NativeScore for ChainScore {
                 let set = parse_set(params)?;
                 let height = u64::try_from(param_int(params, "_height")?)
                     .map_err(|_| ScoreError::invalid_param("_height too large"))?;
-                if height < ctx.height + CHANGE_MARGIN {
+                let least = ctx.height.saturating_add(CHANGE_MARGIN);
+                if height < least {
                     return Err(ScoreError::revert(format!(
-                        "_height {height:#x} must be at least {:#x} (this block + {CHANGE_MARGIN})",
-                        ctx.height + CHANGE_MARGIN
+                        "_height {height:#x} must be at least {least:#x} (this block + {CHANGE_MARGIN})"
                     )));
                 }
                 let mut heights = ctx
@@ -173,7 +238,7 @@ impl NativeScore for ChainScore {
             "getValidators" => {
                 expect_params(params, &["_height"])?;
                 let h = match params.get("_height") {
-                    None | Some(Value::Null) => ctx.height + 1,
+                    None | Some(Value::Null) => ctx.height.saturating_add(1),
                     Some(_) => u64::try_from(param_int(params, "_height")?)
                         .map_err(|_| ScoreError::invalid_param("_height too large"))?,
                 };
