@@ -23,6 +23,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// Block requests answered per peer per second; more are dropped and count against the peer.
+const BLOCK_REQUESTS_PER_SEC: u32 = 64;
+
 /// Most transactions in one gossip message.
 const GOSSIP_BATCH: usize = 512;
 /// Longest a transaction waits to be gossiped with others.
@@ -45,6 +48,7 @@ pub struct LftEngine {
     deferred: Option<Action>,
     empty_interval_us: u64,
     metrics: Arc<Metrics>,
+    block_requests: std::collections::HashMap<libp2p::PeerId, (Instant, u32)>,
 }
 
 impl LftEngine {
@@ -91,6 +95,7 @@ impl LftEngine {
             deferred: None,
             empty_interval_us: cfg.block.empty_block_interval_ms * 1000,
             metrics,
+            block_requests: Default::default(),
         })
     }
 
@@ -191,6 +196,7 @@ impl LftEngine {
                         &codec::encode(&nexus_lft::Message::BlockResponse(p)),
                     )?;
                 }
+                Action::Refused(why) => tracing::debug!(why, "refused a message from storage"),
                 other => tracing::error!(?other, "unexpected action for the runtime"),
             }
         }
@@ -205,6 +211,30 @@ impl LftEngine {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Counts a block request from `peer`: false (and a penalty) past
+    /// [`BLOCK_REQUESTS_PER_SEC`] in the current second.
+    fn block_request_allowed(&mut self, peer: Option<libp2p::PeerId>) -> bool {
+        let Some(peer) = peer else { return true };
+        let now = Instant::now();
+        if self.block_requests.len() > 1024 {
+            self.block_requests
+                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        let e = self.block_requests.entry(peer).or_insert((now, 0));
+        if now.duration_since(e.0) >= Duration::from_secs(1) {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        if e.1 > BLOCK_REQUESTS_PER_SEC {
+            if e.1 == BLOCK_REQUESTS_PER_SEC + 1 {
+                tracing::warn!(%peer, "too many block requests; dropping them for a second");
+                self.p2p.penalize(peer);
+            }
+            return false;
+        }
+        true
     }
 
     /// Sends the buffered transactions as one gossip message: a JSON array of params.
@@ -253,7 +283,20 @@ impl LftEngine {
                                     nexus_lft::Message::BlockRequest(h) => Some(*h),
                                     _ => None,
                                 };
-                                let acts = self.core.on_message(Address::SYSTEM, msg);
+                                if asked.is_some() && !self.block_request_allowed(m.source) {
+                                    continue;
+                                }
+                                let mut acts = self.core.on_message(Address::SYSTEM, msg);
+                                acts.retain(|a| match a {
+                                    Action::Refused(why) => {
+                                        tracing::debug!(why, peer = ?m.source, "refused a consensus message");
+                                        if let Some(peer) = m.source {
+                                            self.p2p.penalize(peer);
+                                        }
+                                        false
+                                    }
+                                    _ => true,
+                                });
                                 let answered = acts.iter().any(|a| matches!(a, Action::Send { .. }));
                                 self.handle(acts)?;
                                 // Blocks no longer in memory are served from storage.

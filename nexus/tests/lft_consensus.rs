@@ -147,7 +147,7 @@ impl Net {
                         .save_consensus_state(&nexus_lft::codec::encode_safety(&state))
                         .expect("persist");
                 }
-                Action::Keep(_) => {}
+                Action::Keep(_) | Action::Refused(_) => {}
                 other => panic!("the driver left {other:?} for the runtime"),
             }
         }

@@ -8,6 +8,9 @@ use crate::validators::{ValidatorSchedule, ValidatorSet};
 use nexus_proto::{Address, Hash32};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+#[cfg(test)]
+mod tests;
+
 /// Round timer settings (all durations are config values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -76,6 +79,10 @@ pub enum Action {
     /// A proposal was stored: keep it durably enough to serve block sync after a restart (a
     /// lost one only slows a peer's catch-up; it is not needed for safety).
     Keep(Proposal),
+    /// The message just handled was refused as invalid or out of bounds (a bad signature, a
+    /// round or height outside the window, a second proposal for a round): the runtime should
+    /// count it against the peer that sent it.
+    Refused(&'static str),
     /// A block is final (emitted in height order).
     Commit {
         /// The block.
@@ -89,6 +96,15 @@ pub enum Action {
 
 /// Heights below the final block whose proposals stay in memory for peers catching up.
 pub const KEEP_HEIGHTS: u64 = 1024;
+
+/// Rounds ahead of the current one for which votes, nil votes and proposals are kept; further
+/// ones are dropped unread (a node that far behind catches up from the certificate a proposal
+/// carries, not from votes). Dropping costs no signature check, and is not held against the
+/// sender: this node may simply be the one behind.
+pub const FUTURE_ROUNDS: u64 = 64;
+
+/// Heights ahead of the final block for which votes and proposals are kept.
+pub const FUTURE_HEIGHTS: u64 = 64;
 
 /// Nil votes of one round: voter -> (height cast at, high-QC round, signature).
 type NilVotes = BTreeMap<u32, (u64, u64, Vec<u8>)>;
@@ -120,8 +136,10 @@ pub struct Lft<C: Crypto> {
     committed: BlockRef,
     blocks: HashMap<Hash32, Proposal>,
     anchors: HashMap<Hash32, BlockRef>,
-    verified_qcs: HashSet<(u64, Hash32)>,
-    votes: HashMap<(u64, Hash32), BTreeMap<u32, Vec<u8>>>,
+    verified_qcs: HashMap<Hash32, u64>,
+    votes: HashMap<(u64, u64, Hash32), BTreeMap<u32, Vec<u8>>>,
+    proposed: HashMap<u64, Hash32>,
+    refused: Option<&'static str>,
     voted: HashMap<(u64, u32), Hash32>,
     nils: HashMap<u64, NilVotes>,
     my_nil: Option<Nil>,
@@ -133,8 +151,20 @@ pub struct Lft<C: Crypto> {
     kept: Vec<Proposal>,
 }
 
-fn qc_key(qc: &Qc) -> (u64, Hash32) {
-    (qc.round, qc.block)
+/// What identifies a verified QC: a digest of all of it, votes included. Caching by (round,
+/// block) alone would let anyone attach garbage votes to a certificate seen once, and such a QC
+/// would then ride in a block's `prev_votes` where no light client could verify it.
+fn qc_key(qc: &Qc) -> Hash32 {
+    use alloy_rlp::Encodable;
+    let mut buf = Vec::with_capacity(64 + qc.votes.len() * 72);
+    qc.round.encode(&mut buf);
+    qc.height.encode(&mut buf);
+    qc.block.encode(&mut buf);
+    for (i, sig) in &qc.votes {
+        i.encode(&mut buf);
+        sig.as_slice().encode(&mut buf);
+    }
+    nexus_proto::hash::sha3_256(&[&buf])
 }
 
 impl<C: Crypto> Lft<C> {
@@ -155,11 +185,11 @@ impl<C: Crypto> Lft<C> {
         } = cfg;
         let mut anchors = HashMap::new();
         anchors.insert(committed.hash, committed);
-        let mut verified_qcs = HashSet::new();
-        verified_qcs.insert(qc_key(&committed_qc));
+        let mut verified_qcs = HashMap::new();
+        verified_qcs.insert(qc_key(&committed_qc), committed_qc.round);
         let high_qc = match &safety.high_qc {
             Some(q) if q.round > committed_qc.round => {
-                verified_qcs.insert(qc_key(q));
+                verified_qcs.insert(qc_key(q), q.round);
                 q.clone()
             }
             _ => committed_qc,
@@ -186,6 +216,8 @@ impl<C: Crypto> Lft<C> {
             anchors,
             verified_qcs,
             votes: HashMap::new(),
+            proposed: HashMap::new(),
+            refused: None,
             voted: HashMap::new(),
             nils: HashMap::new(),
             my_nil: None,
@@ -201,7 +233,7 @@ impl<C: Crypto> Lft<C> {
     /// Starts the first round.
     pub fn start(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
-        let r = self.round + 1;
+        let r = self.round.saturating_add(1);
         self.enter_round(r, &mut out);
         out
     }
@@ -280,7 +312,8 @@ impl<C: Crypto> Lft<C> {
 
     /// Checks a QC: a quorum of distinct members of the set at its height, each signature valid.
     fn valid_qc(&mut self, qc: &Qc) -> bool {
-        if self.verified_qcs.contains(&qc_key(qc)) {
+        let key = qc_key(qc);
+        if self.verified_qcs.contains_key(&key) {
             return true;
         }
         let set = self.set_for(qc.height).clone();
@@ -300,9 +333,20 @@ impl<C: Crypto> Lft<C> {
         }
         let ok = qc.votes.len() >= set.quorum();
         if ok {
-            self.verified_qcs.insert(qc_key(qc));
+            self.verified_qcs.insert(key, qc.round);
         }
         ok
+    }
+
+    /// Marks the message being handled as refused (reported by [`Lft::on_message`]).
+    fn refuse(&mut self, why: &'static str) {
+        self.refused.get_or_insert(why);
+    }
+
+    /// True when `round` and `height` are within the window this node keeps.
+    fn in_window(&self, round: u64, height: u64) -> bool {
+        round <= self.round.saturating_add(FUTURE_ROUNDS)
+            && height <= self.committed.height.saturating_add(FUTURE_HEIGHTS)
     }
 
     fn valid_tc(&self, tc: &Tc) -> bool {
@@ -327,13 +371,18 @@ impl<C: Crypto> Lft<C> {
     /// Handles a message from `from`.
     pub fn on_message(&mut self, from: Address, msg: Message) -> Vec<Action> {
         let mut out = Vec::new();
+        self.refused = None;
         match msg {
             Message::Proposal(p) => self.on_proposal(p, &mut out),
             Message::Vote(v) => self.on_vote(v, &mut out),
             Message::Nil(n) => self.on_nil(n, &mut out),
             Message::Timeout(tc) => {
-                if tc.round >= self.round && self.valid_tc(&tc) {
-                    self.process_tc(tc, &mut out);
+                if tc.round >= self.round {
+                    if self.valid_tc(&tc) {
+                        self.process_tc(tc, &mut out);
+                    } else {
+                        self.refuse("invalid timeout certificate");
+                    }
                 }
             }
             Message::BlockRequest(h) => {
@@ -346,6 +395,9 @@ impl<C: Crypto> Lft<C> {
             }
             Message::BlockResponse(p) => self.on_block_response(p, &mut out),
         }
+        if let Some(why) = self.refused.take() {
+            out.push(Action::Refused(why));
+        }
         out
     }
 
@@ -354,10 +406,12 @@ impl<C: Crypto> Lft<C> {
         let b = &p.block;
         let set = self.set_for(b.height);
         let Some(proposer) = set.members.get(p.proposer as usize).copied() else {
+            self.refuse("proposer outside the set");
             return false;
         };
         // Rule 2: only the leader of the round proposes.
         if proposer != self.leader(b.round, b.height) {
+            self.refuse("proposal from a validator that does not lead the round");
             return false;
         }
         if !self.crypto.verify(
@@ -365,20 +419,32 @@ impl<C: Crypto> Lft<C> {
             &proposal_digest(self.nid, &self.channel, b),
             &p.signature,
         ) {
+            self.refuse("bad proposal signature");
             return false;
         }
         // Rule 4: the justify is a valid QC of the parent, one height below.
         if p.justify.block != b.parent
-            || p.justify.height + 1 != b.height
+            || p.justify.height.checked_add(1) != Some(b.height)
             || p.justify.round >= b.round
         {
+            self.refuse("proposal whose justify is not its parent's");
+            return false;
+        }
+        // The QC's height is the parent's, when the parent is known.
+        if self
+            .block_ref(&b.parent)
+            .is_some_and(|parent| parent.height != p.justify.height)
+        {
+            self.refuse("justify names another height than its block's");
             return false;
         }
         if !self.valid_qc(&p.justify.clone()) {
+            self.refuse("invalid QC");
             return false;
         }
         if let Some(tc) = &p.tc {
             if !self.valid_tc(tc) {
+                self.refuse("invalid timeout certificate");
                 return false;
             }
         }
@@ -395,9 +461,27 @@ impl<C: Crypto> Lft<C> {
     }
 
     fn on_proposal(&mut self, p: Proposal, out: &mut Vec<Action>) {
+        if !self.in_window(p.block.round, p.block.height) {
+            // Not kept; its certificate still tells a node that is behind where the others are.
+            if self.valid_qc(&p.justify) {
+                self.process_qc(p.justify, out);
+            }
+            return;
+        }
+        // One proposal per round is kept: a leader that equivocates cannot fill memory with
+        // blocks (one that a QC names is still fetched by block sync).
+        if self
+            .proposed
+            .get(&p.block.round)
+            .is_some_and(|h| *h != p.block.hash)
+        {
+            self.refuse("a second proposal for the round");
+            return;
+        }
         if !self.accept_proposal(&p) {
             return;
         }
+        self.proposed.insert(p.block.round, p.block.hash);
         self.flush_kept(out);
         self.process_qc(p.justify.clone(), out);
         if let Some(tc) = &p.tc {
@@ -411,10 +495,10 @@ impl<C: Crypto> Lft<C> {
             return;
         }
         // Rule 4: unbroken chain, or a TC for the previous round whose high QCs the justify covers.
-        let chain_ok = p.justify.round + 1 == r;
-        let tc_ok =
-            p.tc.as_ref()
-                .is_some_and(|tc| tc.round + 1 == r && p.justify.round >= tc.max_high_qc_round());
+        let chain_ok = p.justify.round.checked_add(1) == Some(r);
+        let tc_ok = p.tc.as_ref().is_some_and(|tc| {
+            tc.round.checked_add(1) == Some(r) && p.justify.round >= tc.max_high_qc_round()
+        });
         if !(chain_ok || tc_ok) {
             self.send_nil(out);
             return;
@@ -474,7 +558,7 @@ impl<C: Crypto> Lft<C> {
     /// Sends this round's nil vote (once). Allowed after a yes vote in the same round, never
     /// before one: `last_voted_round` blocks yes votes once a nil is sent (rule 4).
     fn send_nil(&mut self, out: &mut Vec<Action>) {
-        let height = self.high_qc.height + 1;
+        let height = self.high_qc.height.saturating_add(1);
         let Some(me) = self.my_index(height) else {
             return;
         };
@@ -503,11 +587,23 @@ impl<C: Crypto> Lft<C> {
     }
 
     fn on_vote(&mut self, v: Vote, out: &mut Vec<Action>) {
-        if v.round + 2 < self.round || v.height <= self.committed.height {
+        if v.round.saturating_add(2) < self.round || v.height <= self.committed.height {
+            return;
+        }
+        if !self.in_window(v.round, v.height) {
+            return;
+        }
+        // A vote counts for its block at the block's own height, against that height's set.
+        if self
+            .block_ref(&v.block)
+            .is_some_and(|b| b.height != v.height)
+        {
+            self.refuse("vote names another height than its block's");
             return;
         }
         let set = self.set_for(v.height);
         let Some(member) = set.members.get(v.voter as usize).copied() else {
+            self.refuse("voter outside the set");
             return;
         };
         let quorum = set.quorum();
@@ -517,7 +613,7 @@ impl<C: Crypto> Lft<C> {
                 return;
             }
         }
-        let key = (v.round, v.block);
+        let key = (v.round, v.height, v.block);
         if self
             .votes
             .get(&key)
@@ -530,6 +626,7 @@ impl<C: Crypto> Lft<C> {
             &vote_digest(self.nid, &self.channel, v.height, v.round, &v.block),
             &v.signature,
         ) {
+            self.refuse("bad vote signature");
             return;
         }
         self.voted.insert((v.round, v.voter), v.block);
@@ -542,13 +639,16 @@ impl<C: Crypto> Lft<C> {
                 block: v.block,
                 votes: entry.iter().map(|(i, s)| (*i, s.clone())).collect(),
             };
-            self.verified_qcs.insert(qc_key(&qc));
+            self.verified_qcs.insert(qc_key(&qc), qc.round);
             self.process_qc(qc, out);
         }
     }
 
     fn on_nil(&mut self, n: Nil, out: &mut Vec<Action>) {
-        if n.round + 2 < self.round {
+        if n.round.saturating_add(2) < self.round {
+            return;
+        }
+        if !self.in_window(n.round, n.height) {
             return;
         }
         // Nil votes of one round count together whatever height each was cast at (a validator
@@ -574,7 +674,12 @@ impl<C: Crypto> Lft<C> {
             return;
         }
         let digest = nil_digest(self.nid, &self.channel, n.height, n.round, n.high_qc.round);
-        if !self.crypto.verify(&member, &digest, &n.signature) || !self.valid_qc(&n.high_qc) {
+        if !self.crypto.verify(&member, &digest, &n.signature) {
+            self.refuse("bad nil vote signature");
+            return;
+        }
+        if !self.valid_qc(&n.high_qc) {
+            self.refuse("nil vote with an invalid high QC");
             return;
         }
         self.process_qc(n.high_qc.clone(), out);
@@ -617,14 +722,14 @@ impl<C: Crypto> Lft<C> {
         if qc.round >= self.round {
             self.failures = 0;
             self.last_tc = None;
-            self.enter_round(qc.round + 1, out);
+            self.enter_round(qc.round.saturating_add(1), out);
         }
     }
 
     fn process_tc(&mut self, tc: Tc, out: &mut Vec<Action>) {
         if tc.round >= self.round {
             self.failures = self.failures.saturating_add(1);
-            let next = tc.round + 1;
+            let next = tc.round.saturating_add(1);
             self.last_tc = Some(tc);
             self.enter_round(next, out);
         }
@@ -632,7 +737,7 @@ impl<C: Crypto> Lft<C> {
 
     /// Rule 6: a QC on `B'` finalizes its parent `B` when `B'.round == B.round + 1`.
     fn try_commit(&mut self, qc: &Qc, out: &mut Vec<Action>) {
-        if qc.height <= self.committed.height + 1 {
+        if qc.height <= self.committed.height.saturating_add(1) {
             return;
         }
         let Some(child) = self.blocks.get(&qc.block) else {
@@ -640,7 +745,7 @@ impl<C: Crypto> Lft<C> {
             self.request(qc.block, out);
             return;
         };
-        if child.justify.round + 1 != child.block.round {
+        if child.justify.round.checked_add(1) != Some(child.block.round) {
             return;
         }
         let target = child.justify.clone();
@@ -695,7 +800,7 @@ impl<C: Crypto> Lft<C> {
         self.anchors
             .retain(|h, b| b.height >= floor || *h == committed);
         let round_floor = self.committed.round.saturating_sub(KEEP_HEIGHTS);
-        self.verified_qcs.retain(|(r, _)| *r >= round_floor);
+        self.verified_qcs.retain(|_, r| *r >= round_floor);
     }
 
     fn request(&mut self, hash: Hash32, out: &mut Vec<Action>) {
@@ -722,14 +827,18 @@ impl<C: Crypto> Lft<C> {
         self.round = r;
         self.checking = None;
         self.my_nil = None;
-        self.votes.retain(|(round, _), _| round + 2 >= r);
-        self.voted.retain(|(round, _), _| round + 2 >= r);
-        self.nils.retain(|round, _| round + 2 >= r);
+        self.votes
+            .retain(|(round, _, _), _| round.saturating_add(2) >= r);
+        self.voted
+            .retain(|(round, _), _| round.saturating_add(2) >= r);
+        self.nils.retain(|round, _| round.saturating_add(2) >= r);
+        self.proposed
+            .retain(|round, _| round.saturating_add(2) >= r);
         out.push(Action::SetTimer {
             round: r,
             after_ms: self.timeout_ms(),
         });
-        let height = self.high_qc.height + 1;
+        let height = self.high_qc.height.saturating_add(1);
         // A leader that already voted in this round (before a restart) may have proposed: it
         // must not propose again, or it would equivocate.
         if self.leader(r, height) == self.crypto.address() && self.safety.last_voted_round < r {
@@ -746,18 +855,18 @@ impl<C: Crypto> Lft<C> {
         let r = self.round;
         if block.round != r
             || block.parent != self.high_qc.block
-            || block.height != self.high_qc.height + 1
+            || block.height != self.high_qc.height.saturating_add(1)
         {
             return out;
         }
         let Some(me) = self.my_index(block.height) else {
             return out;
         };
-        let tc = if self.high_qc.round + 1 == r {
+        let tc = if self.high_qc.round.saturating_add(1) == r {
             None
         } else {
             match &self.last_tc {
-                Some(tc) if tc.round + 1 == r => Some(tc.clone()),
+                Some(tc) if tc.round.saturating_add(1) == r => Some(tc.clone()),
                 _ => return out,
             }
         };

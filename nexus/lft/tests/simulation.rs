@@ -298,7 +298,7 @@ impl Sim {
             let byz = self.nodes[i].byz;
             match a {
                 Action::Persist(s) => self.nodes[i].persisted = s,
-                Action::Keep(_) => {}
+                Action::Keep(_) | Action::Refused(_) => {}
                 Action::SetTimer { round, after_ms } => {
                     if std::env::var("LFT_TRACE").is_ok() {
                         eprintln!("t{} node {i} timer r{round} +{after_ms}", self.now);

@@ -1,0 +1,218 @@
+//! One test per input rule of the core: what it keeps, what it refuses, and what it reports.
+
+use super::*;
+use crate::{Secp256k1Crypto, Timeouts, ValidatorSchedule, ValidatorSet};
+use nexus_proto::KeyPair;
+
+struct Net {
+    keys: Vec<KeyPair>,
+    genesis: BlockRef,
+}
+
+impl Net {
+    fn new() -> Self {
+        Net {
+            keys: (0..4).map(|_| KeyPair::generate()).collect(),
+            genesis: BlockRef {
+                hash: Hash32([7; 32]),
+                parent: Hash32::ZERO,
+                height: 0,
+                round: 0,
+            },
+        }
+    }
+
+    fn core(&self, me: usize) -> Lft<Secp256k1Crypto> {
+        let cfg = Config {
+            nid: 1,
+            channel: "public".into(),
+            schedule: ValidatorSchedule::new(ValidatorSet {
+                members: self.keys.iter().map(|k| k.address()).collect(),
+            }),
+            timeouts: Timeouts::default(),
+        };
+        Lft::new(
+            cfg,
+            Secp256k1Crypto(self.keys[me].clone()),
+            self.genesis,
+            self.genesis_qc(),
+            SafetyState::default(),
+        )
+    }
+
+    fn genesis_qc(&self) -> Qc {
+        Qc {
+            round: 0,
+            height: 0,
+            block: self.genesis.hash,
+            votes: vec![],
+        }
+    }
+
+    fn vote(&self, who: usize, round: u64, height: u64, block: Hash32) -> Vote {
+        let d = vote_digest(1, "public", height, round, &block);
+        Vote {
+            round,
+            height,
+            block,
+            voter: who as u32,
+            signature: self.keys[who].sign(&d).0.to_vec(),
+        }
+    }
+
+    fn qc(&self, round: u64, height: u64, block: Hash32) -> Qc {
+        Qc {
+            round,
+            height,
+            block,
+            votes: (0..3)
+                .map(|i| (i as u32, self.vote(i, round, height, block).signature))
+                .collect(),
+        }
+    }
+
+    /// A proposal by the leader of `round` (validator `round % 4`) of a child of genesis.
+    fn proposal(&self, round: u64, tag: u8) -> Proposal {
+        let leader = (round % 4) as usize;
+        let block = BlockRef {
+            hash: Hash32([tag; 32]),
+            parent: self.genesis.hash,
+            height: 1,
+            round,
+        };
+        let signature = self.keys[leader]
+            .sign(&proposal_digest(1, "public", &block))
+            .0
+            .to_vec();
+        Proposal {
+            block,
+            payload: vec![],
+            justify: self.genesis_qc(),
+            tc: None,
+            proposer: leader as u32,
+            signature,
+        }
+    }
+}
+
+fn refused(actions: &[Action]) -> Option<&'static str> {
+    actions.iter().find_map(|a| match a {
+        Action::Refused(why) => Some(*why),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_qc_seen_once_is_not_accepted_again_with_garbage_votes() {
+    let net = Net::new();
+    let mut c = net.core(0);
+    let block = Hash32([9; 32]);
+    let good = net.qc(3, 1, block);
+    assert!(c.valid_qc(&good));
+    let mut forged = good.clone();
+    forged.votes = (0..3).map(|i| (i, vec![0xab; 65])).collect();
+    assert!(!c.valid_qc(&forged), "same round and block, garbage votes");
+    let mut short = good.clone();
+    short.votes.truncate(2);
+    assert!(!c.valid_qc(&short), "a valid subset below quorum");
+}
+
+#[test]
+fn votes_count_only_with_their_own_height() {
+    let net = Net::new();
+    let mut c = net.core(3);
+    let block = Hash32([5; 32]);
+    // Two votes for height 1 and one, validly signed, naming height 2 for the same block.
+    for v in [
+        net.vote(0, 1, 1, block),
+        net.vote(1, 1, 1, block),
+        net.vote(2, 1, 2, block),
+    ] {
+        c.on_message(Address::SYSTEM, Message::Vote(v));
+    }
+    assert_eq!(c.high_qc().round, 0, "a QC of mixed heights formed");
+    c.on_message(Address::SYSTEM, Message::Vote(net.vote(2, 1, 1, block)));
+    assert_eq!(c.high_qc().block, block);
+    assert_eq!(c.high_qc().height, 1);
+}
+
+#[test]
+fn a_vote_naming_another_height_than_its_known_block_is_refused() {
+    let net = Net::new();
+    let mut c = net.core(0);
+    let p = net.proposal(1, 0x11);
+    c.on_message(Address::SYSTEM, Message::Proposal(p.clone()));
+    let acts = c.on_message(
+        Address::SYSTEM,
+        Message::Vote(net.vote(2, 1, 5, p.block.hash)),
+    );
+    assert!(refused(&acts).is_some_and(|w| w.contains("height")));
+}
+
+#[test]
+fn a_bad_signature_is_reported_for_the_sender() {
+    let net = Net::new();
+    let mut c = net.core(0);
+    let mut v = net.vote(1, 1, 1, Hash32([3; 32]));
+    v.signature = net.keys[2]
+        .sign(&vote_digest(1, "public", 1, 1, &v.block))
+        .0
+        .to_vec();
+    let acts = c.on_message(Address::SYSTEM, Message::Vote(v));
+    assert_eq!(refused(&acts), Some("bad vote signature"));
+    let good = net.vote(1, 1, 1, Hash32([3; 32]));
+    assert_eq!(
+        refused(&c.on_message(Address::SYSTEM, Message::Vote(good))),
+        None
+    );
+}
+
+#[test]
+fn votes_and_nils_far_ahead_are_dropped_unread() {
+    let net = Net::new();
+    let mut c = net.core(0);
+    c.start();
+    let round = c.round();
+    for r in 0..200u64 {
+        let round = FUTURE_ROUNDS + 10 + r;
+        c.on_message(
+            Address::SYSTEM,
+            Message::Vote(net.vote(1, round, 1, Hash32([4; 32]))),
+        );
+    }
+    assert!(c.votes.is_empty() && c.voted.is_empty());
+    // Rounds near u64::MAX neither panic nor are kept.
+    for round in [u64::MAX, u64::MAX - 1] {
+        c.on_message(
+            Address::SYSTEM,
+            Message::Vote(net.vote(1, round, 1, Hash32([4; 32]))),
+        );
+    }
+    assert!(c.votes.is_empty());
+    assert_eq!(c.round(), round);
+}
+
+#[test]
+fn a_second_proposal_for_a_round_is_refused() {
+    let net = Net::new();
+    let mut c = net.core(0);
+    let first = c.on_message(Address::SYSTEM, Message::Proposal(net.proposal(1, 0x21)));
+    assert_eq!(refused(&first), None);
+    let second = c.on_message(Address::SYSTEM, Message::Proposal(net.proposal(1, 0x22)));
+    assert_eq!(refused(&second), Some("a second proposal for the round"));
+    assert!(c.proposal(&Hash32([0x22; 32])).is_none());
+}
+
+#[test]
+fn a_proposal_from_a_validator_that_does_not_lead_is_refused() {
+    let net = Net::new();
+    let mut c = net.core(0);
+    let mut p = net.proposal(1, 0x31);
+    p.proposer = 2;
+    p.signature = net.keys[2]
+        .sign(&proposal_digest(1, "public", &p.block))
+        .0
+        .to_vec();
+    let acts = c.on_message(Address::SYSTEM, Message::Proposal(p));
+    assert!(refused(&acts).is_some_and(|w| w.contains("lead")));
+}
