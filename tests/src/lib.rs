@@ -196,13 +196,24 @@ pub fn now_us() -> u64 {
 
 /// A signed ICX transfer.
 pub fn transfer(from: &KeyPair, to: Address, value: u128, nonce: u128) -> SignedTransaction {
+    transfer_on(NID, from, to, value, nonce)
+}
+
+/// A signed ICX transfer for network `nid` (the devnet's second channel has `NID + 1`).
+pub fn transfer_on(
+    nid: u64,
+    from: &KeyPair,
+    to: Address,
+    value: u128,
+    nonce: u128,
+) -> SignedTransaction {
     Transaction {
         from: from.address(),
         to,
         value,
         step_limit: 100_000,
         timestamp: now_us(),
-        nid: NID,
+        nid,
         nonce: Some(nonce),
         data: TxData::None,
     }

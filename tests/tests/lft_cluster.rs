@@ -5,7 +5,7 @@
 
 use nexus::client::RpcClient;
 use nexus_proto::{Address, KeyPair};
-use nexus_tests::{block_hash_at, height, transfer, wait_height, Cluster};
+use nexus_tests::{block_hash_at, height, transfer, transfer_on, wait_height, Cluster, NID};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,18 @@ async fn send_and_wait(
     value: u128,
     nonce: u128,
 ) -> Value {
-    let st = transfer(key, to, value, nonce);
+    send_and_wait_on(NID, rpc, key, to, value, nonce).await
+}
+
+async fn send_and_wait_on(
+    nid: u64,
+    rpc: &RpcClient,
+    key: &KeyPair,
+    to: Address,
+    value: u128,
+    nonce: u128,
+) -> Value {
+    let st = transfer_on(nid, key, to, value, nonce);
     rpc.call_with(
         rpc.url(),
         "icx_sendTransactionAndWait",
@@ -265,7 +276,16 @@ async fn one_process_runs_two_channels_with_their_own_validator_sets() {
     let to = Address::eoa([0x46; 20]);
     let notary: Vec<RpcClient> = (0..4).map(|i| c.rpc_on(i, "notary-test")).collect();
     let notary = |i: usize| &notary[i];
-    let r = send_and_wait(notary(1), &god, to, 9, 1).await;
+    // Each channel has its own nid: a transfer signed for public is refused on notary-test.
+    let replay = transfer(&god, to, 5, 77);
+    let r = notary(1)
+        .call("icx_sendTransaction", Value::Object(replay.raw.clone()))
+        .await;
+    assert!(
+        matches!(&r, Err(e) if e.code() == Some(-32602) && e.to_string().contains("nid")),
+        "a public transaction was taken by notary-test: {r:?}"
+    );
+    let r = send_and_wait_on(NID + 1, notary(1), &god, to, 9, 1).await;
     assert_eq!(r["status"], "0x1", "{r}");
     for i in 0..3 {
         let b = notary(i)
