@@ -466,12 +466,44 @@ pub async fn run_network(
     }
     println!("Stop with Ctrl-C; start again with the same command to continue the chain.");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let logs: Vec<PathBuf> = endpoints.iter().map(|(_, _, l, _)| l.clone()).collect();
+    let mut watch = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut reported = vec![false; children.len()];
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = watch.tick() => {
+                // A validator that exits is named, with the end of its log (the reason).
+                for (i, c) in children.iter_mut().enumerate() {
+                    if reported[i] {
+                        continue;
+                    }
+                    if let Ok(Some(status)) = c.try_wait() {
+                        reported[i] = true;
+                        eprintln!(
+                            "validator {i} stopped ({status}); the end of {}:\n{}",
+                            logs[i].display(),
+                            log_tail(&logs[i], 8)
+                        );
+                    }
+                }
+            }
+        }
     }
     for mut c in children {
         let _ = c.kill().await;
     }
     Ok(())
+}
+
+/// The last `n` lines of a log file.
+fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
