@@ -186,14 +186,18 @@ async fn a_hundred_thousand_hostile_requests_leave_the_node_answering() {
     let client = RpcClient::new(url.clone());
     let key = nexus::keystore::load(&out.funded_keystore, &out.funded_password).expect("key");
     let templates = templates(out.token, &key);
-    let mut rng = StdRng::seed_from_u64(0x6e65_7875_73);
+    let mut rng = StdRng::seed_from_u64(0x006e_6578_7573);
     let mut sent = 0usize;
     let mut failures = Vec::new();
     let mut batch_no = 0usize;
     while sent < REQUESTS {
         batch_no += 1;
-        let target = if batch_no % 5 == 0 { &debug_url } else { &url };
-        let body = if batch_no % 50 == 0 {
+        let target = if batch_no.is_multiple_of(5) {
+            &debug_url
+        } else {
+            &url
+        };
+        let body = if batch_no.is_multiple_of(50) {
             // A raw body with flipped and cut bytes.
             let mut b = serde_json::to_vec(&request(sent, &mut rng, &templates)).expect("json");
             for _ in 0..rng.gen_range(1..8) {

@@ -37,12 +37,12 @@
 //! 9. *Validator sets* change at explicit heights ([`ValidatorSchedule`]); votes on a block are
 //!    checked against the set of its height.
 //! 10. *Every certificate is checked in full* unless the very same bytes (votes included) were
-//!    checked before; a vote counts only with the height of its block, and votes of different
-//!    heights never form one QC.
+//!     checked before; a vote counts only with the height of its block, and votes of different
+//!     heights never form one QC.
 //! 11. *Bounded memory*: votes, nil votes and proposals more than [`FUTURE_ROUNDS`] rounds or
-//!    [`FUTURE_HEIGHTS`] heights ahead are dropped unread (a far-ahead proposal's certificate is
-//!    still used to catch up); one proposal per round is kept; a message refused for a bad
-//!    signature or shape yields [`Action::Refused`], so the runtime can penalize its sender.
+//!     [`FUTURE_HEIGHTS`] heights ahead are dropped unread (a far-ahead proposal's certificate is
+//!     still used to catch up); one proposal per round is kept; a message refused for a bad
+//!     signature or shape yields [`Action::Refused`], so the runtime can penalize its sender.
 //!
 //! Why not "finalize the parent of any new candidate": with one Byzantine validator, a block `B`
 //! certified in round 0 (seen by few) and a sibling `B'` certified in round 1 can both gather
