@@ -153,11 +153,10 @@ impl Admission {
         self.expire(now_us());
         let st = self.check(params)?;
         let hash = st.hash;
-        let bytes = st.to_json_bytes();
-        if bytes.len() > MAX_TX_BYTES {
+        let size = st.json_bytes().len();
+        if size > MAX_TX_BYTES {
             return Err(IconError::invalid_params(format!(
-                "transaction of {} bytes exceeds the limit of {MAX_TX_BYTES} bytes",
-                bytes.len()
+                "transaction of {size} bytes exceeds the limit of {MAX_TX_BYTES} bytes"
             )));
         }
         let duplicate = || {
@@ -186,12 +185,12 @@ impl Admission {
                 ),
             ));
         }
-        let size = bytes.len();
         let from = tx.from;
-        match self.pool.add(Arc::new(st), size, need) {
+        let st = Arc::new(st);
+        match self.pool.add(st.clone(), size, need) {
             Ok(()) => {
                 if let (true, Some(g)) = (gossip, self.gossip.get()) {
-                    let _ = g.send(bytes);
+                    let _ = g.send(st.to_json_bytes());
                 }
                 Ok(hash)
             }

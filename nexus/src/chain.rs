@@ -436,20 +436,12 @@ impl Chain {
         let executed = execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
         let (receipts, writes) = (executed.receipts, executed.writes);
         let skipped: Vec<Hash32> = executed.skipped.iter().map(|i| txs[*i].hash).collect();
-        let txs: Vec<Arc<SignedTransaction>> = if skipped.is_empty() {
-            txs
-        } else {
-            let mut out = Vec::with_capacity(txs.len());
-            let mut gone = executed.skipped.iter().peekable();
-            for (i, t) in txs.into_iter().enumerate() {
-                if gone.peek() == Some(&&i) {
-                    gone.next();
-                } else {
-                    out.push(t);
-                }
-            }
-            out
-        };
+        let txs: Vec<Arc<SignedTransaction>> = txs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| executed.skipped.binary_search(i).is_err())
+            .map(|(_, t)| t)
+            .collect();
         let (state_root, prepared) = if on_head {
             let prepared = self.lock_commitment().prepare(&writes);
             (prepared.root, Some(prepared))

@@ -68,6 +68,19 @@ struct Inner {
 }
 
 impl Inner {
+    /// Drops `hashes` (where known) from the index and the queue; returns how many.
+    fn drop_all(&mut self, hashes: &[Hash32]) -> usize {
+        let gone: HashSet<Hash32> = hashes
+            .iter()
+            .filter(|h| self.drop_entry(h))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            self.queue.retain(|t| !gone.contains(&t.hash));
+        }
+        gone.len()
+    }
+
     fn drop_entry(&mut self, h: &Hash32) -> bool {
         let Some(e) = self.known.remove(h) else {
             return false;
@@ -189,16 +202,8 @@ impl Mempool {
     /// Removes transactions that became final (wherever they were proposed) or that can no
     /// longer be included.
     pub fn remove<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash32>) {
-        let mut g = self.lock();
-        let mut gone = HashSet::new();
-        for h in hashes {
-            if g.drop_entry(h) {
-                gone.insert(*h);
-            }
-        }
-        if !gone.is_empty() {
-            g.queue.retain(|t| !gone.contains(&t.hash));
-        }
+        let hashes: Vec<Hash32> = hashes.into_iter().copied().collect();
+        self.lock().drop_all(&hashes);
     }
 
     /// Drops waiting transactions whose timestamp is below `oldest_us` (outside the window);
@@ -211,15 +216,7 @@ impl Mempool {
             .filter(|t| t.tx.timestamp < oldest_us)
             .map(|t| t.hash)
             .collect();
-        if old.is_empty() {
-            return 0;
-        }
-        for h in &old {
-            g.drop_entry(h);
-        }
-        let gone: HashSet<Hash32> = old.iter().copied().collect();
-        g.queue.retain(|t| !gone.contains(&t.hash));
-        old.len()
+        g.drop_all(&old)
     }
 
     /// Transactions waiting (not yet final).

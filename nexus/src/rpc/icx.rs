@@ -35,7 +35,7 @@ type Handler = fn(&ChannelApi, Map<String, Value>) -> Result<Value, IconError>;
 
 /// Runs a handler; a panic (a bug: every input error has a typed answer) becomes -32603 with
 /// the reason instead of a dropped connection.
-fn guarded(name: &str, run: impl FnOnce() -> Result<Value, IconError>) -> Result<Value, IconError> {
+fn guarded<T>(name: &str, run: impl FnOnce() -> Result<T, IconError>) -> Result<T, IconError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|p| {
         let why = crate::panic_message(p.as_ref());
         tracing::error!(method = name, %why, "RPC handler panicked");
@@ -92,13 +92,7 @@ pub(super) fn module(
         |params, api, ext| async move {
             let start = Instant::now();
             let admitted = guarded("icx_sendTransactionAndWait", || {
-                object(&params)
-                    .and_then(|o| api.admission.admit(Value::Object(o)))
-                    .map(|h| Value::String(h.to_string()))
-            })
-            .and_then(|v| {
-                nexus_proto::value::parse_hash("txHash", v.as_str().unwrap_or_default())
-                    .map_err(IconError::from)
+                object(&params).and_then(|o| api.admission.admit(Value::Object(o)))
             });
             let r = match admitted {
                 Ok(hash) => wait_result(&api, hash, &ext).await,
