@@ -777,6 +777,15 @@ impl Chain {
         b.commit_relaxed()
     }
 
+    /// Deletes a kept proposal (one the application found invalid).
+    pub fn forget_proposal(&self, hash: &Hash32) -> Result<(), NodeError> {
+        let mut key = b"proposal/".to_vec();
+        key.extend_from_slice(&hash.0);
+        let mut b = self.store.batch();
+        b.delete(Kind::Meta, &key);
+        b.commit_relaxed()
+    }
+
     /// The encoded consensus proposal of a final block, if kept.
     pub fn proposal(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, NodeError> {
         let mut key = b"proposal/".to_vec();

@@ -157,6 +157,10 @@ impl Driver {
                         Ok(()) => true,
                         Err(reason) => {
                             tracing::warn!(block = %p.block.hash, round = p.block.round, %reason, "refusing a proposal");
+                            // An invalid block is neither kept on disk nor served to peers.
+                            let hash = p.block.hash;
+                            out.retain(|a| !matches!(a, Action::Keep(k) if k.block.hash == hash));
+                            self.chain.forget_proposal(&hash)?;
                             false
                         }
                     };

@@ -170,15 +170,12 @@ impl LftEngine {
                         .and_then(|b| codec::decode(&b).ok())
                     {
                         Some(m) => local.push(m),
-                        None => self.p2p.publish(
-                            Topic::Consensus,
-                            codec::encode(&nexus_lft::Message::BlockRequest(h)),
-                        ),
+                        None => self.p2p.request_block(h),
                     }
                 }
-                Action::Broadcast(m) | Action::Send { msg: m, .. } => {
-                    self.p2p.publish(Topic::Consensus, codec::encode(&m))
-                }
+                Action::Broadcast(m) => self.p2p.publish(Topic::Consensus, codec::encode(&m)),
+                // Block responses go to the requester alone (see `answer_block_request`).
+                Action::Send { .. } => tracing::debug!("dropped a block response to ourselves"),
                 Action::SetTimer { round, after_ms } => {
                     self.seq += 1;
                     self.timers.insert(
@@ -237,6 +234,93 @@ impl LftEngine {
         true
     }
 
+    /// Handles one message from the network.
+    fn on_inbound(&mut self, m: Inbound) -> Result<(), NodeError> {
+        match m.topic {
+            Topic::Consensus | Topic::BlockResponse => {
+                let msg = match codec::decode(&m.data) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        self.refused(m.source, &format!("undecodable consensus message: {e}"));
+                        return Ok(());
+                    }
+                };
+                // Block sync has its own protocol: requests and answers on gossip, or anything
+                // but an answer on it, are refused.
+                let sync = matches!(
+                    msg,
+                    nexus_lft::Message::BlockRequest(_) | nexus_lft::Message::BlockResponse(_)
+                );
+                if sync != (m.topic == Topic::BlockResponse) {
+                    self.refused(m.source, "block sync message on the wrong protocol");
+                    return Ok(());
+                }
+                let mut acts = self.core.on_message(Address::SYSTEM, msg);
+                acts.retain(|a| match a {
+                    Action::Refused(why) => {
+                        self.refused(m.source, why);
+                        false
+                    }
+                    _ => true,
+                });
+                self.handle(acts)
+            }
+            Topic::BlockRequest => {
+                let answer = self.answer_block_request(&m)?;
+                if let Some(id) = m.reply {
+                    self.p2p.respond(id, answer);
+                }
+                Ok(())
+            }
+            Topic::Txs => {
+                match serde_json::from_slice(&m.data) {
+                    Ok(serde_json::Value::Array(txs)) if txs.len() <= GOSSIP_BATCH => {
+                        for tx in txs {
+                            let _ = self.admission.admit_from_peer(tx);
+                        }
+                    }
+                    Ok(tx @ serde_json::Value::Object(_)) => {
+                        let _ = self.admission.admit_from_peer(tx);
+                    }
+                    _ => self.refused(m.source, "malformed transaction gossip"),
+                }
+                if self.deferred.is_some() {
+                    self.build_deferred(false)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Logs a refused message and counts it against the peer that signed it.
+    fn refused(&self, peer: Option<libp2p::PeerId>, why: &str) {
+        tracing::debug!(why, ?peer, "refused a message");
+        if let Some(peer) = peer {
+            self.p2p.penalize(peer);
+        }
+    }
+
+    /// The encoded proposal a peer asked for, from memory or storage; empty when unknown or
+    /// when the peer is over its rate.
+    fn answer_block_request(&mut self, m: &Inbound) -> Result<Vec<u8>, NodeError> {
+        let Ok(hash) = <[u8; 32]>::try_from(m.data.as_slice()) else {
+            return Ok(Vec::new());
+        };
+        let hash = nexus_proto::Hash32(hash);
+        if !self.block_request_allowed(m.source) {
+            return Ok(Vec::new());
+        }
+        let acts = self
+            .core
+            .on_message(Address::SYSTEM, nexus_lft::Message::BlockRequest(hash));
+        for a in acts {
+            if let Action::Send { msg, .. } = a {
+                return Ok(codec::encode(&msg));
+            }
+        }
+        Ok(self.chain.proposal(&hash)?.unwrap_or_default())
+    }
+
     /// Sends the buffered transactions as one gossip message: a JSON array of params.
     fn flush_gossip(&mut self) {
         self.gossip_since = None;
@@ -276,65 +360,7 @@ impl LftEngine {
             tokio::select! {
                 m = self.inbound.recv() => {
                     let Some(m) = m else { return Err(NodeError::Config("p2p task stopped".into())) };
-                    match m.topic {
-                        Topic::Consensus => match codec::decode(&m.data) {
-                            Ok(msg) => {
-                                let asked = match &msg {
-                                    nexus_lft::Message::BlockRequest(h) => Some(*h),
-                                    _ => None,
-                                };
-                                if asked.is_some() && !self.block_request_allowed(m.source) {
-                                    continue;
-                                }
-                                let mut acts = self.core.on_message(Address::SYSTEM, msg);
-                                acts.retain(|a| match a {
-                                    Action::Refused(why) => {
-                                        tracing::debug!(why, peer = ?m.source, "refused a consensus message");
-                                        if let Some(peer) = m.source {
-                                            self.p2p.penalize(peer);
-                                        }
-                                        false
-                                    }
-                                    _ => true,
-                                });
-                                let answered = acts.iter().any(|a| matches!(a, Action::Send { .. }));
-                                self.handle(acts)?;
-                                // Blocks no longer in memory are served from storage.
-                                if let (Some(h), false) = (asked, answered) {
-                                    if let Some(bytes) = self.chain.proposal(&h)? {
-                                        self.p2p.publish(Topic::Consensus, bytes);
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(%e, "undecodable consensus message");
-                                if let Some(peer) = m.source {
-                                    self.p2p.penalize(peer);
-                                }
-                            }
-                        },
-                        Topic::Txs => {
-                            match serde_json::from_slice(&m.data) {
-                                Ok(serde_json::Value::Array(txs)) if txs.len() <= GOSSIP_BATCH => {
-                                    for tx in txs {
-                                        let _ = self.admission.admit_from_peer(tx);
-                                    }
-                                }
-                                Ok(tx @ serde_json::Value::Object(_)) => {
-                                    let _ = self.admission.admit_from_peer(tx);
-                                }
-                                _ => {
-                                    tracing::debug!("malformed transaction gossip");
-                                    if let Some(peer) = m.source {
-                                        self.p2p.penalize(peer);
-                                    }
-                                }
-                            }
-                            if self.deferred.is_some() {
-                                self.build_deferred(false)?;
-                            }
-                        }
-                    }
+                    self.on_inbound(m)?;
                 }
                 tx = self.gossip.recv() => {
                     if let Some(bytes) = tx {

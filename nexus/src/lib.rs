@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod bench;
+pub mod block_sync;
 pub mod chain;
 pub mod cli;
 pub mod client;

@@ -8,13 +8,20 @@
 //! reread every 300 ms) are disconnected, not dialed and not heard. Every
 //! message is size-bounded (gossipsub's `max_transmit_size`); consensus messages are decoded by
 //! the bounded codec of `nexus-lft` and carry validator signatures of their own.
+//!
+//! Block sync does not use gossip: a validator missing a block asks its connected channel
+//! peers over the request-response protocol of [`crate::block_sync`], and each answers to it
+//! alone. Gossip on the consensus topic carries proposals, votes, nil votes and timeouts only.
 
+use crate::block_sync::{BlockCodec, BlockRequest};
 use crate::error::NodeError;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId};
-use std::collections::HashSet;
+use nexus_proto::Hash32;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -29,6 +36,11 @@ pub enum Topic {
     Consensus,
     /// Transactions (JSON params), so that any validator's pool feeds every leader.
     Txs,
+    /// A peer asks for a block (`data` is its 32-byte hash; answer with
+    /// [`P2pHandle::respond`] and the inbound `reply`).
+    BlockRequest,
+    /// A peer answered our block request (`data` is an encoded consensus message).
+    BlockResponse,
 }
 
 /// A message from a permitted peer.
@@ -40,12 +52,21 @@ pub struct Inbound {
     pub data: Vec<u8>,
     /// The peer that signed it (its origin).
     pub source: Option<PeerId>,
+    /// For a block request: the id to answer with.
+    pub reply: Option<u64>,
 }
 
 enum Command {
     Publish(usize, Topic, Vec<u8>),
     Penalize(PeerId),
+    Request(usize, Hash32),
+    Respond(u64, Vec<u8>),
 }
+
+/// Block requests from peers waiting for this node's answer; more are refused at once.
+pub const MAX_PENDING_BLOCK_REQUESTS: usize = 256;
+/// Connected peers one block request goes to.
+pub const BLOCK_REQUEST_FANOUT: usize = 4;
 
 /// Invalid messages a peer may send before it is cut off for [`BAN_TIME`].
 pub const MAX_PENALTIES: u32 = 10;
@@ -72,12 +93,24 @@ impl P2pHandle {
     pub fn penalize(&self, peer: PeerId) {
         let _ = self.tx.send(Command::Penalize(peer));
     }
+
+    /// Asks up to [`BLOCK_REQUEST_FANOUT`] connected peers of the channel for a block's
+    /// proposal; answers arrive as [`Topic::BlockResponse`].
+    pub fn request_block(&self, hash: Hash32) {
+        let _ = self.tx.send(Command::Request(self.channel, hash));
+    }
+
+    /// Answers the block request `reply` (empty: not held here, or refused).
+    pub fn respond(&self, reply: u64, data: Vec<u8>) {
+        let _ = self.tx.send(Command::Respond(reply, data));
+    }
 }
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
+    blocks: request_response::Behaviour<BlockCodec>,
 }
 
 /// Reads the node's ed25519 identity (32 secret bytes, hex), creating it if absent.
@@ -121,6 +154,7 @@ pub struct ChannelPeers {
 }
 
 struct ChannelNet {
+    nid: u64,
     consensus: IdentTopic,
     txs: IdentTopic,
     allowed: HashSet<PeerId>,
@@ -178,6 +212,7 @@ pub fn start_channels(
         }
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         nets.push(ChannelNet {
+            nid: ch.nid,
             consensus: IdentTopic::new(format!("nexus/{}/{}/consensus", ch.nid, ch.channel)),
             txs: IdentTopic::new(format!("nexus/{}/{}/txs", ch.nid, ch.channel)),
             allowed,
@@ -214,9 +249,16 @@ pub fn start_channels(
                 "/nexus/1.0.0".into(),
                 key.public(),
             ));
+            let blocks = request_response::Behaviour::new(
+                [(crate::block_sync::PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(64),
+            );
             Ok(Behaviour {
                 gossipsub,
                 identify,
+                blocks,
             })
         })
         .map_err(|e| cfg_err(e.to_string()))?
@@ -239,18 +281,44 @@ pub fn start_channels(
     tokio::spawn(async move {
         let mut redial = tokio::time::interval(Duration::from_millis(300));
         let mut denied: HashSet<PeerId> = HashSet::new();
-        let mut penalties: std::collections::HashMap<PeerId, u32> = Default::default();
-        let mut banned: std::collections::HashMap<PeerId, tokio::time::Instant> =
-            Default::default();
+        let mut penalties: HashMap<PeerId, u32> = Default::default();
+        let mut banned: HashMap<PeerId, tokio::time::Instant> = Default::default();
+        let mut replies: HashMap<u64, ResponseChannel<Vec<u8>>> = HashMap::new();
+        let mut next_reply = 0u64;
+        let mut asked: HashMap<request_response::OutboundRequestId, usize> = HashMap::new();
         loop {
             tokio::select! {
                 cmd = out_rx.recv() => match cmd {
                     None => break,
                     Some(Command::Publish(ch, topic, data)) => {
                         let Some(n) = nets.get(ch) else { continue };
-                        let t = match topic { Topic::Consensus => n.consensus.clone(), Topic::Txs => n.txs.clone() };
+                        let t = match topic {
+                            Topic::Consensus => n.consensus.clone(),
+                            Topic::Txs => n.txs.clone(),
+                            Topic::BlockRequest | Topic::BlockResponse => continue,
+                        };
                         if let Err(e) = swarm.behaviour_mut().gossipsub.publish(t, data) {
                             tracing::debug!(%e, "publish");
+                        }
+                    }
+                    Some(Command::Request(ch, hash)) => {
+                        let Some(n) = nets.get(ch) else { continue };
+                        let req = BlockRequest { nid: n.nid, hash };
+                        let peers: Vec<PeerId> = n
+                            .allowed
+                            .iter()
+                            .filter(|p| swarm.is_connected(p) && !denied.contains(p))
+                            .take(BLOCK_REQUEST_FANOUT)
+                            .copied()
+                            .collect();
+                        for p in peers {
+                            let id = swarm.behaviour_mut().blocks.send_request(&p, req);
+                            asked.insert(id, ch);
+                        }
+                    }
+                    Some(Command::Respond(id, data)) => {
+                        if let Some(ch) = replies.remove(&id) {
+                            let _ = swarm.behaviour_mut().blocks.send_response(ch, data);
                         }
                     }
                     Some(Command::Penalize(peer)) => {
@@ -298,20 +366,62 @@ pub fn start_channels(
                         let _ = swarm.disconnect_peer_id(peer_id);
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
-                        for n in &nets {
-                            let topic = if message.topic == n.consensus.hash() {
-                                Topic::Consensus
+                        let found = nets.iter().find_map(|n| {
+                            if message.topic == n.consensus.hash() {
+                                Some((n, Topic::Consensus))
                             } else if message.topic == n.txs.hash() {
-                                Topic::Txs
+                                Some((n, Topic::Txs))
                             } else {
-                                continue;
-                            };
+                                None
+                            }
+                        });
+                        if let Some((n, topic)) = found {
                             let permitted = message.source.is_some_and(|s| n.allowed.contains(&s) && !denied.contains(&s));
                             if permitted {
-                                let _ = n.inbound.send(Inbound { topic, data: message.data.clone(), source: message.source });
+                                let _ = n.inbound.send(Inbound { topic, data: message.data, source: message.source, reply: None });
                             }
-                            break;
                         }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Blocks(request_response::Event::Message { peer, message, .. })) => {
+                        let permitted = |n: &ChannelNet| n.allowed.contains(&peer) && !denied.contains(&peer);
+                        match message {
+                            request_response::Message::Request { request, channel, .. } => {
+                                let net = nets.iter().find(|n| n.nid == request.nid && permitted(n));
+                                match net {
+                                    Some(n) if replies.len() < MAX_PENDING_BLOCK_REQUESTS => {
+                                        next_reply += 1;
+                                        replies.insert(next_reply, channel);
+                                        let _ = n.inbound.send(Inbound {
+                                            topic: Topic::BlockRequest,
+                                            data: request.hash.0.to_vec(),
+                                            source: Some(peer),
+                                            reply: Some(next_reply),
+                                        });
+                                    }
+                                    // Unknown channel, a peer outside it, or too many waiting:
+                                    // dropping the channel refuses the request.
+                                    _ => drop(channel),
+                                }
+                            }
+                            request_response::Message::Response { request_id, response } => {
+                                let Some(ch) = asked.remove(&request_id) else { continue };
+                                if response.is_empty() {
+                                    continue;
+                                }
+                                if let Some(n) = nets.get(ch).filter(|n| permitted(n)) {
+                                    let _ = n.inbound.send(Inbound {
+                                        topic: Topic::BlockResponse,
+                                        data: response,
+                                        source: Some(peer),
+                                        reply: None,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Blocks(request_response::Event::OutboundFailure { request_id, error, peer, .. })) => {
+                        tracing::debug!(%peer, %error, "block request failed");
+                        asked.remove(&request_id);
                     }
                     SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, peer = %local, "p2p listening"),
                     _ => {}

@@ -115,7 +115,10 @@ impl TestNode {
         let child = Command::new(nexus_bin())
             .args(["node", "--config"])
             .arg(&self.init.config)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("NEXUS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null())
@@ -277,6 +280,25 @@ impl Cluster {
 
     /// As [`Cluster::start`], with a second channel run by all validators but the last.
     pub fn start_with(n: usize, second_channel: Option<&str>) -> Self {
+        let mut c = Self::init(n, second_channel);
+        for i in 0..n {
+            c.spawn(i);
+        }
+        c
+    }
+
+    /// Initializes `n` validators and starts all but the last, whose folder (config, keys)
+    /// another program may use, such as the misbehaving validator of the adversarial tests.
+    pub fn start_all_but_last(n: usize) -> Self {
+        let mut c = Self::init(n, None);
+        for i in 0..n - 1 {
+            c.spawn(i);
+        }
+        c
+    }
+
+    /// Initializes `n` validators with short timers, none started.
+    pub fn init(n: usize, second_channel: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = free_ports(2 * n);
         let ports: Vec<(u16, u16)> = (0..n).map(|i| (p[2 * i], p[2 * i + 1])).collect();
@@ -297,15 +319,16 @@ impl Cluster {
                 .replace("max_timeout_ms = 30000", "max_timeout_ms = 4000");
             std::fs::write(&node.config, cfg).expect("config");
         }
-        let mut c = Cluster {
+        Cluster {
             dir,
             init,
             children: (0..n).map(|_| None).collect(),
-        };
-        for i in 0..n {
-            c.spawn(i);
         }
-        c
+    }
+
+    /// The process id of validator `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.children[i].as_ref().map(Child::id)
     }
 
     /// Starts validator `i` (again) and waits until its RPC answers.
@@ -320,7 +343,10 @@ impl Cluster {
         let child = Command::new(nexus_bin())
             .args(["node", "--config"])
             .arg(&node.config)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("NEXUS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null())
@@ -390,6 +416,26 @@ impl Drop for Cluster {
             self.kill9(i);
         }
     }
+}
+
+/// Checks that every validator in `alive` has the same block at every height up to the
+/// lowest head; returns that height.
+pub async fn same_chain(c: &Cluster, alive: &[usize]) -> u64 {
+    let mut lowest = u64::MAX;
+    for i in alive {
+        lowest = lowest.min(height(&c.rpc(*i)).await);
+    }
+    for h in 1..=lowest {
+        let mut hashes = Vec::new();
+        for i in alive {
+            hashes.push(block_hash_at(&c.rpc(*i), h).await);
+        }
+        assert!(
+            hashes.windows(2).all(|w| w[0] == w[1]),
+            "validators disagree at height {h}: {hashes:?}"
+        );
+    }
+    lowest
 }
 
 /// The hash of the block at `h` as validator's RPC reports it.

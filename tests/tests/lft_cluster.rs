@@ -5,7 +5,7 @@
 
 use nexus::client::RpcClient;
 use nexus_proto::{Address, KeyPair};
-use nexus_tests::{block_hash_at, height, transfer, transfer_on, wait_height, Cluster, NID};
+use nexus_tests::{height, same_chain, transfer, transfer_on, wait_height, Cluster, NID};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -36,25 +36,6 @@ async fn send_and_wait_on(
     )
     .await
     .unwrap_or_else(|e| panic!("transfer {nonce}: {e}"))
-}
-
-/// Every validator in `alive` has the same block at every height up to the lowest head.
-async fn same_chain(c: &Cluster, alive: &[usize]) -> u64 {
-    let mut lowest = u64::MAX;
-    for i in alive {
-        lowest = lowest.min(height(&c.rpc(*i)).await);
-    }
-    for h in 1..=lowest {
-        let mut hashes = Vec::new();
-        for i in alive {
-            hashes.push(block_hash_at(&c.rpc(*i), h).await);
-        }
-        assert!(
-            hashes.windows(2).all(|w| w[0] == w[1]),
-            "validators disagree at height {h}: {hashes:?}"
-        );
-    }
-    lowest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

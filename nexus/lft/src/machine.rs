@@ -523,11 +523,17 @@ impl<C: Crypto> Lft<C> {
         let Some(p) = self.blocks.get(&hash) else {
             return out;
         };
-        if p.block.round != self.round || self.safety.last_voted_round >= self.round {
+        let current = p.block.round == self.round && self.safety.last_voted_round < self.round;
+        if !valid {
+            // Not kept: memory for invalid blocks would be the attacker's to fill. The round
+            // still refuses a second proposal; a QC naming this block refetches it.
+            self.blocks.remove(&hash);
+            if current {
+                self.send_nil(&mut out);
+            }
             return out;
         }
-        if !valid {
-            self.send_nil(&mut out);
+        if !current {
             return out;
         }
         let (height, round) = (p.block.height, p.block.round);

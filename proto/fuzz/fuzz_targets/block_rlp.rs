@@ -2,7 +2,10 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(b) = nexus_proto::block::Block::decode(data) {
-        assert_eq!(nexus_proto::block::Block::decode(&b.encode()).expect("re-decodes"), b);
+        assert_eq!(
+            nexus_proto::block::Block::decode(&b.encode()).expect("re-decodes"),
+            b
+        );
     }
     let _ = nexus_proto::block::BlockHeader::from_rlp(data);
 });

@@ -2,6 +2,9 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(r) = nexus_proto::receipt::Receipt::decode(data) {
-        assert_eq!(nexus_proto::receipt::Receipt::decode(&r.encode()).expect("re-decodes"), r);
+        assert_eq!(
+            nexus_proto::receipt::Receipt::decode(&r.encode()).expect("re-decodes"),
+            r
+        );
     }
 });

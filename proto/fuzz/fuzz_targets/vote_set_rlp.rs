@@ -2,6 +2,9 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(v) = nexus_proto::block::VoteSet::from_rlp(data) {
-        assert_eq!(nexus_proto::block::VoteSet::from_rlp(&v.to_rlp()).expect("re-decodes"), v);
+        assert_eq!(
+            nexus_proto::block::VoteSet::from_rlp(&v.to_rlp()).expect("re-decodes"),
+            v
+        );
     }
 });

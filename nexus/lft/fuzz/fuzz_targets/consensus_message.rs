@@ -2,6 +2,9 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(m) = nexus_lft::codec::decode(data) {
-        assert_eq!(nexus_lft::codec::decode(&nexus_lft::codec::encode(&m)).expect("re-decodes"), m);
+        assert_eq!(
+            nexus_lft::codec::decode(&nexus_lft::codec::encode(&m)).expect("re-decodes"),
+            m
+        );
     }
 });

@@ -216,3 +216,23 @@ fn a_proposal_from_a_validator_that_does_not_lead_is_refused() {
     let acts = c.on_message(Address::SYSTEM, Message::Proposal(p));
     assert!(refused(&acts).is_some_and(|w| w.contains("lead")));
 }
+
+#[test]
+fn a_block_the_application_refuses_is_forgotten_and_the_round_stays_taken() {
+    let net = Net::new();
+    let mut c = net.core(0);
+    c.start();
+    let p = net.proposal(1, 0x41);
+    let acts = c.on_message(Address::SYSTEM, Message::Proposal(p));
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::CheckBlock(_))),
+        "{acts:?}"
+    );
+    let acts = c.on_block_checked(Hash32([0x41; 32]), false);
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Broadcast(Message::Nil(_)))));
+    assert!(c.proposal(&Hash32([0x41; 32])).is_none());
+    let again = c.on_message(Address::SYSTEM, Message::Proposal(net.proposal(1, 0x42)));
+    assert_eq!(refused(&again), Some("a second proposal for the round"));
+}
