@@ -76,6 +76,9 @@ fn icon_javascript_sdk_drives_the_node() {
         "the JS SDK script failed; node log:\n{}",
         node.log()
     );
-    assert!(stdout.contains("10 passed, 0 failed"), "not every check ran");
+    assert!(
+        stdout.contains("10 passed, 0 failed"),
+        "not every check ran"
+    );
     assert!(!stdout.contains("FAIL"));
 }
