@@ -329,6 +329,8 @@ impl Chain {
         prev_votes: VoteSet,
     ) -> Proposal {
         let head = self.head();
+        // One block per round with a single validator: the round is the height.
+        let round = head.header.height.saturating_add(1);
         let a = Ancestry {
             parent: head.header.clone(),
             writes: Writes::new(),
@@ -338,7 +340,7 @@ impl Chain {
         let mut txs = self.fresh(&a, txs);
         cap_bytes(&mut txs);
         self.build_from(
-            &a.parent, a.writes, true, txs, timestamp, leader, prev_votes,
+            &a.parent, a.writes, true, txs, timestamp, round, leader, prev_votes,
         )
     }
 
@@ -351,6 +353,7 @@ impl Chain {
         parent: &Hash32,
         txs: Vec<Arc<SignedTransaction>>,
         timestamp: u64,
+        round: u64,
         leader: Address,
         prev_votes: VoteSet,
         max_txs: usize,
@@ -360,7 +363,7 @@ impl Chain {
         txs.truncate(max_txs);
         cap_bytes(&mut txs);
         Ok(self.build_from(
-            &a.parent, a.writes, a.on_head, txs, timestamp, leader, prev_votes,
+            &a.parent, a.writes, a.on_head, txs, timestamp, round, leader, prev_votes,
         ))
     }
 
@@ -425,6 +428,7 @@ impl Chain {
         on_head: bool,
         txs: Vec<Arc<SignedTransaction>>,
         timestamp: u64,
+        round: u64,
         leader: Address,
         prev_votes: VoteSet,
     ) -> Proposal {
@@ -460,6 +464,7 @@ impl Chain {
         let header = BlockHeader {
             version: HEADER_VERSION,
             height,
+            round,
             timestamp,
             prev_hash: parent.hash(),
             transactions_root: merkle::root(&tx_hashes),
@@ -513,6 +518,12 @@ impl Chain {
                 block.header.height, parent.height
             ));
         }
+        if block.header.round <= parent.round {
+            return Err(format!(
+                "round {} does not follow the parent's {}",
+                block.header.round, parent.round
+            ));
+        }
         if block.header.timestamp <= parent.timestamp {
             return Err("timestamp not after the parent's".into());
         }
@@ -552,6 +563,7 @@ impl Chain {
             on_head,
             txs,
             block.header.timestamp,
+            block.header.round,
             block.header.leader,
             block.prev_votes.clone(),
         );
@@ -952,6 +964,7 @@ fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
     BlockHeader {
         version: HEADER_VERSION,
         height: 0,
+        round: 0,
         timestamp: g.timestamp,
         prev_hash: Hash32::ZERO,
         transactions_root: Hash32::ZERO,
@@ -1347,6 +1360,7 @@ mod tests {
                 &p1.block.hash(),
                 vec![second.clone()],
                 200,
+                5,
                 v.address(),
                 VoteSet::default(),
                 100,
@@ -1380,6 +1394,7 @@ mod tests {
                 &p1.block.hash(),
                 vec![second],
                 200,
+                5,
                 v.address(),
                 VoteSet::default(),
                 100,
@@ -1392,6 +1407,7 @@ mod tests {
                 &fork.block.hash(),
                 vec![],
                 300,
+                5,
                 v.address(),
                 VoteSet::default(),
                 100
@@ -1430,6 +1446,7 @@ mod tests {
                 &p1.block.hash(),
                 vec![t.clone()],
                 200,
+                5,
                 v.address(),
                 VoteSet::default(),
                 100,
@@ -1452,6 +1469,7 @@ mod tests {
                 &p1.block.hash(),
                 vec![],
                 200,
+                5,
                 v.address(),
                 VoteSet::default(),
                 100,

@@ -223,6 +223,7 @@ impl Driver {
             &parent.hash,
             candidates,
             now_us,
+            round,
             leader,
             votes_of(&justify),
             self.max_txs,
@@ -281,6 +282,7 @@ impl Driver {
         if b.hash() != block.hash
             || b.header.prev_hash != block.parent
             || b.header.height != block.height
+            || b.header.round != block.round
         {
             return Err(format!(
                 "payload holds block {} but consensus names {}",

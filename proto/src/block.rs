@@ -11,8 +11,8 @@ use crate::{
 };
 use alloy_rlp::{Encodable, RlpDecodable, RlpEncodable};
 
-/// The header version this code writes.
-pub const HEADER_VERSION: u64 = 1;
+/// The header version this code writes (2: the header carries its consensus round).
+pub const HEADER_VERSION: u64 = 2;
 /// Most validators in one set.
 pub const MAX_VALIDATORS: usize = 1024;
 /// Most transactions in one block.
@@ -25,6 +25,9 @@ pub struct BlockHeader {
     pub version: u64,
     /// Height; genesis is 0.
     pub height: u64,
+    /// The consensus round in which the block was proposed (genesis is 0; rounds grow along a
+    /// chain). Bound into the hash, so one block cannot be proposed in two rounds.
+    pub round: u64,
     /// Proposal time in microseconds since the epoch.
     pub timestamp: u64,
     /// Hash of the parent (zero for genesis).
@@ -324,6 +327,7 @@ mod tests {
         BlockHeader {
             version: HEADER_VERSION,
             height: 5,
+            round: 9,
             timestamp: 1,
             prev_hash: Hash32([1; 32]),
             transactions_root: Hash32::ZERO,

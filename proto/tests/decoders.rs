@@ -54,6 +54,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let header = BlockHeader {
         version: 1,
         height: 9,
+        round: 4,
         timestamp: 5,
         prev_hash: Hash32([1; 32]),
         transactions_root: Hash32([2; 32]),

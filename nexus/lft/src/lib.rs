@@ -27,6 +27,10 @@
 //!    them (so a round fails fast once it has failed for someone honest).
 //! 6. *Finality* (two-chain rule): when a block `B'` gets a QC and its parent `B` was proposed in
 //!    the round just before (`B'.round == B.round + 1`), `B` and all its ancestors are final.
+//!    The rounds compared are those the certificates sign (the QC on `B'` and `B'`'s justify on
+//!    `B`), never a round remembered from an earlier proposal of the same hash; the application
+//!    binds the round into the block hash (Nexus headers carry it), so a block cannot be
+//!    re-proposed in a later round under the same hash.
 //!    Finality therefore lags one round, as LFT's "the parent of the new candidate becomes final";
 //!    the consecutive-round condition is what keeps it safe when rounds fail (see below).
 //! 7. *Timeouts* grow by `growth_percent` per consecutive failed round, up to `max_ms`, and reset

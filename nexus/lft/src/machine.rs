@@ -741,7 +741,9 @@ impl<C: Crypto> Lft<C> {
         }
     }
 
-    /// Rule 6: a QC on `B'` finalizes its parent `B` when `B'.round == B.round + 1`.
+    /// Rule 6: a QC on `B'` finalizes its parent `B` when `B'.round == B.round + 1`, judged by
+    /// the rounds the certificates sign: `qc` (on `B'`) and `B'`'s justify (on `B`). The round a
+    /// stored proposal names is not trusted for this (the application binds it into the hash).
     fn try_commit(&mut self, qc: &Qc, out: &mut Vec<Action>) {
         if qc.height <= self.committed.height.saturating_add(1) {
             return;
@@ -751,7 +753,7 @@ impl<C: Crypto> Lft<C> {
             self.request(qc.block, out);
             return;
         };
-        if child.justify.round.checked_add(1) != Some(child.block.round) {
+        if child.block.round != qc.round || child.justify.round.checked_add(1) != Some(qc.round) {
             return;
         }
         let target = child.justify.clone();

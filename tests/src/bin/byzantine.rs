@@ -157,13 +157,14 @@ impl Attacker {
     }
 
     /// An empty block on the block `qc` certifies, as an honest leader would build it.
-    fn empty_child(&self, qc: &Qc, timestamp: u64, txs: &[Hash32]) -> Option<Block> {
+    fn empty_child(&self, qc: &Qc, round: u64, timestamp: u64, txs: &[Hash32]) -> Option<Block> {
         let parent = self.headers.get(&qc.block)?;
         let prev_votes = votes_of(qc);
         Some(Block {
             header: BlockHeader {
                 version: HEADER_VERSION,
                 height: parent.height + 1,
+                round,
                 timestamp: timestamp.max(parent.timestamp + 1),
                 prev_hash: qc.block,
                 transactions_root: merkle::root(txs),
@@ -244,8 +245,8 @@ impl Attacker {
         match self.how {
             Behaviour::Equivocate => {
                 let (Some(a), Some(b)) = (
-                    self.empty_child(&qc, now, &[]),
-                    self.empty_child(&qc, now + 1, &[]),
+                    self.empty_child(&qc, round, now, &[]),
+                    self.empty_child(&qc, round, now + 1, &[]),
                 ) else {
                     return;
                 };
@@ -261,7 +262,7 @@ impl Attacker {
                 }
             }
             Behaviour::FutureTimestamp => {
-                if let Some(b) = self.empty_child(&qc, now + 3_600_000_000, &[]) {
+                if let Some(b) = self.empty_child(&qc, round, now + 3_600_000_000, &[]) {
                     let p = self.proposal(round, &b, &[], qc);
                     self.send("future-timestamp-proposal", &p);
                 }
@@ -282,7 +283,7 @@ impl Attacker {
                     .iter()
                     .map(|t| nexus_proto::hash::sha3_256(&[t]))
                     .collect();
-                if let Some(b) = self.empty_child(&qc, now, &hashes) {
+                if let Some(b) = self.empty_child(&qc, round, now, &hashes) {
                     let p = self.proposal(round, &b, &txs, qc);
                     self.send("oversized-proposal", &p);
                 }
@@ -293,7 +294,7 @@ impl Attacker {
                 for v in &mut forged.votes {
                     v.1 = garbage_sig(&mut rng);
                 }
-                if let Some(b) = self.empty_child(&qc, now, &[]) {
+                if let Some(b) = self.empty_child(&qc, round, now, &[]) {
                     let p = self.proposal(round, &b, &[], forged);
                     self.send("garbage-qc-proposal", &p);
                 }
@@ -362,7 +363,7 @@ impl Attacker {
                     let from = self.next_future.max(round + 4);
                     let r = (from / n + 1) * n + self.me as u64;
                     self.next_future = r + 1;
-                    if let Some(b) = self.empty_child(&q, Self::now_us(), &[]) {
+                    if let Some(b) = self.empty_child(&q, r, Self::now_us(), &[]) {
                         let p = self.proposal(r, &b, &[], q.clone());
                         self.send("future-proposal", &p);
                     }

@@ -236,3 +236,96 @@ fn a_block_the_application_refuses_is_forgotten_and_the_round_stays_taken() {
     let again = c.on_message(Address::SYSTEM, Message::Proposal(net.proposal(1, 0x42)));
     assert_eq!(refused(&again), Some("a second proposal for the round"));
 }
+
+impl Net {
+    /// A proposal by the leader of `round` of block `hash` at `height` on `justify`.
+    fn propose(&self, round: u64, height: u64, hash: Hash32, justify: Qc) -> Proposal {
+        let leader = (round % 4) as usize;
+        let block = BlockRef {
+            hash,
+            parent: justify.block,
+            height,
+            round,
+        };
+        let signature = self.keys[leader]
+            .sign(&proposal_digest(1, "public", &block))
+            .0
+            .to_vec();
+        Proposal {
+            block,
+            payload: vec![],
+            justify,
+            tc: None,
+            proposer: leader as u32,
+            signature,
+        }
+    }
+}
+
+fn commits(actions: &[Action]) -> Vec<u64> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Commit { block, .. } => Some(block.height),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 13, schedule 1: a block stored with the round of its first proposal (3) is certified
+/// in a later round (7) after a Byzantine leader re-proposes it. The two-chain rule must use the
+/// rounds the certificates sign (7 is not 2 + 1), or A finalizes X while the others later
+/// finalize a sibling.
+#[test]
+fn finality_uses_the_rounds_certificates_sign_not_a_stored_proposal_round() {
+    let net = Net::new();
+    let mut a = net.core(0);
+    a.start();
+    let (p, x, y) = (Hash32([0x51; 32]), Hash32([0x52; 32]), Hash32([0x53; 32]));
+    let acts = a.on_message(
+        Address::SYSTEM,
+        Message::Proposal(net.propose(1, 1, p, net.genesis_qc())),
+    );
+    assert_eq!(refused(&acts), None);
+    a.on_message(
+        Address::SYSTEM,
+        Message::Proposal(net.propose(2, 2, x, net.qc(1, 1, p))),
+    );
+    a.on_message(
+        Address::SYSTEM,
+        Message::Proposal(net.propose(3, 3, y, net.qc(2, 2, x))),
+    );
+    // QC(Y) of round 7, vote by vote, from B, C and D.
+    let mut all = Vec::new();
+    for who in 1..4 {
+        let acts = a.on_message(Address::SYSTEM, Message::Vote(net.vote(who, 7, 3, y)));
+        assert_eq!(refused(&acts), None);
+        all.extend(acts);
+    }
+    assert!(
+        !commits(&all).contains(&2),
+        "X was finalized on a QC of round 7 for a block stored as round 3"
+    );
+}
+
+/// The two-chain rule itself: QC(B', r + 1) on a child of B certified in r finalizes B.
+#[test]
+fn a_qc_of_the_next_round_on_a_child_finalizes_its_parent() {
+    let net = Net::new();
+    let mut a = net.core(0);
+    a.start();
+    let (p, x) = (Hash32([0x61; 32]), Hash32([0x62; 32]));
+    a.on_message(
+        Address::SYSTEM,
+        Message::Proposal(net.propose(1, 1, p, net.genesis_qc())),
+    );
+    a.on_message(
+        Address::SYSTEM,
+        Message::Proposal(net.propose(2, 2, x, net.qc(1, 1, p))),
+    );
+    let mut all = Vec::new();
+    for who in 1..4 {
+        all.extend(a.on_message(Address::SYSTEM, Message::Vote(net.vote(who, 2, 2, x))));
+    }
+    assert_eq!(commits(&all), vec![1]);
+}
