@@ -348,6 +348,7 @@ impl Chain {
     /// child of `parent`: the head or a block passed to [`Chain::remember`]
     /// that is not final yet (LFT proposes a child of its candidate before the candidate is
     /// final).
+    #[allow(clippy::too_many_arguments)]
     pub fn build_on(
         &self,
         parent: &Hash32,

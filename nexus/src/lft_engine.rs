@@ -204,6 +204,8 @@ impl LftEngine {
     fn build_deferred(&mut self, force: bool) -> Result<(), NodeError> {
         match self.deferred.take() {
             Some(Action::BuildBlock { round, parent }) if round == self.core.round() => {
+                // The candidate may have moved while the build waited: build on the current one.
+                let parent = self.core.candidate().unwrap_or(parent);
                 self.handle_with(vec![Action::BuildBlock { round, parent }], !force)
             }
             _ => Ok(()),

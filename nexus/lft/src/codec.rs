@@ -58,6 +58,7 @@ struct WireTc {
     round: u64,
     height: u64,
     nils: Vec<WireNilSig>,
+    high_qc: WireQc,
 }
 
 #[derive(RlpEncodable, RlpDecodable)]
@@ -172,6 +173,7 @@ fn tc_to(t: &Tc) -> WireTc {
                 signature: s.clone().into(),
             })
             .collect(),
+        high_qc: qc_to(&t.high_qc),
     }
 }
 
@@ -185,6 +187,7 @@ fn tc_from(w: WireTc) -> Result<Tc, ProtoError> {
             .into_iter()
             .map(|n| Ok((n.voter, n.height, n.high_qc_round, sig(n.signature)?)))
             .collect::<Result<_, ProtoError>>()?,
+        high_qc: qc_from(w.high_qc)?,
     })
 }
 
@@ -335,6 +338,7 @@ struct WireSafety {
     last_voted_round: u64,
     high_qc: Vec<WireQc>,
     last_tc: Vec<WireTc>,
+    last_proposed_round: u64,
 }
 
 /// Encodes the safety state for the runtime to store before it sends a vote.
@@ -343,6 +347,7 @@ pub fn encode_safety(s: &crate::SafetyState) -> Vec<u8> {
         last_voted_round: s.last_voted_round,
         high_qc: s.high_qc.iter().map(qc_to).collect(),
         last_tc: s.last_tc.iter().map(tc_to).collect(),
+        last_proposed_round: s.last_proposed_round,
     })
 }
 
@@ -360,6 +365,7 @@ pub fn decode_safety(bytes: &[u8]) -> Result<crate::SafetyState, ProtoError> {
         last_voted_round: w.last_voted_round,
         high_qc: w.high_qc.into_iter().next().map(qc_from).transpose()?,
         last_tc: w.last_tc.into_iter().next().map(tc_from).transpose()?,
+        last_proposed_round: w.last_proposed_round,
     })
 }
 
@@ -381,6 +387,7 @@ mod tests {
             round: 5,
             height: 4,
             nils: vec![(1, 4, 4, vec![5; 65]), (3, 3, 2, vec![6; 65])],
+            high_qc: qc(),
         };
         let p = Proposal {
             block: BlockRef {
@@ -437,6 +444,7 @@ mod tests {
             last_voted_round: 9,
             high_qc: Some(qc()),
             last_tc: None,
+            last_proposed_round: 8,
         };
         assert_eq!(decode_safety(&encode_safety(&s)).unwrap(), s);
         assert_eq!(

@@ -47,6 +47,16 @@
 //!     [`FUTURE_HEIGHTS`] heights ahead are dropped unread (a far-ahead proposal's certificate is
 //!     still used to catch up); one proposal per round is kept; a message refused for a bad
 //!     signature or shape yields [`Action::Refused`], so the runtime can penalize its sender.
+//! 12. *A TC carries its highest QC*: a timeout certificate holds a valid QC whose round is at
+//!     least every high-QC round its nil votes report, and whoever receives it adopts that QC
+//!     (as Aptos' two-chain timeout certificates do). A Byzantine nil vote claiming a round that
+//!     no certificate backs cannot make the next proposal unvotable.
+//! 13. *No certificates from the past*: a QC is adopted (as candidate, for a round change or for
+//!     finality) only if it certifies the final block or one above it; a proposal must extend
+//!     the final block; a TC's nil votes are counted against the set of the height where it is
+//!     used (the proposal's, or the next to decide), never a height the TC names unsigned.
+//! 14. *A leader proposes once per round*, across crashes: the round is written
+//!     ([`SafetyState::last_proposed_round`]) before the proposal is sent.
 //!
 //! Why not "finalize the parent of any new candidate": with one Byzantine validator, a block `B`
 //! certified in round 0 (seen by few) and a sibling `B'` certified in round 1 can both gather

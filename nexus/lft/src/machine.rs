@@ -44,6 +44,9 @@ pub struct SafetyState {
     pub high_qc: Option<Qc>,
     /// Last timeout certificate.
     pub last_tc: Option<Tc>,
+    /// Last round in which this validator proposed (written before the proposal is sent, so a
+    /// leader that crashes after sending never builds a second block for the round).
+    pub last_proposed_round: u64,
 }
 
 /// What the runtime must do.
@@ -277,6 +280,11 @@ impl<C: Crypto> Lft<C> {
         &self.high_qc
     }
 
+    /// The block the highest QC certifies, if this core holds it (what a leader builds on).
+    pub fn candidate(&self) -> Option<BlockRef> {
+        self.block_ref(&self.high_qc.block)
+    }
+
     fn set_for(&self, height: u64) -> &ValidatorSet {
         self.schedule.at(height)
     }
@@ -349,8 +357,19 @@ impl<C: Crypto> Lft<C> {
             && height <= self.committed.height.saturating_add(FUTURE_HEIGHTS)
     }
 
-    fn valid_tc(&self, tc: &Tc) -> bool {
-        let set = self.set_for(tc.height);
+    /// Checks a TC: a quorum of distinct members' nil votes, each signature valid, and a valid
+    /// QC at least as high as every high-QC round the nil votes report (rule 12).
+    /// The nil votes are counted against the set of `height`: the height of the proposal that
+    /// carries the TC, or the next one to decide; never a height the TC names itself, which no
+    /// nil vote signs (rule 13).
+    fn valid_tc(&mut self, tc: &Tc, height: u64) -> bool {
+        if tc.high_qc.round < tc.max_high_qc_round()
+            || !self.current_qc(&tc.high_qc)
+            || !self.valid_qc(&tc.high_qc)
+        {
+            return false;
+        }
+        let set = self.set_for(height).clone();
         let mut last: Option<u32> = None;
         for (i, height, hqr, sig) in &tc.nils {
             if last.is_some_and(|l| l >= *i) {
@@ -378,7 +397,8 @@ impl<C: Crypto> Lft<C> {
             Message::Nil(n) => self.on_nil(n, &mut out),
             Message::Timeout(tc) => {
                 if tc.round >= self.round {
-                    if self.valid_tc(&tc) {
+                    let height = self.high_qc.height.saturating_add(1);
+                    if self.valid_tc(&tc, height) {
                         self.process_tc(tc, &mut out);
                     } else {
                         self.refuse("invalid timeout certificate");
@@ -430,6 +450,11 @@ impl<C: Crypto> Lft<C> {
             self.refuse("proposal whose justify is not its parent's");
             return false;
         }
+        // Rule 13: nothing is built on a fork below the final block.
+        if b.height > self.committed.height && !self.current_qc(&p.justify) {
+            self.refuse("proposal on a fork below the final block");
+            return false;
+        }
         // The QC's height is the parent's, when the parent is known.
         if self
             .block_ref(&b.parent)
@@ -443,7 +468,7 @@ impl<C: Crypto> Lft<C> {
             return false;
         }
         if let Some(tc) = &p.tc {
-            if !self.valid_tc(tc) {
+            if !self.valid_tc(tc, b.height) {
                 self.refuse("invalid timeout certificate");
                 return false;
             }
@@ -688,6 +713,12 @@ impl<C: Crypto> Lft<C> {
             self.refuse("nil vote with an invalid high QC");
             return;
         }
+        // A high QC from before the final block cannot be adopted; counting its round would
+        // make a TC that no adoptable QC backs (rule 12). A lagging honest validator's old QC
+        // has a lower round than ours, so it still counts.
+        if !self.current_qc(&n.high_qc) && n.high_qc.round > self.high_qc.round {
+            return;
+        }
         self.process_qc(n.high_qc.clone(), out);
         let tc_height = self.high_qc.height.max(n.height);
         let entry = self.nils.entry(n.round).or_default();
@@ -698,10 +729,12 @@ impl<C: Crypto> Lft<C> {
                 .iter()
                 .map(|(i, (h, r, s))| (*i, *h, *r, s.clone()))
                 .collect();
+            // Every nil's high QC was adopted above, so ours is at least as high as each.
             let tc = Tc {
                 round: n.round,
                 height: tc_height,
                 nils,
+                high_qc: self.high_qc.clone(),
             };
             if tc.round >= self.round {
                 // Forward a certificate formed here: a peer that missed one nil vote would
@@ -720,7 +753,17 @@ impl<C: Crypto> Lft<C> {
         }
     }
 
+    /// True when `qc` certifies the final block or a block above it: anything else is history
+    /// (counted against sets that may have left) or a fork below what is final (rule 13).
+    fn current_qc(&self, qc: &Qc) -> bool {
+        qc.height > self.committed.height
+            || (qc.height == self.committed.height && qc.block == self.committed.hash)
+    }
+
     fn process_qc(&mut self, qc: Qc, out: &mut Vec<Action>) {
+        if !self.current_qc(&qc) {
+            return;
+        }
         if qc.round > self.high_qc.round {
             self.high_qc = qc.clone();
         }
@@ -733,6 +776,9 @@ impl<C: Crypto> Lft<C> {
     }
 
     fn process_tc(&mut self, tc: Tc, out: &mut Vec<Action>) {
+        // The certificate's high QC is adopted first: a leader of the next round then holds a
+        // candidate that every honest validator can vote for (rule 4).
+        self.process_qc(tc.high_qc.clone(), out);
         if tc.round >= self.round {
             self.failures = self.failures.saturating_add(1);
             let next = tc.round.saturating_add(1);
@@ -849,7 +895,10 @@ impl<C: Crypto> Lft<C> {
         let height = self.high_qc.height.saturating_add(1);
         // A leader that already voted in this round (before a restart) may have proposed: it
         // must not propose again, or it would equivocate.
-        if self.leader(r, height) == self.crypto.address() && self.safety.last_voted_round < r {
+        if self.leader(r, height) == self.crypto.address()
+            && self.safety.last_voted_round < r
+            && self.safety.last_proposed_round < r
+        {
             match self.block_ref(&self.high_qc.block) {
                 Some(parent) => out.push(Action::BuildBlock { round: r, parent }),
                 None => self.request(self.high_qc.block, out),
@@ -878,6 +927,11 @@ impl<C: Crypto> Lft<C> {
                 _ => return out,
             }
         };
+        if self.safety.last_proposed_round >= r {
+            return out;
+        }
+        self.safety.last_proposed_round = r;
+        self.persist(&mut out);
         let signature = self
             .crypto
             .sign(&proposal_digest(self.nid, &self.channel, &block));

@@ -29,7 +29,8 @@ pub struct Qc {
     pub votes: Vec<(u32, Vec<u8>)>,
 }
 
-/// A timeout certificate: more than 2/3 nil votes for `round`.
+/// A timeout certificate: more than 2/3 nil votes for `round`, with the highest QC they report
+/// (so nobody can claim a high-QC round that no certificate backs: rule 12).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tc {
     /// The failed round.
@@ -38,6 +39,8 @@ pub struct Tc {
     pub height: u64,
     /// Per nil vote: validator index, the height it was cast at, its high-QC round, signature.
     pub nils: Vec<(u32, u64, u64, Vec<u8>)>,
+    /// A QC whose round is at least every high-QC round in `nils`.
+    pub high_qc: Qc,
 }
 
 impl Tc {

@@ -420,6 +420,12 @@ impl Attacker {
                     nils: (0..self.validators.len() as u32)
                         .map(|i| (i, height, 0, garbage_sig(&mut rng)))
                         .collect(),
+                    high_qc: self.high_qc.clone().unwrap_or(Qc {
+                        round: 0,
+                        height: 0,
+                        block: Hash32::ZERO,
+                        votes: vec![],
+                    }),
                 };
                 self.send("garbage-tc", &Message::Timeout(tc));
             }
@@ -443,6 +449,7 @@ impl Attacker {
                     nils: (0..self.validators.len() as u32)
                         .map(|i| (i, height, round, garbage_sig(&mut rng)))
                         .collect(),
+                    high_qc: q,
                 };
                 self.send("garbage-tc", &Message::Timeout(tc));
             }

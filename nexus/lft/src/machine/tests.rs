@@ -1,7 +1,7 @@
 //! One test per input rule of the core: what it keeps, what it refuses, and what it reports.
 
 use super::*;
-use crate::{Secp256k1Crypto, Timeouts, ValidatorSchedule, ValidatorSet};
+use crate::{nil_digest, Secp256k1Crypto, Timeouts, ValidatorSchedule, ValidatorSet};
 use nexus_proto::KeyPair;
 
 struct Net {
@@ -328,4 +328,164 @@ fn a_qc_of_the_next_round_on_a_child_finalizes_its_parent() {
         all.extend(a.on_message(Address::SYSTEM, Message::Vote(net.vote(who, 2, 2, x))));
     }
     assert_eq!(commits(&all), vec![1]);
+}
+
+impl Net {
+    fn nil_sig(&self, who: usize, round: u64, height: u64, hqr: u64) -> (u32, u64, u64, Vec<u8>) {
+        let d = nil_digest(1, "public", height, round, hqr);
+        (who as u32, height, hqr, self.keys[who].sign(&d).0.to_vec())
+    }
+}
+
+/// Issue 13, schedule 4: after a failed round the Byzantine D signs a nil vote claiming a huge
+/// high-QC round and joins it with two honest nils into a TC. A leader proposing with that TC
+/// could never satisfy rule 4, so every round would fail. A TC must carry a QC at least as high
+/// as every round its nils claim.
+#[test]
+fn a_tc_whose_nils_claim_a_round_no_qc_backs_is_refused() {
+    let net = Net::new();
+    let mut a = net.core(0);
+    a.start();
+    assert_eq!(a.round(), 1);
+    let inflated = Tc {
+        round: 1,
+        height: 1,
+        nils: vec![
+            net.nil_sig(1, 1, 1, 0),
+            net.nil_sig(2, 1, 1, 0),
+            net.nil_sig(3, 1, 1, 1_000_000_000),
+        ],
+        high_qc: net.genesis_qc(),
+    };
+    let acts = a.on_message(Address::SYSTEM, Message::Timeout(inflated));
+    assert_eq!(refused(&acts), Some("invalid timeout certificate"));
+    assert_eq!(a.round(), 1, "an unbacked TC moved the round");
+}
+
+#[test]
+fn a_tc_backed_by_its_high_qc_moves_to_the_next_round_and_adopts_the_qc() {
+    let net = Net::new();
+    let mut a = net.core(0);
+    a.start();
+    let p = Hash32([0x71; 32]);
+    // A's view misses P's proposal; the TC's high QC tells it P is certified.
+    let tc = Tc {
+        round: 2,
+        height: 2,
+        nils: vec![
+            net.nil_sig(1, 2, 2, 1),
+            net.nil_sig(2, 2, 2, 1),
+            net.nil_sig(3, 2, 2, 1),
+        ],
+        high_qc: net.qc(1, 1, p),
+    };
+    let acts = a.on_message(Address::SYSTEM, Message::Timeout(tc));
+    assert_eq!(refused(&acts), None);
+    assert_eq!(a.round(), 3);
+    assert_eq!(a.high_qc().block, p);
+}
+
+/// Issue 13, schedule 3: a QC for a sibling of the final block (signable by anyone who once held
+/// a quorum of that height's set) with a huge round must not become the candidate: every honest
+/// leader would then build on a fork below the final block and the chain would halt.
+#[test]
+fn a_qc_below_or_beside_the_final_block_is_not_adopted() {
+    let net = Net::new();
+    let mut a = net.core(0);
+    a.start();
+    let (p, x, sibling) = (Hash32([0x81; 32]), Hash32([0x82; 32]), Hash32([0x83; 32]));
+    a.on_message(
+        Address::SYSTEM,
+        Message::Proposal(net.propose(1, 1, p, net.genesis_qc())),
+    );
+    a.on_message(
+        Address::SYSTEM,
+        Message::Proposal(net.propose(2, 2, x, net.qc(1, 1, p))),
+    );
+    let mut all = Vec::new();
+    for who in 1..4 {
+        all.extend(a.on_message(Address::SYSTEM, Message::Vote(net.vote(who, 2, 2, x))));
+    }
+    assert_eq!(commits(&all), vec![1], "P is final");
+    let before = a.round();
+    let forged = net.qc(1_000_000, 1, sibling);
+    let d = nil_digest(1, "public", 2, before, forged.round);
+    let nil = Nil {
+        round: before,
+        height: 2,
+        high_qc: forged,
+        voter: 3,
+        signature: net.keys[3].sign(&d).0.to_vec(),
+    };
+    a.on_message(Address::SYSTEM, Message::Nil(nil));
+    assert_ne!(
+        a.high_qc().block,
+        sibling,
+        "a fork below the final block became the candidate"
+    );
+    assert_eq!(
+        a.round(),
+        before,
+        "the round jumped on a certificate of the past"
+    );
+}
+
+/// Issue 13, item 6: a leader writes the round it proposes in before sending the proposal; after
+/// a crash it does not build a second block for that round.
+#[test]
+fn a_leader_persists_its_proposal_round_and_never_builds_twice_for_it() {
+    let net = Net::new();
+    // Validator 1 leads round 1.
+    let mut b = net.core(1);
+    let acts = b.start();
+    let Some(Action::BuildBlock { round, parent }) = acts
+        .iter()
+        .find(|a| matches!(a, Action::BuildBlock { .. }))
+        .cloned()
+    else {
+        panic!("the leader of round 1 was not asked to build: {acts:?}");
+    };
+    let block = BlockRef {
+        hash: Hash32([0x91; 32]),
+        parent: parent.hash,
+        height: 1,
+        round,
+    };
+    let acts = b.on_block_built(block, vec![]);
+    let persisted = acts
+        .iter()
+        .position(|a| matches!(a, Action::Persist(s) if s.last_proposed_round == 1));
+    let sent = acts
+        .iter()
+        .position(|a| matches!(a, Action::Broadcast(Message::Proposal(_))));
+    assert!(
+        persisted.is_some() && persisted < sent,
+        "the proposal round must be written before the proposal is sent: {acts:?}"
+    );
+    // Crash before voting: restart from what was written.
+    let Some(Action::Persist(state)) = persisted.map(|i| acts[i].clone()) else {
+        unreachable!()
+    };
+    let cfg = Config {
+        nid: 1,
+        channel: "public".into(),
+        schedule: ValidatorSchedule::new(ValidatorSet {
+            members: net.keys.iter().map(|k| k.address()).collect(),
+        }),
+        timeouts: Timeouts::default(),
+    };
+    let mut again = Lft::new(
+        cfg,
+        Secp256k1Crypto(net.keys[1].clone()),
+        net.genesis,
+        net.genesis_qc(),
+        state,
+    );
+    let acts = again.start();
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::BuildBlock { round: 1, .. })),
+        "a restarted leader built a second block for round 1: {acts:?}"
+    );
 }
