@@ -67,8 +67,15 @@ struct WireProposal {
     payload: Bytes,
     justify: WireQc,
     tc: Vec<WireTc>,
+    seal: Vec<WireQc>,
     proposer: u32,
     signature: Bytes,
+}
+
+#[derive(RlpEncodable, RlpDecodable)]
+struct WireSync {
+    high_qc: WireQc,
+    seal: Vec<WireQc>,
 }
 
 #[derive(RlpEncodable, RlpDecodable)]
@@ -197,6 +204,7 @@ fn proposal_to(p: &Proposal) -> WireProposal {
         payload: p.payload.clone().into(),
         justify: qc_to(&p.justify),
         tc: p.tc.iter().map(tc_to).collect(),
+        seal: p.seal.iter().map(qc_to).collect(),
         proposer: p.proposer,
         signature: p.signature.clone().into(),
     }
@@ -210,11 +218,19 @@ fn proposal_from(w: WireProposal) -> Result<Proposal, ProtoError> {
             w.tc.len().to_string(),
         ));
     }
+    if w.seal.len() > 1 {
+        return Err(ProtoError::invalid(
+            "proposal",
+            "at most one seal QC",
+            w.seal.len().to_string(),
+        ));
+    }
     Ok(Proposal {
         block: block_from(w.block),
         payload: w.payload.to_vec(),
         justify: qc_from(w.justify)?,
         tc: w.tc.into_iter().next().map(tc_from).transpose()?,
+        seal: w.seal.into_iter().next().map(qc_from).transpose()?,
         proposer: w.proposer,
         signature: sig(w.signature)?,
     })
@@ -260,6 +276,13 @@ pub fn encode(m: &Message) -> Vec<u8> {
         Message::Timeout(t) => frame(4, &tc_to(t)),
         Message::BlockRequest(h) => frame(5, h),
         Message::BlockResponse(p) => frame(6, &proposal_to(p)),
+        Message::Sync { high_qc, seal } => frame(
+            7,
+            &WireSync {
+                high_qc: qc_to(high_qc),
+                seal: seal.iter().map(qc_to).collect(),
+            },
+        ),
     }
 }
 
@@ -316,6 +339,19 @@ pub fn decode(bytes: &[u8]) -> Result<Message, ProtoError> {
         4 => Message::Timeout(tc_from(rlp(&mut buf)?)?),
         5 => Message::BlockRequest(rlp(&mut buf)?),
         6 => Message::BlockResponse(proposal_from(rlp(&mut buf)?)?),
+        7 => {
+            let w: WireSync = rlp(&mut buf)?;
+            if w.seal.len() > 1 {
+                return Err(ProtoError::Rlp {
+                    what: "consensus message",
+                    reason: "more than one seal QC".into(),
+                });
+            }
+            Message::Sync {
+                high_qc: qc_from(w.high_qc)?,
+                seal: w.seal.into_iter().next().map(qc_from).transpose()?,
+            }
+        }
         other => {
             return Err(ProtoError::invalid(
                 "consensus message kind",
@@ -399,6 +435,7 @@ mod tests {
             payload: b"block bytes".to_vec(),
             justify: qc(),
             tc: Some(tc.clone()),
+            seal: Some(qc()),
             proposer: 2,
             signature: vec![8; 65],
         };
@@ -421,6 +458,10 @@ mod tests {
             Message::Timeout(tc),
             Message::BlockRequest(Hash32([1; 32])),
             Message::BlockResponse(Proposal { tc: None, ..p }),
+            Message::Sync {
+                high_qc: qc(),
+                seal: Some(qc()),
+            },
         ]
     }
 

@@ -57,6 +57,16 @@
 //!     used (the proposal's, or the next to decide), never a height the TC names unsigned.
 //! 14. *A leader proposes once per round*, across crashes: the round is written
 //!     ([`SafetyState::last_proposed_round`]) before the proposal is sent.
+//! 15. *Validator sets hand over at a final block.* When the candidate is the last block of
+//!     its set (the schedule names another set for the next height), nobody proposes the
+//!     next height yet: the old set votes for that block again in the following round (its
+//!     seal, under rule 4's conditions as if for a child), and the block is final once the old
+//!     set has certified it in two consecutive rounds. Only then does the new set decide the
+//!     next height, in later rounds: its first proposal carries the two QCs (`justify` and
+//!     `seal`), and a new member votes for it only if the parent is final. So the two sets
+//!     never decide conflicting blocks in one round, and a TC of one set never unlocks the
+//!     other (rule 13). Every node also sends its highest QC on each timeout
+//!     ([`Message::Sync`]), so members of the new set learn the seal without taking part in it.
 //!
 //! Why not "finalize the parent of any new candidate": with one Byzantine validator, a block `B`
 //! certified in round 0 (seen by few) and a sibling `B'` certified in round 1 can both gather

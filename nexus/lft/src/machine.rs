@@ -152,6 +152,9 @@ pub struct Lft<C: Crypto> {
     requested: HashSet<Hash32>,
     pruned_below: u64,
     kept: Vec<Proposal>,
+    /// QCs on blocks at the last height of a validator set, by (block, round): two in
+    /// consecutive rounds seal the block (rule 15).
+    end_qcs: HashMap<(Hash32, u64), Qc>,
 }
 
 /// What identifies a verified QC: a digest of all of it, votes included. Caching by (round,
@@ -230,6 +233,7 @@ impl<C: Crypto> Lft<C> {
             requested: HashSet::new(),
             pruned_below: 0,
             kept: Vec::new(),
+            end_qcs: HashMap::new(),
         }
     }
 
@@ -293,6 +297,23 @@ impl<C: Crypto> Lft<C> {
         self.set_for(height)
             .index_of(&self.crypto.address())
             .map(|i| i as u32)
+    }
+
+    /// The height whose set decides now: the one above the candidate, except when the candidate
+    /// is the last block of its set and not yet final: then that set seals it first (rule 15).
+    fn deciding_height(&self) -> u64 {
+        let h = self.high_qc.height;
+        if self.schedule.ends_at(h) && self.committed.height < h {
+            h
+        } else {
+            h.saturating_add(1)
+        }
+    }
+
+    /// The QC one round below `qc` on the same block, when `qc` is on the last block of a set.
+    fn seal_below(&self, qc: &Qc) -> Option<Qc> {
+        let r = qc.round.checked_sub(1)?;
+        self.end_qcs.get(&(qc.block, r)).cloned()
     }
 
     fn leader(&self, round: u64, height: u64) -> Address {
@@ -397,7 +418,7 @@ impl<C: Crypto> Lft<C> {
             Message::Nil(n) => self.on_nil(n, &mut out),
             Message::Timeout(tc) => {
                 if tc.round >= self.round {
-                    let height = self.high_qc.height.saturating_add(1);
+                    let height = self.deciding_height();
                     if self.valid_tc(&tc, height) {
                         self.process_tc(tc, &mut out);
                     } else {
@@ -414,6 +435,26 @@ impl<C: Crypto> Lft<C> {
                 }
             }
             Message::BlockResponse(p) => self.on_block_response(p, &mut out),
+            Message::Sync { high_qc, seal } => {
+                if let Some(s) = seal {
+                    if s.block != high_qc.block || s.round.checked_add(1) != Some(high_qc.round) {
+                        self.refuse("a seal QC that is not one round below its high QC");
+                    } else if self.current_qc(&s) {
+                        if self.valid_qc(&s) {
+                            self.process_qc(s, &mut out);
+                        } else {
+                            self.refuse("invalid QC");
+                        }
+                    }
+                }
+                if self.refused.is_none() && self.current_qc(&high_qc) {
+                    if self.valid_qc(&high_qc) {
+                        self.process_qc(high_qc, &mut out);
+                    } else {
+                        self.refuse("invalid QC");
+                    }
+                }
+            }
         }
         if let Some(why) = self.refused.take() {
             out.push(Action::Refused(why));
@@ -508,6 +549,18 @@ impl<C: Crypto> Lft<C> {
         }
         self.proposed.insert(p.block.round, p.block.hash);
         self.flush_kept(out);
+        if let Some(s) = &p.seal {
+            if s.block == p.justify.block
+                && s.round.checked_add(1) == Some(p.justify.round)
+                && self.current_qc(s)
+            {
+                if self.valid_qc(s) {
+                    self.process_qc(s.clone(), out);
+                } else {
+                    self.refuse("invalid seal QC");
+                }
+            }
+        }
         self.process_qc(p.justify.clone(), out);
         if let Some(tc) = &p.tc {
             self.process_tc(tc.clone(), out);
@@ -525,6 +578,11 @@ impl<C: Crypto> Lft<C> {
             tc.round.checked_add(1) == Some(r) && p.justify.round >= tc.max_high_qc_round()
         });
         if !(chain_ok || tc_ok) {
+            self.send_nil(out);
+            return;
+        }
+        // Rule 15: the first block of a set extends a parent that its old set sealed.
+        if self.schedule.ends_at(p.justify.height) && self.committed.hash != p.block.parent {
             self.send_nil(out);
             return;
         }
@@ -589,7 +647,7 @@ impl<C: Crypto> Lft<C> {
     /// Sends this round's nil vote (once). Allowed after a yes vote in the same round, never
     /// before one: `last_voted_round` blocks yes votes once a nil is sent (rule 4).
     fn send_nil(&mut self, out: &mut Vec<Action>) {
-        let height = self.high_qc.height.saturating_add(1);
+        let height = self.deciding_height();
         let Some(me) = self.my_index(height) else {
             return;
         };
@@ -685,7 +743,7 @@ impl<C: Crypto> Lft<C> {
         // Nil votes of one round count together whatever height each was cast at (a validator
         // that was behind names a lower one); they are counted against the set of the current
         // height.
-        let set = self.set_for(self.high_qc.height.max(n.height)).clone();
+        let set = self.set_for(self.deciding_height().max(n.height)).clone();
         let Some(member) = self
             .set_for(n.height)
             .members
@@ -720,7 +778,7 @@ impl<C: Crypto> Lft<C> {
             return;
         }
         self.process_qc(n.high_qc.clone(), out);
-        let tc_height = self.high_qc.height.max(n.height);
+        let tc_height = self.deciding_height().max(n.height);
         let entry = self.nils.entry(n.round).or_default();
         entry.insert(n.voter, (n.height, n.high_qc.round, n.signature));
         let count = entry.len();
@@ -764,6 +822,11 @@ impl<C: Crypto> Lft<C> {
         if !self.current_qc(&qc) {
             return;
         }
+        if self.schedule.ends_at(qc.height) && qc.height > self.committed.height {
+            self.end_qcs
+                .entry((qc.block, qc.round))
+                .or_insert_with(|| qc.clone());
+        }
         if qc.round > self.high_qc.round {
             self.high_qc = qc.clone();
         }
@@ -791,6 +854,23 @@ impl<C: Crypto> Lft<C> {
     /// the rounds the certificates sign: `qc` (on `B'`) and `B'`'s justify (on `B`). The round a
     /// stored proposal names is not trusted for this (the application binds it into the hash).
     fn try_commit(&mut self, qc: &Qc, out: &mut Vec<Action>) {
+        // Rule 15: the last block of a set is final once its set certified it in two
+        // consecutive rounds.
+        if self.schedule.ends_at(qc.height) && qc.height > self.committed.height {
+            let pair = [
+                qc.round.checked_sub(1).map(|r| (qc.block, r)),
+                qc.round.checked_add(1).map(|r| (qc.block, r)),
+            ];
+            if pair.iter().flatten().any(|k| self.end_qcs.contains_key(k)) {
+                self.commit_chain(qc.clone(), qc, out);
+                if self.committed.hash == qc.block {
+                    // The next set takes over within this round (its leader builds now).
+                    let r = self.round;
+                    self.act_in_round(r, out);
+                }
+                return;
+            }
+        }
         if qc.height <= self.committed.height.saturating_add(1) {
             return;
         }
@@ -803,6 +883,14 @@ impl<C: Crypto> Lft<C> {
             return;
         }
         let target = child.justify.clone();
+        self.commit_chain(target, qc, out);
+    }
+
+    /// Makes `target.block` and its ancestors above the final block final (the QC of each is
+    /// its child's justify, the top one's is `target`); `trigger` is kept to retry when blocks
+    /// are missing.
+    fn commit_chain(&mut self, target: Qc, trigger: &Qc, out: &mut Vec<Action>) {
+        let qc = trigger;
         // Walk back from the parent to the last final block.
         let mut chain = Vec::new();
         let mut cur = target.block;
@@ -849,10 +937,12 @@ impl<C: Crypto> Lft<C> {
             return;
         }
         self.pruned_below = floor;
+        let committed_height = self.committed.height;
         self.blocks.retain(|_, p| p.block.height >= floor);
         let committed = self.committed.hash;
         self.anchors
             .retain(|h, b| b.height >= floor || *h == committed);
+        self.end_qcs.retain(|_, q| q.height >= committed_height);
         let round_floor = self.committed.round.saturating_sub(KEEP_HEIGHTS);
         self.verified_qcs.retain(|_, r| *r >= round_floor);
     }
@@ -892,9 +982,20 @@ impl<C: Crypto> Lft<C> {
             round: r,
             after_ms: self.timeout_ms(),
         });
-        let height = self.high_qc.height.saturating_add(1);
-        // A leader that already voted in this round (before a restart) may have proposed: it
-        // must not propose again, or it would equivocate.
+        self.act_in_round(r, out);
+    }
+
+    /// What this node does on entering round `r` (or when the last block of a set becomes
+    /// final within it): propose if it leads the round, or cast its seal vote when the last
+    /// block of a set awaits its seal (rule 15).
+    fn act_in_round(&mut self, r: u64, out: &mut Vec<Action>) {
+        let height = self.deciding_height();
+        if height == self.high_qc.height {
+            self.seal_vote(r, out);
+            return;
+        }
+        // A leader that already voted or proposed in this round (before a restart) must not
+        // propose again, or it would equivocate.
         if self.leader(r, height) == self.crypto.address()
             && self.safety.last_voted_round < r
             && self.safety.last_proposed_round < r
@@ -904,6 +1005,43 @@ impl<C: Crypto> Lft<C> {
                 None => self.request(self.high_qc.block, out),
             }
         }
+    }
+
+    /// Rule 15: a member of the candidate's set votes for the candidate again in round `r`, as
+    /// if for a child proposed in `r` (the candidate's QC of `r - 1`, or a TC of `r - 1` whose
+    /// high-QC rounds it covers); two such QCs in consecutive rounds make it final.
+    fn seal_vote(&mut self, r: u64, out: &mut Vec<Action>) {
+        let z = self.high_qc.clone();
+        let Some(me) = self.my_index(z.height) else {
+            return;
+        };
+        if self.safety.last_voted_round >= r || self.round != r {
+            return;
+        }
+        let chain_ok = z.round.checked_add(1) == Some(r);
+        let tc_ok = self.last_tc.as_ref().is_some_and(|tc| {
+            tc.round.checked_add(1) == Some(r) && z.round >= tc.max_high_qc_round()
+        });
+        if !(chain_ok || tc_ok) {
+            return;
+        }
+        self.safety.last_voted_round = r;
+        self.persist(out);
+        let vote = Vote {
+            round: r,
+            height: z.height,
+            block: z.block,
+            voter: me,
+            signature: self.crypto.sign(&vote_digest(
+                self.nid,
+                &self.channel,
+                z.height,
+                r,
+                &z.block,
+            )),
+        };
+        out.push(Action::Broadcast(Message::Vote(vote.clone())));
+        self.on_vote(vote, out);
     }
 
     /// The application built the block asked for by [`Action::BuildBlock`].
@@ -935,11 +1073,17 @@ impl<C: Crypto> Lft<C> {
         let signature = self
             .crypto
             .sign(&proposal_digest(self.nid, &self.channel, &block));
+        let seal = if self.schedule.ends_at(self.high_qc.height) {
+            self.seal_below(&self.high_qc)
+        } else {
+            None
+        };
         let p = Proposal {
             block,
             payload,
             justify: self.high_qc.clone(),
             tc,
+            seal,
             proposer: me,
             signature,
         };
@@ -962,6 +1106,12 @@ impl<C: Crypto> Lft<C> {
         if let Some(tc) = &self.last_tc {
             out.push(Action::Broadcast(Message::Timeout(tc.clone())));
         }
+        // The highest QC too: validators of a next set, and nodes that missed votes, cannot
+        // learn it from nil votes they are not part of.
+        out.push(Action::Broadcast(Message::Sync {
+            high_qc: self.high_qc.clone(),
+            seal: self.seal_below(&self.high_qc),
+        }));
         // Retry block sync that got no answer.
         self.requested.clear();
         if let Some(qc) = self.pending_commit.clone() {

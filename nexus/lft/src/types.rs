@@ -61,6 +61,9 @@ pub struct Proposal {
     pub justify: Qc,
     /// TC of the previous round, when `justify.round + 1 != block.round`.
     pub tc: Option<Tc>,
+    /// For the first block of a validator set: a QC on the parent one round below `justify`
+    /// (with `justify`, the proof that the old set sealed the parent: rule 15).
+    pub seal: Option<Qc>,
     /// Index of the proposer.
     pub proposer: u32,
     /// Proposer's signature over [`proposal_digest`].
@@ -113,6 +116,15 @@ pub enum Message {
     BlockRequest(Hash32),
     /// The proposal of a block asked for.
     BlockResponse(Proposal),
+    /// The sender's highest QC, with the QC one round below it on the same block when it holds
+    /// one (sent on timeouts, so that validators of the next set and nodes left behind learn
+    /// certificates they cannot get from nil votes).
+    Sync {
+        /// Highest QC.
+        high_qc: Qc,
+        /// A QC on the same block one round below.
+        seal: Option<Qc>,
+    },
 }
 
 fn digest(items: &[&dyn Encodable]) -> Hash32 {

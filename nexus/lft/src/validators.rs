@@ -46,6 +46,11 @@ impl ValidatorSchedule {
         self.entries.push((height, set));
     }
 
+    /// True when `height` is the last height of its set (the next height has another).
+    pub fn ends_at(&self, height: u64) -> bool {
+        self.at(height) != self.at(height.saturating_add(1))
+    }
+
     /// The set that votes on blocks at `height`.
     pub fn at(&self, height: u64) -> &ValidatorSet {
         let mut cur = &self.entries[0].1;

@@ -21,6 +21,22 @@ fn heal_and_progress(sim: &mut Sim, heal: u64, what: &str) -> Vec<u64> {
     let at_heal = sim.honest_heights();
     sim.run_until(heal + 8_000);
     let after = sim.honest_heights();
+    if std::env::var("TWINS_DEBUG").is_ok() {
+        for (k, n) in sim.nodes.iter().enumerate() {
+            if let Some(c) = &n.core {
+                eprintln!(
+                    "node {k} byz {:?} round {} high_qc r{} h{} committed h{} r{} chain {}",
+                    n.byz,
+                    c.round(),
+                    c.high_qc().round,
+                    c.high_qc().height,
+                    c.committed().height,
+                    c.committed().round,
+                    n.chain.len()
+                );
+            }
+        }
+    }
     for (k, (a, b)) in at_heal.iter().zip(&after).enumerate() {
         assert!(
             b >= &(a + 3),
@@ -174,5 +190,61 @@ fn votes_and_certificates_withheld_from_some_peers() {
     for seed in 0..200 {
         scripted_run(seed, Byz::SelectiveVoter);
         scripted_run(seed, Byz::SelectiveRelay);
+    }
+}
+
+/// Schedule 2: the set {0,1,2,3} hands over to {3,4,5,6} at height `CHANGE`; validator 3, the
+/// only one in both, is Byzantine (its key runs twice, one instance per side of per-round
+/// partitions around the change). The two sets must never decide in one round.
+fn handover_run(seed: u64) -> Vec<u64> {
+    const CHANGE: u64 = 5;
+    let mut sim = Sim::with_nodes(seed, None, 7, |a| {
+        let mut s = ValidatorSchedule::new(ValidatorSet {
+            members: a[..4].to_vec(),
+        });
+        s.change_at(
+            CHANGE,
+            ValidatorSet {
+                members: a[3..].to_vec(),
+            },
+        );
+        s
+    });
+    let all = vec![true; 8];
+    let t = sim.add_twin(3, all.clone(), all);
+    for i in 0..8 {
+        sim.boot(i);
+    }
+    let total = 8;
+    let rounds = 4 + sim.rng.below(14);
+    for r in 1..=rounds {
+        let groups = 2 + sim.rng.below(2);
+        let group: Vec<u64> = (0..total).map(|_| sim.rng.below(groups)).collect();
+        let links = (0..total)
+            .map(|a| (0..total).map(|c| group[a] == group[c]).collect())
+            .collect();
+        sim.round_links.insert(r, links);
+    }
+    sim.slow_percent = sim.rng.below(10);
+    let heal = 300 * rounds + sim.rng.below(2_000);
+    sim.schedule(heal, Ev::Crash(t));
+    sim.schedule(heal, Ev::HealRounds);
+    heal_and_progress(&mut sim, heal, "handover")
+}
+
+#[test]
+fn a_validator_set_handover_with_a_byzantine_member_of_both_sets() {
+    for seed in 0..seeds("HANDOVER_SEEDS", 300) {
+        handover_run(seed);
+    }
+}
+
+#[test]
+fn debug_one_handover_seed() {
+    if let Some(seed) = std::env::var("HANDOVER_DEBUG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        handover_run(seed);
     }
 }

@@ -147,6 +147,7 @@ impl Attacker {
             payload: encode_payload(block, txs),
             justify,
             tc: None,
+            seal: None,
             proposer: self.me,
             signature: self
                 .key

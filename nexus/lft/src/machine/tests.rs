@@ -89,6 +89,7 @@ impl Net {
             payload: vec![],
             justify: self.genesis_qc(),
             tc: None,
+            seal: None,
             proposer: leader as u32,
             signature,
         }
@@ -256,6 +257,7 @@ impl Net {
             payload: vec![],
             justify,
             tc: None,
+            seal: None,
             proposer: leader as u32,
             signature,
         }
@@ -487,5 +489,189 @@ fn a_leader_persists_its_proposal_round_and_never_builds_twice_for_it() {
             .iter()
             .any(|a| matches!(a, Action::BuildBlock { round: 1, .. })),
         "a restarted leader built a second block for round 1: {acts:?}"
+    );
+}
+
+/// Validators 0-3 decide heights 0 and 1; validators 4-7 decide from height 2 on.
+fn handover() -> (Vec<KeyPair>, ValidatorSchedule) {
+    let keys: Vec<KeyPair> = (0..8).map(|_| KeyPair::generate()).collect();
+    let set = |r: std::ops::Range<usize>| ValidatorSet {
+        members: keys[r].iter().map(|k| k.address()).collect(),
+    };
+    let mut s = ValidatorSchedule::new(set(0..4));
+    s.change_at(2, set(4..8));
+    (keys, s)
+}
+
+fn core_of(keys: &[KeyPair], me: usize, schedule: &ValidatorSchedule) -> Lft<Secp256k1Crypto> {
+    let net = Net::new();
+    let cfg = Config {
+        nid: 1,
+        channel: "public".into(),
+        schedule: schedule.clone(),
+        timeouts: Timeouts::default(),
+    };
+    Lft::new(
+        cfg,
+        Secp256k1Crypto(keys[me].clone()),
+        net.genesis,
+        net.genesis_qc(),
+        SafetyState::default(),
+    )
+}
+
+fn signed_vote(
+    keys: &[KeyPair],
+    who: usize,
+    index: u32,
+    round: u64,
+    height: u64,
+    b: Hash32,
+) -> Vote {
+    Vote {
+        round,
+        height,
+        block: b,
+        voter: index,
+        signature: keys[who]
+            .sign(&vote_digest(1, "public", height, round, &b))
+            .0
+            .to_vec(),
+    }
+}
+
+fn old_qc(keys: &[KeyPair], round: u64, height: u64, b: Hash32) -> Qc {
+    Qc {
+        round,
+        height,
+        block: b,
+        votes: (1..4)
+            .map(|i| {
+                (
+                    i as u32,
+                    signed_vote(keys, i, i as u32, round, height, b).signature,
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Height 1 is the last of the old set: the proposal of round 1 by its leader (validator 1).
+fn last_old_block(keys: &[KeyPair]) -> Proposal {
+    let genesis = Net::new().genesis;
+    let block = BlockRef {
+        hash: Hash32([0xa1; 32]),
+        parent: genesis.hash,
+        height: 1,
+        round: 1,
+    };
+    Proposal {
+        block,
+        payload: vec![],
+        justify: Net::new().genesis_qc(),
+        tc: None,
+        seal: None,
+        proposer: 1,
+        signature: keys[1]
+            .sign(&proposal_digest(1, "public", &block))
+            .0
+            .to_vec(),
+    }
+}
+
+/// Rule 15: the old set votes for its last block again in the next round (its seal) instead of
+/// leaving the next height to the new set, and two QCs in consecutive rounds make it final.
+#[test]
+fn the_last_block_of_a_set_is_sealed_by_its_own_set_in_the_next_round() {
+    let (keys, schedule) = handover();
+    let mut a = core_of(&keys, 0, &schedule);
+    a.start();
+    let p = last_old_block(&keys);
+    let z = p.block.hash;
+    a.on_message(Address::SYSTEM, Message::Proposal(p));
+    let mut acts = Vec::new();
+    for i in 1..4 {
+        acts.extend(a.on_message(
+            Address::SYSTEM,
+            Message::Vote(signed_vote(&keys, i, i as u32, 1, 1, z)),
+        ));
+    }
+    assert!(
+        !acts.iter().any(|x| matches!(x, Action::BuildBlock { .. })),
+        "nobody builds on the last block of a set before it is final"
+    );
+    assert!(
+        acts.iter().any(
+            |x| matches!(x, Action::Broadcast(Message::Vote(v)) if v.round == 2 && v.block == z)
+        ),
+        "the old set's member did not seal its last block in round 2: {acts:?}"
+    );
+    assert!(commits(&acts).is_empty());
+    let mut acts = Vec::new();
+    for i in 1..3 {
+        acts.extend(a.on_message(
+            Address::SYSTEM,
+            Message::Vote(signed_vote(&keys, i, i as u32, 2, 1, z)),
+        ));
+    }
+    assert_eq!(commits(&acts), vec![1], "sealed in rounds 1 and 2: final");
+}
+
+/// Rule 15: a validator of the new set does not vote for the first block of its set unless
+/// the parent is final (sealed by the old set); with the seal in the proposal, it does.
+#[test]
+fn the_first_block_of_a_set_needs_a_sealed_parent() {
+    let (keys, schedule) = handover();
+    let p = last_old_block(&keys);
+    let z = p.block.hash;
+    let first = |round: u64, justify: Qc, seal: Option<Qc>| {
+        let leader = 4 + (round % 4) as usize;
+        let block = BlockRef {
+            hash: Hash32([0xb0 + round as u8; 32]),
+            parent: z,
+            height: 2,
+            round,
+        };
+        Proposal {
+            block,
+            payload: vec![],
+            justify,
+            tc: None,
+            seal,
+            proposer: (round % 4) as u32,
+            signature: keys[leader]
+                .sign(&proposal_digest(1, "public", &block))
+                .0
+                .to_vec(),
+        }
+    };
+    // Unsealed: QC(Z, 1) only, proposed in round 2 by the new set.
+    let mut e = core_of(&keys, 5, &schedule);
+    e.start();
+    e.on_message(Address::SYSTEM, Message::Proposal(p.clone()));
+    let acts = e.on_message(
+        Address::SYSTEM,
+        Message::Proposal(first(2, old_qc(&keys, 1, 1, z), None)),
+    );
+    assert!(
+        !acts.iter().any(|x| matches!(x, Action::CheckBlock(_))),
+        "a new-set validator would vote on an unsealed parent: {acts:?}"
+    );
+    // Sealed: QC(Z, 2) with QC(Z, 1) below it, proposed in round 3.
+    let mut e = core_of(&keys, 5, &schedule);
+    e.start();
+    e.on_message(Address::SYSTEM, Message::Proposal(p));
+    let acts = e.on_message(
+        Address::SYSTEM,
+        Message::Proposal(first(
+            3,
+            old_qc(&keys, 2, 1, z),
+            Some(old_qc(&keys, 1, 1, z)),
+        )),
+    );
+    assert_eq!(commits(&acts), vec![1], "{acts:?}");
+    assert!(
+        acts.iter().any(|x| matches!(x, Action::CheckBlock(_))),
+        "{acts:?}"
     );
 }

@@ -108,6 +108,7 @@ impl Sim {
                                 payload: vec![],
                                 justify: forged_qc,
                                 tc: None,
+                                seal: None,
                                 proposer: i as u32,
                                 signature: sig,
                             }),

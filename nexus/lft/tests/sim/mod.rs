@@ -509,6 +509,7 @@ impl Sim {
             Message::Vote(v) => Some(v.round),
             Message::Nil(n) => Some(n.round),
             Message::Timeout(tc) => Some(tc.round),
+            Message::Sync { high_qc, .. } => Some(high_qc.round),
             Message::BlockRequest(_) | Message::BlockResponse(_) => None,
         };
         if let Some(links) = round.and_then(|r| self.round_links.get(&r)) {
@@ -540,6 +541,7 @@ impl Sim {
                 Message::BlockRequest(_) => "req".into(),
                 Message::Timeout(t) => format!("tc r{}", t.round),
                 Message::BlockResponse(_) => "resp".into(),
+                Message::Sync { high_qc, .. } => format!("sync hq r{}", high_qc.round),
             };
             eprintln!("t{} {from}->{to} {kind}", self.now);
         }
