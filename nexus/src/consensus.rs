@@ -85,7 +85,10 @@ pub fn schedule_of(chain: &Chain) -> nexus_lft::ValidatorSchedule {
     for (h, set) in entries {
         s.change_at(h, nexus_lft::ValidatorSet { members: set });
     }
-    s
+    // Changes are announced at least CHANGE_MARGIN blocks ahead: the sets are certain up to the
+    // head plus the margin, and unknown beyond.
+    let head = chain.head().header.height;
+    s.known_through(head.saturating_add(crate::score::chain_score::CHANGE_MARGIN))
 }
 
 /// Connects one LFT core to one chain.
@@ -169,7 +172,7 @@ impl Driver {
                 Action::Commit { block, payload, qc } => {
                     self.commit(block, &payload, &qc)?;
                     // A final block may schedule a validator-set change: tell consensus.
-                    core.set_schedule(schedule_of(&self.chain));
+                    queue.extend(core.set_schedule(schedule_of(&self.chain)));
                 }
                 other => out.push(other),
             }

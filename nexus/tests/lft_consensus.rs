@@ -424,7 +424,7 @@ fn an_admin_transaction_changes_the_validator_set_at_its_height() {
         Value::Object(t.sign(from).expect("sign").raw)
     };
     assert!(net.run_until(10_000, |n| n.vals[0].chain.head().header.height >= 2));
-    let at = net.vals[0].chain.head().header.height + 20;
+    let at = net.vals[0].chain.head().header.height + nexus::score::chain_score::CHANGE_MARGIN + 10;
 
     // Only the admin may change the set; alice is the admin.
     let mallory = &keys[4];

@@ -91,6 +91,7 @@ mod validators;
 pub use crypto::{Crypto, Secp256k1Crypto};
 pub use machine::{
     Action, Config, Lft, SafetyState, Timeouts, FUTURE_HEIGHTS, FUTURE_ROUNDS, KEEP_HEIGHTS,
+    MAX_SYNC_BLOCKS,
 };
 pub use types::{
     nil_digest, proposal_digest, vote_digest, BlockRef, Message, Nil, Proposal, Qc, Tc, Vote,

@@ -109,6 +109,10 @@ pub const FUTURE_ROUNDS: u64 = 64;
 /// Heights ahead of the final block for which votes and proposals are kept.
 pub const FUTURE_HEIGHTS: u64 = 64;
 
+/// Most blocks kept for catch-up beyond the schedule's horizon (rule 16); a node further
+/// behind catches up in steps, as final blocks let it learn later sets.
+pub const MAX_SYNC_BLOCKS: usize = 1024;
+
 /// Nil votes of one round: voter -> (height cast at, high-QC round, signature).
 type NilVotes = BTreeMap<u32, (u64, u64, Vec<u8>)>;
 
@@ -155,6 +159,11 @@ pub struct Lft<C: Crypto> {
     /// QCs on blocks at the last height of a validator set, by (block, round): two in
     /// consecutive rounds seal the block (rule 15).
     end_qcs: HashMap<(Hash32, u64), Qc>,
+    /// Catch-up (rule 16): proposals fetched for heights beyond the schedule's horizon, judged
+    /// once blocks below them are final and the sets of their heights are known.
+    sync_blocks: HashMap<Hash32, Proposal>,
+    /// The highest certificate seen beyond the horizon: where catch-up heads.
+    sync_tip: Option<Qc>,
 }
 
 /// What identifies a verified QC: a digest of all of it, votes included. Caching by (round,
@@ -234,6 +243,8 @@ impl<C: Crypto> Lft<C> {
             pruned_below: 0,
             kept: Vec::new(),
             end_qcs: HashMap::new(),
+            sync_blocks: HashMap::new(),
+            sync_tip: None,
         }
     }
 
@@ -246,9 +257,15 @@ impl<C: Crypto> Lft<C> {
     }
 
     /// Replaces the validator schedule (changes apply at their heights; the application calls
-    /// this when a change becomes final, ahead of the height it names).
-    pub fn set_schedule(&mut self, schedule: ValidatorSchedule) {
+    /// this after each final block, as its horizon moves up and changes become final). Blocks
+    /// fetched beyond the old horizon are judged now (rule 16).
+    pub fn set_schedule(&mut self, schedule: ValidatorSchedule) -> Vec<Action> {
         self.schedule = schedule;
+        let mut out = Vec::new();
+        self.advance_sync(&mut out);
+        // Refusals met while catching up concern blocks fetched earlier, not a message now.
+        self.refused = None;
+        out
     }
 
     /// This validator's address.
@@ -378,6 +395,91 @@ impl<C: Crypto> Lft<C> {
             && height <= self.committed.height.saturating_add(FUTURE_HEIGHTS)
     }
 
+    /// Rule 16: a certificate above the heights whose sets this node knows is not judged; it
+    /// only says where the others are. Fetch its block, then its ancestors, down to the final
+    /// block; they are checked in height order as the schedule learns their sets.
+    fn start_sync(&mut self, qc: Qc, out: &mut Vec<Action>) {
+        if qc.height <= self.committed.height.saturating_add(1)
+            || self
+                .sync_tip
+                .as_ref()
+                .is_some_and(|t| t.height >= qc.height)
+        {
+            return;
+        }
+        let block = qc.block;
+        self.sync_tip = Some(qc);
+        self.request(block, out);
+    }
+
+    /// Keeps a fetched block beyond the horizon (bounded), and fetches its parent.
+    fn keep_for_sync(&mut self, p: Proposal, out: &mut Vec<Action>) {
+        if self.sync_blocks.len() >= MAX_SYNC_BLOCKS {
+            return;
+        }
+        let parent = p.block.parent;
+        let parent_height = p.block.height.saturating_sub(1);
+        self.sync_blocks.insert(p.block.hash, p);
+        if parent_height > self.committed.height
+            && !self.blocks.contains_key(&parent)
+            && !self.sync_blocks.contains_key(&parent)
+        {
+            self.request(parent, out);
+        }
+    }
+
+    /// Asks again for what catch-up still misses: the target's block, and the parent of the
+    /// lowest block fetched.
+    fn resume_sync_walk(&mut self, out: &mut Vec<Action>) {
+        if let Some(tip) = &self.sync_tip {
+            let b = tip.block;
+            if !self.sync_blocks.contains_key(&b) && !self.blocks.contains_key(&b) {
+                self.request(b, out);
+            }
+        }
+        let lowest = self
+            .sync_blocks
+            .values()
+            .min_by_key(|p| p.block.height)
+            .map(|p| (p.block.parent, p.block.height));
+        if let Some((parent, height)) = lowest {
+            if height.saturating_sub(1) > self.committed.height
+                && !self.blocks.contains_key(&parent)
+            {
+                self.request(parent, out);
+            }
+        }
+    }
+
+    /// Judges the fetched blocks that the schedule now covers (in height order, as any
+    /// proposal), then the catch-up target once its set is known.
+    fn advance_sync(&mut self, out: &mut Vec<Action>) {
+        let horizon = self.schedule.horizon();
+        let mut ready: Vec<Proposal> = self
+            .sync_blocks
+            .values()
+            .filter(|p| p.block.height <= horizon)
+            .cloned()
+            .collect();
+        ready.sort_by_key(|p| p.block.height);
+        for p in ready {
+            self.sync_blocks.remove(&p.block.hash);
+            if p.block.height > self.committed.height && self.accept_proposal(&p) {
+                self.flush_kept(out);
+                self.process_qc(p.justify.clone(), out);
+            }
+        }
+        if let Some(tip) = self.sync_tip.clone() {
+            if tip.height <= horizon {
+                self.sync_tip = None;
+                if self.current_qc(&tip) && self.valid_qc(&tip) {
+                    self.process_qc(tip, out);
+                }
+            }
+        }
+        self.retry_commits(out);
+    }
+
     /// Checks a TC: a quorum of distinct members' nil votes, each signature valid, and a valid
     /// QC at least as high as every high-QC round the nil votes report (rule 12).
     /// The nil votes are counted against the set of `height`: the height of the proposal that
@@ -412,6 +514,17 @@ impl<C: Crypto> Lft<C> {
     pub fn on_message(&mut self, from: Address, msg: Message) -> Vec<Action> {
         let mut out = Vec::new();
         self.refused = None;
+        // Above the schedule's horizon this node may judge with a set that has changed since
+        // (rule 16): what fails there is dropped without blaming the sender.
+        let height = match &msg {
+            Message::Proposal(p) | Message::BlockResponse(p) => p.block.height,
+            Message::Vote(v) => v.height,
+            Message::Nil(n) => n.height.max(n.high_qc.height),
+            Message::Timeout(tc) => tc.height.max(tc.high_qc.height),
+            Message::Sync { high_qc, .. } => high_qc.height,
+            Message::BlockRequest(_) => 0,
+        };
+        let unsure = height > self.schedule.horizon();
         match msg {
             Message::Proposal(p) => self.on_proposal(p, &mut out),
             Message::Vote(v) => self.on_vote(v, &mut out),
@@ -436,7 +549,7 @@ impl<C: Crypto> Lft<C> {
             }
             Message::BlockResponse(p) => self.on_block_response(p, &mut out),
             Message::Sync { high_qc, seal } => {
-                if let Some(s) = seal {
+                if let Some(s) = seal.filter(|s| s.height <= self.schedule.horizon()) {
                     if s.block != high_qc.block || s.round.checked_add(1) != Some(high_qc.round) {
                         self.refuse("a seal QC that is not one round below its high QC");
                     } else if self.current_qc(&s) {
@@ -447,7 +560,9 @@ impl<C: Crypto> Lft<C> {
                         }
                     }
                 }
-                if self.refused.is_none() && self.current_qc(&high_qc) {
+                if high_qc.height > self.schedule.horizon() {
+                    self.start_sync(high_qc, &mut out);
+                } else if self.refused.is_none() && self.current_qc(&high_qc) {
                     if self.valid_qc(&high_qc) {
                         self.process_qc(high_qc, &mut out);
                     } else {
@@ -457,7 +572,9 @@ impl<C: Crypto> Lft<C> {
             }
         }
         if let Some(why) = self.refused.take() {
-            out.push(Action::Refused(why));
+            if !unsure {
+                out.push(Action::Refused(why));
+            }
         }
         out
     }
@@ -529,7 +646,9 @@ impl<C: Crypto> Lft<C> {
     fn on_proposal(&mut self, p: Proposal, out: &mut Vec<Action>) {
         if !self.in_window(p.block.round, p.block.height) {
             // Not kept; its certificate still tells a node that is behind where the others are.
-            if self.valid_qc(&p.justify) {
+            if p.justify.height > self.schedule.horizon() {
+                self.start_sync(p.justify, out);
+            } else if self.valid_qc(&p.justify) {
                 self.process_qc(p.justify, out);
             }
             return;
@@ -875,8 +994,10 @@ impl<C: Crypto> Lft<C> {
             return;
         }
         let Some(child) = self.blocks.get(&qc.block) else {
-            self.pending_commit = Some(qc.clone());
-            self.request(qc.block, out);
+            self.note_pending(qc);
+            if !self.sync_blocks.contains_key(&qc.block) {
+                self.request(qc.block, out);
+            }
             return;
         };
         if child.block.round != qc.round || child.justify.round.checked_add(1) != Some(qc.round) {
@@ -894,21 +1015,38 @@ impl<C: Crypto> Lft<C> {
         // Walk back from the parent to the last final block.
         let mut chain = Vec::new();
         let mut cur = target.block;
+        // Blocks fetched beyond the horizon are on the way but not judged yet (rule 16).
+        let mut unjudged = false;
         while cur != self.committed.hash {
-            match self.blocks.get(&cur) {
-                Some(p) if p.block.height > self.committed.height => {
-                    chain.push(p.clone());
-                    cur = p.block.parent;
+            if let Some(p) = self.blocks.get(&cur) {
+                if p.block.height <= self.committed.height {
+                    return; // a fork below the final block: never final
                 }
-                Some(_) => return, // a fork below the final block: never final
-                None => {
-                    self.pending_commit = Some(qc.clone());
-                    self.request(cur, out);
+                chain.push(p.clone());
+                cur = p.block.parent;
+            } else if let Some(p) = self.sync_blocks.get(&cur) {
+                if p.block.height <= self.committed.height {
                     return;
                 }
+                unjudged = true;
+                cur = p.block.parent;
+            } else {
+                self.note_pending(qc);
+                self.request(cur, out);
+                return;
             }
         }
-        self.pending_commit = None;
+        if unjudged {
+            self.note_pending(qc);
+            return;
+        }
+        if self
+            .pending_commit
+            .as_ref()
+            .is_some_and(|p| p.height <= target.height.saturating_add(1))
+        {
+            self.pending_commit = None;
+        }
         chain.reverse();
         // The QC of each block is the justify of its child; the top one's is `target`.
         let qcs: Vec<Qc> = chain
@@ -929,6 +1067,46 @@ impl<C: Crypto> Lft<C> {
         self.prune();
     }
 
+    /// Tries again every certificate that may finalize blocks now that more of the chain is
+    /// here: the pending one, then the justify of each held block, highest first (blocks
+    /// fetched while catching up arrive top down, so their certificates came before the
+    /// ancestors they finalize).
+    fn retry_commits(&mut self, out: &mut Vec<Action>) {
+        if let Some(qc) = self.pending_commit.clone() {
+            self.try_commit(&qc, out);
+        }
+        let floor = self.committed.height.saturating_add(1);
+        let mut held: Vec<Qc> = self
+            .blocks
+            .values()
+            .filter(|p| p.block.height > floor)
+            .map(|p| p.justify.clone())
+            .collect();
+        held.sort_by_key(|q| std::cmp::Reverse((q.height, q.round)));
+        for q in held {
+            if q.height <= self.committed.height.saturating_add(1) {
+                break;
+            }
+            let before = self.committed.height;
+            self.try_commit(&q, out);
+            if self.committed.height > before {
+                break;
+            }
+        }
+    }
+
+    /// Remembers the highest certificate that could not finalize for want of blocks; it is
+    /// tried again as blocks arrive and on timeouts.
+    fn note_pending(&mut self, qc: &Qc) {
+        if self
+            .pending_commit
+            .as_ref()
+            .is_none_or(|p| (p.height, p.round) < (qc.height, qc.round))
+        {
+            self.pending_commit = Some(qc.clone());
+        }
+    }
+
     /// Keeps memory bounded: blocks, anchors and verified QCs more than [`KEEP_HEIGHTS`]
     /// below the final block are dropped (older blocks are served from storage).
     fn prune(&mut self) {
@@ -943,6 +1121,8 @@ impl<C: Crypto> Lft<C> {
         self.anchors
             .retain(|h, b| b.height >= floor || *h == committed);
         self.end_qcs.retain(|_, q| q.height >= committed_height);
+        self.sync_blocks
+            .retain(|_, p| p.block.height > committed_height);
         let round_floor = self.committed.round.saturating_sub(KEEP_HEIGHTS);
         self.verified_qcs.retain(|_, r| *r >= round_floor);
     }
@@ -954,14 +1134,19 @@ impl<C: Crypto> Lft<C> {
     }
 
     fn on_block_response(&mut self, p: Proposal, out: &mut Vec<Action>) {
-        if !self.requested.remove(&p.block.hash) || !self.accept_proposal(&p) {
+        if !self.requested.remove(&p.block.hash) || p.block.height <= self.committed.height {
+            return;
+        }
+        if p.block.height > self.schedule.horizon() {
+            self.keep_for_sync(p, out);
+            return;
+        }
+        if !self.accept_proposal(&p) {
             return;
         }
         self.flush_kept(out);
         self.process_qc(p.justify.clone(), out);
-        if let Some(qc) = self.pending_commit.clone() {
-            self.try_commit(&qc, out);
-        }
+        self.retry_commits(out);
     }
 
     fn enter_round(&mut self, r: u64, out: &mut Vec<Action>) {
@@ -1112,11 +1297,10 @@ impl<C: Crypto> Lft<C> {
             high_qc: self.high_qc.clone(),
             seal: self.seal_below(&self.high_qc),
         }));
-        // Retry block sync that got no answer.
+        // Retry block sync that got no answer, catch-up included.
         self.requested.clear();
-        if let Some(qc) = self.pending_commit.clone() {
-            self.try_commit(&qc, &mut out);
-        }
+        self.resume_sync_walk(&mut out);
+        self.retry_commits(&mut out);
         self.failures = self.failures.saturating_add(1);
         out.push(Action::SetTimer {
             round,

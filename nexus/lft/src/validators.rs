@@ -30,6 +30,7 @@ impl ValidatorSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatorSchedule {
     entries: Vec<(u64, ValidatorSet)>,
+    known_through: u64,
 }
 
 impl ValidatorSchedule {
@@ -37,7 +38,21 @@ impl ValidatorSchedule {
     pub fn new(genesis: ValidatorSet) -> Self {
         ValidatorSchedule {
             entries: vec![(0, genesis)],
+            known_through: u64::MAX,
         }
+    }
+
+    /// Declares the schedule complete only through `height`: changes for later heights may
+    /// exist that this node has not learned yet (a node's schedule comes from its final state,
+    /// and a change is announced a margin ahead). Certificates above it are not judged.
+    pub fn known_through(mut self, height: u64) -> Self {
+        self.known_through = height;
+        self
+    }
+
+    /// The last height whose set this schedule is sure of.
+    pub fn horizon(&self) -> u64 {
+        self.known_through
     }
 
     /// Adds a set that applies from `height` on (heights must increase).

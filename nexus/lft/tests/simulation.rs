@@ -16,6 +16,8 @@ use sim::{Ev, Sim, KINDS, N};
 fn run(seed: u64) -> (Vec<u64>, u64) {
     let byz = KINDS[(seed % KINDS.len() as u64) as usize];
     let mut sim = Sim::new(seed, byz);
+    // As a Nexus node: sets certain only up to the final height plus a margin.
+    sim.announce = Some((0, nexus_lft::FUTURE_HEIGHTS));
     for i in 0..N {
         sim.boot(i);
     }

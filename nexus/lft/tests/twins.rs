@@ -248,3 +248,76 @@ fn debug_one_handover_seed() {
         handover_run(seed);
     }
 }
+
+/// Schedule 5: a validator down while a set change is announced (at height 2, for height
+/// 2 + 64) restarts far behind, with a schedule that does not know the change yet. It must
+/// fetch the blocks, judge them in height order as it learns the new set, and rejoin: after
+/// validator 0 crashes, the new set {0,1,2,4} can finalize only with it.
+fn rejoin_run(seed: u64) -> Vec<u64> {
+    const CHANGE: u64 = 2 + nexus_lft::FUTURE_HEIGHTS;
+    let mut sim = Sim::with_nodes(seed, None, 5, |a| {
+        let mut s = ValidatorSchedule::new(ValidatorSet {
+            members: a[..4].to_vec(),
+        });
+        s.change_at(
+            CHANGE,
+            ValidatorSet {
+                members: vec![a[0], a[1], a[2], a[4]],
+            },
+        );
+        s
+    });
+    sim.announce = Some((2, nexus_lft::FUTURE_HEIGHTS));
+    for i in 0..5 {
+        sim.boot(i);
+    }
+    sim.schedule(20, Ev::Crash(1));
+    // Back once the others are past the change.
+    let mut back = 0;
+    while back < 30_000 {
+        back += 500;
+        sim.run_until(back);
+        if sim.nodes[0].chain.len() as u64 > CHANGE + 20 {
+            break;
+        }
+    }
+    sim.schedule(back, Ev::Restart(1));
+    let crash = back + 3_000;
+    sim.run_until(crash);
+    let h1 = sim.nodes[1].chain.len();
+    sim.schedule(crash, Ev::Crash(0));
+    sim.run_until(crash + 8_000);
+    let heights: Vec<u64> = [1, 2, 4]
+        .iter()
+        .map(|k| sim.nodes[*k].chain.len() as u64)
+        .collect();
+    let at_crash = sim.nodes[0].chain.len() as u64;
+    let states: Vec<String> = sim
+        .nodes
+        .iter()
+        .map(|n| match &n.core {
+            Some(c) => format!(
+                "{}(r{} hq r{} h{})",
+                n.chain.len(),
+                c.round(),
+                c.high_qc().round,
+                c.high_qc().height
+            ),
+            None => "down".into(),
+        })
+        .collect();
+    for (k, h) in [1, 2, 4].iter().zip(&heights) {
+        assert!(
+            *h > at_crash + 5,
+            "seed {seed}: validator {k} at {h} after validator 0 stopped at {at_crash} (validator 1 had {h1} blocks 3 s after its restart at {back} ms); now {states:?}"
+        );
+    }
+    heights
+}
+
+#[test]
+fn a_validator_behind_a_set_change_rejoins() {
+    for seed in 0..seeds("REJOIN_SEEDS", 50) {
+        rejoin_run(seed);
+    }
+}

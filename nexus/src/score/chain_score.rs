@@ -17,8 +17,10 @@ use nexus_proto::block::{decode_validators, encode_validators, MAX_VALIDATORS};
 use nexus_proto::{value, Address};
 use serde_json::{json, Map, Value};
 
-/// Least distance between the block with a change and the height it applies from.
-pub const CHANGE_MARGIN: u64 = 10;
+/// Least distance between the block with a change and the height it applies from: as far as
+/// consensus looks ahead of the final block (`nexus_lft::FUTURE_HEIGHTS`), so that a node knows
+/// the set of every height it votes on or catches up through from its own final state.
+pub const CHANGE_MARGIN: u64 = nexus_lft::FUTURE_HEIGHTS;
 
 const EVENT: &str = "ValidatorsChanged(int,bytes)";
 

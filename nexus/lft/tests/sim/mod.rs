@@ -155,6 +155,10 @@ pub(crate) struct Sim {
     pub(crate) delivered: u64,
     /// Block hashes ignore the round (the application before issue 13).
     pub(crate) legacy_hash: bool,
+    /// Set changes become known to a node only once it has finalized the height that announces
+    /// them (height, margin): its schedule is certain up to its final height plus the margin,
+    /// as a Nexus node's, which reads it from its final state.
+    pub(crate) announce: Option<(u64, u64)>,
     /// Share of messages held back by up to 400 ms more, in percent.
     pub(crate) slow_percent: u64,
     /// Which directed links deliver (`links[from][to]`; `None`: all).
@@ -259,6 +263,7 @@ impl Sim {
             delivered: 0,
             legacy_hash: false,
             slow_percent: 0,
+            announce: None,
             links: None,
             round_links: HashMap::new(),
             seen_nils: BTreeMap::new(),
@@ -302,6 +307,21 @@ impl Sim {
         t
     }
 
+    /// The schedule a node knows once `height` is final (see `announce`).
+    pub(crate) fn schedule_known_at(&self, height: u64) -> ValidatorSchedule {
+        match self.announce {
+            None => self.schedule.clone(),
+            Some((at, margin)) => {
+                let s = if height >= at {
+                    self.schedule.clone()
+                } else {
+                    ValidatorSchedule::new(self.schedule.at(0).clone())
+                };
+                s.known_through(height + margin)
+            }
+        }
+    }
+
     pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq)));
@@ -309,9 +329,8 @@ impl Sim {
     }
 
     pub(crate) fn boot(&mut self, i: usize) {
-        let n = &mut self.nodes[i];
-        n.life += 1;
-        let (committed, qc) = n
+        self.nodes[i].life += 1;
+        let (committed, qc) = self.nodes[i]
             .chain
             .last()
             .cloned()
@@ -319,9 +338,10 @@ impl Sim {
         let cfg = Config {
             nid: NID,
             channel: CH.into(),
-            schedule: self.schedule.clone(),
+            schedule: self.schedule_known_at(committed.height),
             timeouts: TIMEOUTS,
         };
+        let n = &mut self.nodes[i];
         let core = Lft::new(cfg, n.crypto.clone(), committed, qc, n.persisted.clone());
         n.core = Some(core);
         let acts = self.nodes[i]
@@ -454,7 +474,16 @@ impl Sim {
                         .unwrap_or_default();
                     queue.extend(more);
                 }
-                Action::Commit { block, qc, .. } => self.on_commit(i, block, qc),
+                Action::Commit { block, qc, .. } => {
+                    self.on_commit(i, block, qc);
+                    let known = self.schedule_known_at(block.height);
+                    let more = self.nodes[i]
+                        .core
+                        .as_mut()
+                        .map(|c| c.set_schedule(known))
+                        .unwrap_or_default();
+                    queue.extend(more);
+                }
                 Action::Send { to, msg } => {
                     if let Some(to) = self.addrs.iter().position(|a| *a == to) {
                         self.send(i, to, msg);
@@ -538,9 +567,9 @@ impl Sim {
                     "nil r{} h{} by {} hq r{}",
                     n.round, n.height, n.voter, n.high_qc.round
                 ),
-                Message::BlockRequest(_) => "req".into(),
+                Message::BlockRequest(h) => format!("req {}", h.0[0]),
                 Message::Timeout(t) => format!("tc r{}", t.round),
-                Message::BlockResponse(_) => "resp".into(),
+                Message::BlockResponse(p) => format!("resp h{} r{}", p.block.height, p.block.round),
                 Message::Sync { high_qc, .. } => format!("sync hq r{}", high_qc.round),
             };
             eprintln!("t{} {from}->{to} {kind}", self.now);
