@@ -110,7 +110,7 @@ pub const FUTURE_ROUNDS: u64 = 64;
 pub const FUTURE_HEIGHTS: u64 = 64;
 
 /// Most blocks kept for catch-up beyond the schedule's horizon (rule 16); a node further
-/// behind catches up in steps, as final blocks let it learn later sets.
+/// behind keeps the lowest and catches up in steps of this size.
 pub const MAX_SYNC_BLOCKS: usize = 1024;
 
 /// Nil votes of one round: voter -> (height cast at, high-QC round, signature).
@@ -412,10 +412,22 @@ impl<C: Crypto> Lft<C> {
         self.request(block, out);
     }
 
-    /// Keeps a fetched block beyond the horizon (bounded), and fetches its parent.
+    /// Keeps a fetched block beyond the horizon, and fetches its parent. At most
+    /// [`MAX_SYNC_BLOCKS`] are kept, the lowest: the walk down from the target always reaches
+    /// the final block, and the blocks dropped above are fetched again by a later walk.
     fn keep_for_sync(&mut self, p: Proposal, out: &mut Vec<Action>) {
         if self.sync_blocks.len() >= MAX_SYNC_BLOCKS {
-            return;
+            let highest = self
+                .sync_blocks
+                .values()
+                .max_by_key(|q| q.block.height)
+                .map(|q| (q.block.hash, q.block.height));
+            match highest {
+                Some((h, height)) if height > p.block.height => {
+                    self.sync_blocks.remove(&h);
+                }
+                _ => return,
+            }
         }
         let parent = p.block.parent;
         let parent_height = p.block.height.saturating_sub(1);

@@ -181,3 +181,35 @@ fn validator_set_changes_at_an_explicit_height() {
         }
     }
 }
+
+/// A validator down while the others finalize more than `MAX_SYNC_BLOCKS` + 64 blocks comes
+/// back with a schedule certain only 64 heights above its final block: it catches up in steps
+/// (keeping the lowest fetched blocks, judging them, walking down again) and votes again.
+#[test]
+fn a_validator_far_behind_catches_up_in_steps() {
+    let mut sim = Sim::new(5, None);
+    sim.announce = Some((0, nexus_lft::FUTURE_HEIGHTS));
+    for i in 0..N {
+        sim.boot(i);
+    }
+    sim.schedule(50, Ev::Crash(3));
+    let gap = nexus_lft::MAX_SYNC_BLOCKS as u64 + 2 * nexus_lft::FUTURE_HEIGHTS;
+    let mut t = 0;
+    while (sim.nodes[0].chain.len() as u64) < gap {
+        t += 1_000;
+        assert!(t < 600_000, "the others did not get {gap} blocks ahead");
+        sim.run_until(t);
+    }
+    sim.schedule(t, Ev::Restart(3));
+    let target = sim.nodes[0].chain.len() as u64;
+    let mut until = t;
+    while (sim.nodes[3].chain.len() as u64) < target {
+        until += 1_000;
+        assert!(
+            until < t + 120_000,
+            "validator 3 stopped at {} of {target}",
+            sim.nodes[3].chain.len()
+        );
+        sim.run_until(until);
+    }
+}

@@ -135,6 +135,7 @@ pub(crate) struct Node {
     pub(crate) life: u64,
     pub(crate) persisted: SafetyState,
     pub(crate) chain: Vec<(BlockRef, Qc)>,
+    pub(crate) archive: HashMap<Hash32, Proposal>,
 }
 
 pub(crate) struct Sim {
@@ -243,6 +244,7 @@ impl Sim {
                 life: 0,
                 persisted: SafetyState::default(),
                 chain: vec![],
+                archive: HashMap::new(),
             })
             .collect();
         Sim {
@@ -302,6 +304,7 @@ impl Sim {
             life: 0,
             persisted: SafetyState::default(),
             chain: vec![],
+            archive: HashMap::new(),
         });
         self.addrs.push(self.addrs[b]);
         t
@@ -428,7 +431,12 @@ impl Sim {
             let byz = self.nodes[i].byz;
             match a {
                 Action::Persist(s) => self.nodes[i].persisted = s,
-                Action::Keep(_) | Action::Refused(_) => {}
+                // Kept proposals are the node's storage: it serves block sync from them once
+                // its core has pruned them (as a Nexus node serves from RocksDB).
+                Action::Keep(p) => {
+                    self.nodes[i].archive.insert(p.block.hash, p);
+                }
+                Action::Refused(_) => {}
                 Action::SetTimer { round, after_ms } => {
                     if std::env::var("LFT_TRACE").is_ok() {
                         eprintln!("t{} node {i} timer r{round} +{after_ms}", self.now);
@@ -600,11 +608,21 @@ impl Sim {
         }
         self.observe(to, &msg);
         let from_addr = self.addrs[from];
+        let asked = match &msg {
+            Message::BlockRequest(h) => Some(*h),
+            _ => None,
+        };
         let acts = self.nodes[to]
             .core
             .as_mut()
             .map(|c| c.on_message(from_addr, msg))
             .unwrap_or_default();
+        let answered = acts.iter().any(|a| matches!(a, Action::Send { .. }));
+        if let (Some(h), false) = (asked, answered) {
+            if let Some(p) = self.nodes[to].archive.get(&h).cloned() {
+                self.send(to, from, Message::BlockResponse(p));
+            }
+        }
         self.run_actions(to, acts);
     }
 
