@@ -56,7 +56,9 @@
 //!     the final block; a TC's nil votes are counted against the set of the height where it is
 //!     used (the proposal's, or the next to decide), never a height the TC names unsigned.
 //! 14. *A leader proposes once per round*, across crashes: the round is written
-//!     ([`SafetyState::last_proposed_round`]) before the proposal is sent.
+//!     ([`SafetyState::last_proposed_round`]) before the proposal is sent. A leader that has
+//!     not proposed yet and whose candidate moves within the round (a QC of an earlier round
+//!     arrives late) is asked to build on the new candidate.
 //! 15. *Validator sets hand over at a final block.* When the candidate is the last block of
 //!     its set (the schedule names another set for the next height), nobody proposes the
 //!     next height yet: the old set votes for that block again in the following round (its
@@ -67,6 +69,12 @@
 //!     never decide conflicting blocks in one round, and a TC of one set never unlocks the
 //!     other (rule 13). Every node also sends its highest QC on each timeout
 //!     ([`Message::Sync`]), so members of the new set learn the seal without taking part in it.
+//! 16. *Catch-up across set changes.* A node's schedule is certain only up to a horizon (its
+//!     final height plus the change margin, [`ValidatorSchedule::horizon`]). Certificates above
+//!     it are not judged (nor blamed on the sender when they fail): they are hints of where the
+//!     others are. Their blocks are fetched, walking down parent by parent (at most
+//!     [`MAX_SYNC_BLOCKS`] kept, the lowest), and judged in height order as finality raises the
+//!     horizon and the application hands in the sets it learned.
 //!
 //! Why not "finalize the parent of any new candidate": with one Byzantine validator, a block `B`
 //! certified in round 0 (seen by few) and a sibling `B'` certified in round 1 can both gather

@@ -958,7 +958,8 @@ impl<C: Crypto> Lft<C> {
                 .entry((qc.block, qc.round))
                 .or_insert_with(|| qc.clone());
         }
-        if qc.round > self.high_qc.round {
+        let moved = qc.round > self.high_qc.round;
+        if moved {
             self.high_qc = qc.clone();
         }
         self.try_commit(&qc, out);
@@ -966,6 +967,11 @@ impl<C: Crypto> Lft<C> {
             self.failures = 0;
             self.last_tc = None;
             self.enter_round(qc.round.saturating_add(1), out);
+        } else if moved && self.round > 0 {
+            // The candidate moved within the round: a leader that has not proposed yet is asked
+            // to build on the new one (a build on the old one may no longer be votable).
+            let r = self.round;
+            self.act_in_round(r, out);
         }
     }
 

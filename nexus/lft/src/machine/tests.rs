@@ -675,3 +675,44 @@ fn the_first_block_of_a_set_needs_a_sealed_parent() {
         "{acts:?}"
     );
 }
+
+/// Issue 13, item 6: the candidate moves within a round (a QC of an earlier round arrives after
+/// the round began): a leader that has not proposed is asked to build on the new candidate.
+#[test]
+fn a_leader_builds_on_the_candidate_that_moved_within_its_round() {
+    let net = Net::new();
+    // Validator 3 leads round 3; it enters round 3 on a TC of round 2 carrying the genesis QC.
+    let mut d = net.core(3);
+    d.start();
+    let tc = Tc {
+        round: 2,
+        height: 1,
+        nils: vec![
+            net.nil_sig(0, 2, 1, 0),
+            net.nil_sig(1, 2, 1, 0),
+            net.nil_sig(2, 2, 1, 0),
+        ],
+        high_qc: net.genesis_qc(),
+    };
+    let acts = d.on_message(Address::SYSTEM, Message::Timeout(tc));
+    assert_eq!(d.round(), 3);
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::BuildBlock { round: 3, parent } if parent.hash == net.genesis.hash)),
+        "{acts:?}"
+    );
+    // Then it learns that P (round 1) was certified.
+    let p = net.propose(1, 1, Hash32([0xc1; 32]), net.genesis_qc());
+    d.on_message(Address::SYSTEM, Message::Proposal(p));
+    let mut acts = Vec::new();
+    for who in 0..3 {
+        acts.extend(d.on_message(
+            Address::SYSTEM,
+            Message::Vote(net.vote(who, 1, 1, Hash32([0xc1; 32]))),
+        ));
+    }
+    assert_eq!(d.round(), 3, "a QC of round 1 does not change round 3");
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::BuildBlock { round: 3, parent } if parent.hash == Hash32([0xc1; 32]))),
+        "the leader was not asked to build on the new candidate: {acts:?}"
+    );
+}
