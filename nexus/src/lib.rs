@@ -1,35 +1,28 @@
 //! The Nexus node: RocksDB storage, a validating mempool, execution with step accounting and
 //! native SCOREs, block production, ICON JSON-RPC v3 over HTTP and WebSocket, and the CLI.
 //!
-//! Design: the ledger of a channel ([`chain::Chain`]) is driven by a consensus engine through
-//! `build`, `verify` and `commit`; execution ([`execution`]) and SCOREs ([`score`]) are pure over
-//! a [`state::StateView`]; IO lives in [`storage`], [`rpc`], [`node`] and the CLI.
+//! Where things are: [`ledger`] (the chain, its state and storage, genesis), [`execution`]
+//! (transaction rules, steps, native SCOREs), [`consensus`] (the driver and the engines),
+//! [`net`] (libp2p gossip and block sync), [`pool`] (admission and the mempool), [`rpc`]
+//! (ICON JSON-RPC v3), [`commands`] (CLI, devnet, bench, wallet), and [`node`], which wires
+//! them together. The ledger of a channel ([`ledger::chain::Chain`]) is driven by a consensus
+//! engine through `build`, `verify` and `commit`; execution and SCOREs are pure over a
+//! [`ledger::state::StateView`]; IO lives in [`ledger::storage`], [`rpc`], [`net`], [`node`]
+//! and [`commands`].
 
-pub mod admission;
-pub mod bench;
-pub mod block_sync;
-pub mod chain;
-pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod consensus;
-pub mod devnet;
-pub mod engine;
 pub mod error;
 pub mod execution;
-pub mod genesis;
 pub mod keystore;
-pub mod lft_engine;
-pub mod mempool;
+pub mod ledger;
 pub mod metrics;
+pub mod net;
 pub mod node;
-pub mod p2p;
+pub mod pool;
 pub mod rpc;
-pub mod score;
-pub mod state;
-pub mod steps;
-pub mod storage;
-pub mod wallet;
 
 /// The text of a panic payload.
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

@@ -1,5 +1,5 @@
 //! The `nexus` command: node, devnet, wallet and benchmark.
 
 fn main() -> std::process::ExitCode {
-    nexus::cli::main()
+    nexus::commands::cli::main()
 }

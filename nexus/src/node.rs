@@ -2,19 +2,19 @@
 //! the channels that have several validators, and the RPC server with a path per channel;
 //! started from a config and stopped cleanly on Ctrl-C or SIGTERM.
 
-use crate::admission::Admission;
-use crate::chain::Chain;
 use crate::config::NodeConfig;
-use crate::engine::SoloEngine;
+use crate::consensus::lft_engine::LftEngine;
+use crate::consensus::solo::SoloEngine;
 use crate::error::NodeError;
-use crate::genesis::{Genesis, ParsedGenesis};
 use crate::keystore;
-use crate::lft_engine::LftEngine;
-use crate::mempool::Mempool;
+use crate::ledger::chain::Chain;
+use crate::ledger::genesis::{Genesis, ParsedGenesis};
+use crate::ledger::storage::Storage;
 use crate::metrics::Metrics;
-use crate::p2p::{self, ChannelPeers};
+use crate::net::p2p::{self, ChannelPeers};
+use crate::pool::admission::Admission;
+use crate::pool::mempool::Mempool;
 use crate::rpc::{self, ChannelApi, Routes, RpcServer};
-use crate::storage::Storage;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -95,7 +95,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     let mut chains = Vec::new();
     for (genesis, _) in &channels {
         let chain = Arc::new(Chain::open(storage.channel(&genesis.channel), genesis)?);
-        let pool = Arc::new(Mempool::with_limits(crate::mempool::PoolLimits {
+        let pool = Arc::new(Mempool::with_limits(crate::pool::mempool::PoolLimits {
             max_txs: cfg.mempool.max_txs,
             max_bytes: cfg.mempool.max_bytes,
             max_per_sender: cfg.mempool.max_per_sender,

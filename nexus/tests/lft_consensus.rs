@@ -3,12 +3,12 @@
 //! exactly once, with identical blocks, results and state roots everywhere, also when a
 //! validator is offline for a while and when a round's leader is unreachable.
 
-use nexus::admission::{now_us, Admission};
-use nexus::chain::Chain;
-use nexus::consensus::{resume_core, Driver};
-use nexus::genesis::{Genesis, GenesisAccount, ParsedGenesis};
-use nexus::mempool::Mempool;
-use nexus::storage::Storage;
+use nexus::consensus::driver::{resume_core, Driver};
+use nexus::ledger::chain::Chain;
+use nexus::ledger::genesis::{Genesis, GenesisAccount, ParsedGenesis};
+use nexus::ledger::storage::Storage;
+use nexus::pool::admission::{now_us, Admission};
+use nexus::pool::mempool::Mempool;
 use nexus_lft::{Action, Config, Lft, Message, Secp256k1Crypto, Timeouts};
 use nexus_proto::{Address, Hash32, KeyPair, Transaction, TxData};
 use serde_json::Value;
@@ -45,7 +45,7 @@ fn open_validator(dir: &std::path::Path, key: &KeyPair, genesis: &ParsedGenesis)
     let cfg = Config {
         nid: 3,
         channel: "public".into(),
-        schedule: nexus::consensus::schedule_of(&chain),
+        schedule: nexus::consensus::driver::schedule_of(&chain),
         timeouts: Timeouts {
             round_ms: 500,
             growth_percent: 50,
@@ -424,7 +424,9 @@ fn an_admin_transaction_changes_the_validator_set_at_its_height() {
         Value::Object(t.sign(from).expect("sign").raw)
     };
     assert!(net.run_until(10_000, |n| n.vals[0].chain.head().header.height >= 2));
-    let at = net.vals[0].chain.head().header.height + nexus::score::chain_score::CHANGE_MARGIN + 10;
+    let at = net.vals[0].chain.head().header.height
+        + nexus::execution::score::chain_score::CHANGE_MARGIN
+        + 10;
 
     // Only the admin may change the set; alice is the admin.
     let mallory = &keys[4];

@@ -3,7 +3,7 @@
 //! `NEXUS_BIN`; ICON's Python SDK is run with `NEXUS_PYTHON` (set by `.ci/run`).
 
 use nexus::client::RpcClient;
-use nexus::devnet::{init, InitOptions, InitOutput};
+use nexus::commands::devnet::{init, InitOptions, InitOutput};
 use nexus_proto::{Address, KeyPair, SignedTransaction, Transaction, TxData};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -194,7 +194,7 @@ fn answers(url: &str) -> bool {
 
 /// Microseconds since the epoch.
 pub fn now_us() -> u64 {
-    nexus::admission::now_us()
+    nexus::pool::admission::now_us()
 }
 
 /// A signed ICX transfer.
@@ -251,12 +251,12 @@ pub async fn wait_height(rpc: &RpcClient, h: u64) {
     }
 }
 
-/// A network of validator processes made by `nexus::devnet::init_network`.
+/// A network of validator processes made by `nexus::commands::devnet::init_network`.
 pub struct Cluster {
     /// The network folder (deleted on drop).
     pub dir: tempfile::TempDir,
     /// What init made.
-    pub init: nexus::devnet::NetworkOutput,
+    pub init: nexus::commands::devnet::NetworkOutput,
     children: Vec<Option<Child>>,
 }
 
@@ -307,7 +307,8 @@ impl Cluster {
             second_channel: second_channel.map(str::to_string),
             ..InitOptions::default()
         };
-        let init = nexus::devnet::init_network_on(dir.path(), &opts, &ports).expect("init network");
+        let init = nexus::commands::devnet::init_network_on(dir.path(), &opts, &ports)
+            .expect("init network");
         for node in &init.nodes {
             let cfg = std::fs::read_to_string(&node.config)
                 .expect("config")

@@ -14,7 +14,7 @@ async fn sigkill_during_transfers_loses_nothing_returned() {
     let mut node = TestNode::start();
     let rpc = node.rpc();
     let god = node.funded_key();
-    let treasury = nexus::genesis::Genesis::load(&node.dir.path().join("genesis.json"))
+    let treasury = nexus::ledger::genesis::Genesis::load(&node.dir.path().join("genesis.json"))
         .expect("genesis")
         .treasury;
 

@@ -3,8 +3,8 @@
 //! behind, and the node still answers and makes blocks afterwards.
 
 use nexus::client::RpcClient;
+use nexus::commands::devnet::{init, InitOptions};
 use nexus::config::NodeConfig;
-use nexus::devnet::{init, InitOptions};
 use nexus_proto::{Address, KeyPair, Transaction, TxData};
 use nexus_tests::{now_us, NID};
 use rand::rngs::StdRng;

@@ -3,12 +3,12 @@
 use super::params::{self as p, object};
 use super::shapes;
 use super::WaitTimeout;
-use crate::admission::Admission;
-use crate::chain::Chain;
 use crate::config::RpcConfig;
 use crate::error::{code, IconError};
-use crate::mempool::Mempool;
+use crate::ledger::chain::Chain;
 use crate::metrics::Metrics;
+use crate::pool::admission::Admission;
+use crate::pool::mempool::Mempool;
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::{Extensions, RpcModule};
 use nexus_proto::value::{format_bytes, format_int, parse_u64};

@@ -1,7 +1,7 @@
 //! ICON JSON shapes of blocks, transactions, results and proofs.
 
-use crate::chain::{Chain, TxLocation};
 use crate::error::IconError;
+use crate::ledger::chain::{Chain, TxLocation};
 use nexus_proto::block::Block;
 use nexus_proto::merkle::ProofStep;
 use nexus_proto::receipt::{EventLog, Receipt};

@@ -12,7 +12,7 @@
 //! or that does not take a notification within 10 s; at most `rpc.max_monitors` are open.
 
 use super::shapes;
-use crate::chain::Chain;
+use crate::ledger::chain::Chain;
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use jsonrpsee::server::{HttpBody, HttpResponse};

@@ -7,8 +7,8 @@
 //! Usage: `byzantine --config <validator's config.toml> --behaviour <name>`; it runs until killed.
 
 use nexus::config::NodeConfig;
-use nexus::consensus::votes_of;
-use nexus::p2p::{self, Inbound, P2pHandle, Topic};
+use nexus::consensus::driver::votes_of;
+use nexus::net::p2p::{self, Inbound, P2pHandle, Topic};
 use nexus_lft::{
     codec, nil_digest, proposal_digest, BlockRef, Message, Nil, Proposal, Qc, Tc, Vote,
 };
@@ -237,7 +237,7 @@ impl Attacker {
     }
 
     fn now_us() -> u64 {
-        nexus::admission::now_us()
+        nexus::pool::admission::now_us()
     }
 
     /// Our turn to propose in `round` on `qc`.
@@ -476,7 +476,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(Behaviour::parse)
         .ok_or(usage)?;
     let cfg = NodeConfig::load(&config)?;
-    let genesis = nexus::genesis::Genesis::load(&cfg.genesis)?;
+    let genesis = nexus::ledger::genesis::Genesis::load(&cfg.genesis)?;
     let key = nexus::keystore::load(&cfg.keystore, &cfg.keystore_password()?)?;
     let me = genesis
         .validators

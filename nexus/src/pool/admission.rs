@@ -18,9 +18,9 @@
 //! Waiting transactions whose timestamp left the window are dropped from the pool (checked at
 //! most once a second, on admission).
 
-use crate::chain::Chain;
 use crate::error::{code, failure, IconError};
-use crate::mempool::{Mempool, PoolRefusal};
+use crate::ledger::chain::Chain;
+use crate::pool::mempool::{Mempool, PoolRefusal};
 use nexus_proto::transaction::MAX_TX_BYTES;
 use nexus_proto::{serialize::check_key, value::format_int, Hash32, SignedTransaction, TxData};
 use serde_json::Value;

@@ -17,7 +17,7 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/nexus/block/1");
 pub const REQUEST_BYTES: usize = 40;
 
 /// Largest response (a consensus message).
-pub const MAX_RESPONSE_BYTES: usize = crate::p2p::MAX_GOSSIP_BYTES;
+pub const MAX_RESPONSE_BYTES: usize = crate::net::p2p::MAX_GOSSIP_BYTES;
 
 /// A request for the proposal of `hash` on the channel with network id `nid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

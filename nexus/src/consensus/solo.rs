@@ -6,12 +6,12 @@
 //! as soon as transactions wait (no fixed block timer on the hot path) and an empty block at most
 //! every `empty_block_interval_ms`. Block `h+1` carries the vote for block `h`, as in LFT.
 
-use crate::admission::now_us;
-use crate::chain::Chain;
 use crate::config::BlockConfig;
 use crate::error::NodeError;
-use crate::mempool::Mempool;
+use crate::ledger::chain::Chain;
 use crate::metrics::Metrics;
+use crate::pool::admission::now_us;
+use crate::pool::mempool::Mempool;
 use nexus_proto::block::{sign_vote, VoteItem, VoteSet};
 use nexus_proto::KeyPair;
 use std::sync::Arc;

@@ -12,10 +12,13 @@
 //! 4. The fee `stepUsed * stepPrice` moves from the sender to the treasury: ICX is never minted
 //!    or burnt, so balances always sum to the genesis supply.
 
+pub mod score;
+pub mod steps;
+
 use crate::error::failure;
-use crate::score::{CallContext, ScoreError, ScoreRegistry};
-use crate::state::{balance, set_balance, Overlay, StateView, Writes};
-use crate::steps::{StepCosts, StepMeter};
+use crate::execution::score::{CallContext, ScoreError, ScoreRegistry};
+use crate::execution::steps::{StepCosts, StepMeter};
+use crate::ledger::state::{balance, set_balance, Overlay, StateView, Writes};
 use nexus_proto::{receipt::Receipt, Address, SignedTransaction, TxData};
 
 /// What execution needs to know about the block and the channel.

@@ -8,10 +8,10 @@
 //! the node's CPU time per transaction, and the secp256k1 recovery ceiling measured on this
 //! machine, with a JSON summary on the last line.
 
-use crate::admission::now_us;
 use crate::client::RpcClient;
-use crate::devnet::{init, InitOptions, ICX};
+use crate::commands::devnet::{init, InitOptions, ICX};
 use crate::keystore;
+use crate::pool::admission::now_us;
 use anyhow::{bail, Context, Result};
 use nexus_proto::hash::sha3_256;
 use nexus_proto::{Address, KeyPair, Transaction, TxData};
@@ -134,7 +134,7 @@ async fn start_nodes(
         let ports: Vec<(u16, u16)> = (0..opts.validators)
             .map(|i| (free[2 * i], free[2 * i + 1]))
             .collect();
-        let out = crate::devnet::init_network_on(dir, &InitOptions::default(), &ports)?;
+        let out = crate::commands::devnet::init_network_on(dir, &InitOptions::default(), &ports)?;
         (
             out.nodes.into_iter().map(|n| n.config).collect(),
             out.funded_keystore,

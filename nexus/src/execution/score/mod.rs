@@ -8,8 +8,8 @@ pub mod chain_score;
 pub mod irc2;
 
 use crate::error::failure;
-use crate::state::{score_key, Overlay, StateView};
-use crate::steps::{StepCosts, StepMeter};
+use crate::execution::steps::{StepCosts, StepMeter};
+use crate::ledger::state::{score_key, Overlay, StateView};
 use nexus_proto::{receipt::EventLog, value, Address, Hash32};
 use serde_json::{Map, Value};
 use std::collections::HashMap;

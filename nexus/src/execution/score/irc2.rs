@@ -9,7 +9,7 @@ use super::{
     expect_params, param_address, param_bytes, param_int, CallContext, NativeScore, ScoreError,
 };
 use crate::error::failure;
-use crate::state::decode_u128;
+use crate::ledger::state::decode_u128;
 use nexus_proto::{value, Address};
 use serde_json::{json, Map, Value};
 

@@ -1,11 +1,11 @@
 //! `nexus init` and `nexus devnet`: a ready-to-run network folder (keys, genesis with a funded
 //! account and an IRC-2 token, config) and a one-command local network.
 
-use crate::admission::now_us;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
-use crate::genesis::{check_channel_name, Genesis, GenesisAccount, GenesisToken};
 use crate::keystore;
+use crate::ledger::genesis::{check_channel_name, Genesis, GenesisAccount, GenesisToken};
+use crate::pool::admission::now_us;
 use nexus_proto::hash::sha3_256;
 use nexus_proto::value::format_int;
 use nexus_proto::{Address, KeyPair};
@@ -289,7 +289,7 @@ pub fn init_network_on(
     for (i, (_, p2p_port)) in ports.iter().enumerate() {
         let node_dir = dir.join(format!("node{i}"));
         let (v, _, _) = write_key(&node_dir.join("keystore"), "validator")?;
-        let id = crate::p2p::load_or_create_identity(&node_dir.join("p2p.key"))?;
+        let id = crate::net::p2p::load_or_create_identity(&node_dir.join("p2p.key"))?;
         validators.push(v.address());
         p2p_addrs.push(format!(
             "/ip4/127.0.0.1/tcp/{}/p2p/{}",

@@ -12,7 +12,7 @@
 
 use super::{expect_params, param_int, CallContext, NativeScore, ScoreError};
 use crate::error::failure;
-use crate::state::StateView;
+use crate::ledger::state::StateView;
 use nexus_proto::block::{decode_validators, encode_validators, MAX_VALIDATORS};
 use nexus_proto::{value, Address};
 use serde_json::{json, Map, Value};
@@ -37,7 +37,7 @@ pub struct ChainScore {
     /// Price of a step.
     pub step_price: u128,
     /// Step costs.
-    pub costs: crate::steps::StepCosts,
+    pub costs: crate::execution::steps::StepCosts,
 }
 
 impl ChainScore {
@@ -95,7 +95,7 @@ fn decode_heights(b: &[u8]) -> Vec<u64> {
 /// The validator schedule in `view`: genesis validators from 0, then each stored change.
 pub fn schedule(view: &dyn StateView, genesis: &[Address]) -> Vec<(u64, Vec<Address>)> {
     let mut out = vec![(0, genesis.to_vec())];
-    let key = |k: &[u8]| crate::state::score_key(&Address::SYSTEM, k);
+    let key = |k: &[u8]| crate::ledger::state::score_key(&Address::SYSTEM, k);
     if let Some(hs) = view.get(&key(b"changes")) {
         for h in decode_heights(&hs) {
             if let Some(set) = view

@@ -10,11 +10,11 @@
 //! the bounded codec of `nexus-lft` and carry validator signatures of their own.
 //!
 //! Block sync does not use gossip: a validator missing a block asks its connected channel
-//! peers over the request-response protocol of [`crate::block_sync`], and each answers to it
+//! peers over the request-response protocol of [`crate::net::block_sync`], and each answers to it
 //! alone. Gossip on the consensus topic carries proposals, votes, nil votes and timeouts only.
 
-use crate::block_sync::{BlockCodec, BlockRequest};
 use crate::error::NodeError;
+use crate::net::block_sync::{BlockCodec, BlockRequest};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
@@ -250,7 +250,7 @@ pub fn start_channels(
                 key.public(),
             ));
             let blocks = request_response::Behaviour::new(
-                [(crate::block_sync::PROTOCOL, ProtocolSupport::Full)],
+                [(crate::net::block_sync::PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),

@@ -2,7 +2,7 @@
 //! `stepLimit`. Costs follow goloop's defaults.
 
 use crate::error::failure;
-use crate::score::ScoreError;
+use crate::execution::score::ScoreError;
 use nexus_proto::{SignedTransaction, TxData};
 
 /// Step costs (goloop `stepCosts` defaults).

@@ -1,9 +1,9 @@
 //! The command line: `nexus init | node | devnet | wallet | bench`.
 
 use crate::client::RpcClient;
+use crate::commands::devnet::{self, InitOptions};
+use crate::commands::wallet;
 use crate::config::NodeConfig;
-use crate::devnet::{self, InitOptions};
-use crate::wallet;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use nexus_proto::Address;
@@ -242,8 +242,8 @@ async fn run(cli: Cli) -> Result<()> {
                 "need at least one client and as many transfers as clients"
             );
             let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
-            let summary = crate::bench::run(
-                crate::bench::BenchOptions {
+            let summary = crate::commands::bench::run(
+                crate::commands::bench::BenchOptions {
                     txs,
                     clients,
                     block_max_txs,

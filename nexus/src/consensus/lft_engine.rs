@@ -1,20 +1,20 @@
 //! The multi-validator engine: an LFT core, the chain [`Driver`], the p2p network, timers and
 //! the safety state on disk, in one tokio task (the single-validator case is
-//! [`crate::engine::SoloEngine`]).
+//! [`crate::consensus::solo::SoloEngine`]).
 //!
 //! Pace: a leader asked to build proposes at once when transactions wait or when its parent
 //! holds transactions (whose finality needs a certified child); otherwise it waits until
 //! `empty_block_interval_ms` after the head's timestamp, so an idle channel makes an empty block
 //! about that often rather than as fast as the network allows.
 
-use crate::admission::{now_us, Admission};
-use crate::chain::Chain;
 use crate::config::NodeConfig;
-use crate::consensus::{resume_core, Driver};
+use crate::consensus::driver::{resume_core, Driver};
 use crate::error::NodeError;
-use crate::mempool::Mempool;
+use crate::ledger::chain::Chain;
 use crate::metrics::Metrics;
-use crate::p2p::{Inbound, P2pHandle, Topic};
+use crate::net::p2p::{Inbound, P2pHandle, Topic};
+use crate::pool::admission::{now_us, Admission};
+use crate::pool::mempool::Mempool;
 use nexus_lft::{codec, Action, Config, Lft, Secp256k1Crypto, Timeouts};
 use nexus_proto::{Address, KeyPair};
 use std::collections::BTreeMap;
@@ -68,7 +68,7 @@ impl LftEngine {
         let lft_cfg = Config {
             nid: chain.nid,
             channel: chain.channel.clone(),
-            schedule: crate::consensus::schedule_of(&chain),
+            schedule: crate::consensus::driver::schedule_of(&chain),
             timeouts: Timeouts {
                 round_ms: cfg.consensus.round_timeout_ms,
                 growth_percent: cfg.consensus.timeout_growth_percent,

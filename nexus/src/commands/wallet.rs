@@ -1,10 +1,10 @@
 //! `nexus wallet`: keystores, balances, transfers, SCORE calls and transaction lookups over
 //! JSON-RPC, for people without an SDK.
 
-use crate::admission::now_us;
 use crate::client::RpcClient;
-use crate::devnet::ICX;
+use crate::commands::devnet::ICX;
 use crate::keystore;
+use crate::pool::admission::now_us;
 use anyhow::{anyhow, bail, Context, Result};
 use nexus_proto::value::{parse_u128, parse_u64};
 use nexus_proto::{Address, KeyPair, Transaction, TxData};

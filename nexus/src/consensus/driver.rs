@@ -14,9 +14,9 @@
 //! - Blocks are executed when proposed or checked and kept pending ([`Chain::remember`]); a
 //!   final block is committed with the QC that certifies it as its votes.
 
-use crate::chain::{Chain, Proposal};
 use crate::error::NodeError;
-use crate::mempool::Mempool;
+use crate::ledger::chain::{Chain, Proposal};
+use crate::pool::mempool::Mempool;
 use nexus_lft::{Action, BlockRef, Crypto, Lft, Qc};
 use nexus_lft::{Config, SafetyState, Secp256k1Crypto};
 use nexus_proto::block::{decode_payload, encode_payload, VoteItem, VoteSet};
@@ -88,7 +88,7 @@ pub fn schedule_of(chain: &Chain) -> nexus_lft::ValidatorSchedule {
     // Changes are announced at least CHANGE_MARGIN blocks ahead: the sets are certain up to the
     // head plus the margin, and unknown beyond.
     let head = chain.head().header.height;
-    s.known_through(head.saturating_add(crate::score::chain_score::CHANGE_MARGIN))
+    s.known_through(head.saturating_add(crate::execution::score::chain_score::CHANGE_MARGIN))
 }
 
 /// Connects one LFT core to one chain.

@@ -6,12 +6,12 @@
 //! one synced batch and wakes everyone waiting for its transactions.
 
 use crate::error::{IconError, NodeError};
+use crate::execution::score::{irc2::Irc2Token, CallContext, ScoreError, ScoreRegistry};
+use crate::execution::steps::{StepCosts, StepMeter};
 use crate::execution::{execute_block, BlockEnv};
-use crate::genesis::ParsedGenesis;
-use crate::score::{irc2::Irc2Token, CallContext, ScoreError, ScoreRegistry};
-use crate::state::{self, Overlay, PreparedState, StateCommitment, StateView, Writes};
-use crate::steps::{StepCosts, StepMeter};
-use crate::storage::{ChannelStore, Kind};
+use crate::ledger::genesis::ParsedGenesis;
+use crate::ledger::state::{self, Overlay, PreparedState, StateCommitment, StateView, Writes};
+use crate::ledger::storage::{ChannelStore, Kind};
 use nexus_proto::block::{
     validators_hash, Block, BlockHeader, VoteSet, HEADER_VERSION, MAX_BLOCK_TX_BYTES,
 };
@@ -161,7 +161,7 @@ impl Chain {
         }
         scores.insert(
             Address::SYSTEM,
-            Arc::new(crate::score::chain_score::ChainScore {
+            Arc::new(crate::execution::score::chain_score::ChainScore {
                 admin: genesis.admin,
                 step_price: genesis.step_price,
                 costs: StepCosts::default(),
@@ -459,9 +459,10 @@ impl Chain {
         let receipt_hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
         // Validator sets come from the parent's state: a change is scheduled at least
         // CHANGE_MARGIN blocks ahead, so the block's own transactions never alter them.
-        let schedule = crate::score::chain_score::schedule(&view, &self.validators);
-        let validators = crate::score::chain_score::set_at(&schedule, height).to_vec();
-        let next_validators = crate::score::chain_score::set_at(&schedule, height + 1).to_vec();
+        let schedule = crate::execution::score::chain_score::schedule(&view, &self.validators);
+        let validators = crate::execution::score::chain_score::set_at(&schedule, height).to_vec();
+        let next_validators =
+            crate::execution::score::chain_score::set_at(&schedule, height + 1).to_vec();
         let header = BlockHeader {
             version: HEADER_VERSION,
             height,
@@ -596,7 +597,12 @@ impl Chain {
             .insert(p.block.hash(), entry);
     }
 
-    fn put_block(&self, batch: &mut crate::storage::Batch<'_>, block: &Block, sets: &[&[Address]]) {
+    fn put_block(
+        &self,
+        batch: &mut crate::ledger::storage::Batch<'_>,
+        block: &Block,
+        sets: &[&[Address]],
+    ) {
         let h = block.header.height;
         let hash = block.hash();
         batch.put(Kind::Blocks, &h.to_be_bytes(), &block.encode());
@@ -778,7 +784,7 @@ impl Chain {
 
     /// The validator schedule in the committed state: (first height, set) pairs.
     pub fn validator_schedule(&self) -> Vec<(u64, Vec<Address>)> {
-        crate::score::chain_score::schedule(&DbView(&self.store), &self.validators)
+        crate::execution::score::chain_score::schedule(&DbView(&self.store), &self.validators)
     }
 
     /// Stores the encoded consensus proposal of a final block (served to peers that sync).
@@ -981,8 +987,8 @@ fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genesis::{Genesis, GenesisAccount, GenesisToken};
-    use crate::storage::Storage;
+    use crate::ledger::genesis::{Genesis, GenesisAccount, GenesisToken};
+    use crate::ledger::storage::Storage;
     use nexus_proto::{KeyPair, Transaction, TxData};
 
     const ICX: u128 = 1_000_000_000_000_000_000;

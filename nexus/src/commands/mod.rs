@@ -1,0 +1,7 @@
+//! What the `nexus` binary does besides running a node: the CLI, the local devnet, the
+//! benchmark and the wallet commands.
+
+pub mod bench;
+pub mod cli;
+pub mod devnet;
+pub mod wallet;

@@ -1,0 +1,6 @@
+//! The ledger of a channel: blocks and their state on disk, and the genesis they start from.
+
+pub mod chain;
+pub mod genesis;
+pub mod state;
+pub mod storage;

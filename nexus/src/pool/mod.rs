@@ -1,0 +1,4 @@
+//! Transactions waiting for a block: admission checks and the bounded pool.
+
+pub mod admission;
+pub mod mempool;
