@@ -1,0 +1,208 @@
+//! What a native SCORE sees and implements: [`NativeScore`], its [`CallContext`] (storage of
+//! its own, a step meter, event logs) and [`ScoreError`] with ICON failure codes.
+
+use crate::failure;
+use crate::state::{score_key, Overlay, StateView};
+use crate::steps::{StepCosts, StepMeter};
+use nexus_proto::{receipt::EventLog, value, Address, Hash32};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A SCORE failure: an ICON failure code and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct ScoreError {
+    /// Failure code (see [`crate::failure`]).
+    pub code: u32,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ScoreError {
+    /// A failure with a code.
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        ScoreError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A user revert (`Context.revert`): code 32.
+    pub fn revert(message: impl Into<String>) -> Self {
+        Self::new(failure::REVERTED, message)
+    }
+
+    /// A bad parameter: code 6.
+    pub fn invalid_param(message: impl Into<String>) -> Self {
+        Self::new(failure::INVALID_PARAMETER, message)
+    }
+}
+
+/// What a SCORE method sees while it runs.
+pub struct CallContext<'s, 'o> {
+    /// The SCORE being called.
+    pub score: Address,
+    /// The caller.
+    pub from: Address,
+    /// ICX sent with the call.
+    pub value: u128,
+    /// Block height.
+    pub height: u64,
+    /// Block timestamp (us).
+    pub timestamp: u64,
+    /// The transaction, or `None` for a query.
+    pub tx_hash: Option<Hash32>,
+    /// True for `icx_call`: writes fail with AccessDenied.
+    pub readonly: bool,
+    state: &'s mut Overlay<'o>,
+    meter: &'s mut StepMeter,
+    costs: StepCosts,
+    events: Vec<EventLog>,
+}
+
+impl<'s, 'o> CallContext<'s, 'o> {
+    /// A context over `state`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        score: Address,
+        from: Address,
+        value: u128,
+        height: u64,
+        timestamp: u64,
+        tx_hash: Option<Hash32>,
+        state: &'s mut Overlay<'o>,
+        meter: &'s mut StepMeter,
+        costs: StepCosts,
+    ) -> Self {
+        CallContext {
+            score,
+            from,
+            value,
+            height,
+            timestamp,
+            tx_hash,
+            readonly: tx_hash.is_none(),
+            state,
+            meter,
+            costs,
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads a storage slot of this SCORE.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.state.get(&score_key(&self.score, key))
+    }
+
+    /// Writes a storage slot of this SCORE.
+    pub fn set(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), ScoreError> {
+        if self.readonly {
+            return Err(ScoreError::new(
+                failure::ACCESS_DENIED,
+                "write in a read-only call",
+            ));
+        }
+        self.meter
+            .charge(self.costs.set * (key.len() + value.len()) as u128)?;
+        self.state.set(score_key(&self.score, key), value);
+        Ok(())
+    }
+
+    /// Emits an event log: `indexed[0]` is the signature.
+    pub fn emit(&mut self, indexed: Vec<String>, data: Vec<String>) -> Result<(), ScoreError> {
+        let size: usize = indexed.iter().chain(data.iter()).map(String::len).sum();
+        self.meter.charge(self.costs.event_log * size as u128)?;
+        self.events.push(EventLog {
+            score_address: self.score,
+            indexed,
+            data,
+        });
+        Ok(())
+    }
+
+    /// The events emitted so far.
+    pub fn take_events(&mut self) -> Vec<EventLog> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// A native SCORE.
+pub trait NativeScore: Send + Sync {
+    /// The API, in `icx_getScoreApi` shape.
+    fn api(&self) -> Value;
+    /// Writes the initial storage at genesis.
+    fn install(&self, ctx: &mut CallContext<'_, '_>) -> Result<(), ScoreError>;
+    /// Runs `method`. Read-only methods may be called by `icx_call`; others need a transaction.
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, ScoreError>;
+}
+
+/// The SCOREs of a channel by address.
+#[derive(Clone, Default)]
+pub struct ScoreRegistry {
+    scores: HashMap<Address, Arc<dyn NativeScore>>,
+}
+
+impl ScoreRegistry {
+    /// Registers a SCORE.
+    pub fn insert(&mut self, addr: Address, score: Arc<dyn NativeScore>) {
+        self.scores.insert(addr, score);
+    }
+
+    /// The SCORE at `addr`.
+    pub fn get(&self, addr: &Address) -> Option<&Arc<dyn NativeScore>> {
+        self.scores.get(addr)
+    }
+}
+
+/// Reads a required `Address` parameter.
+pub fn param_address(params: &Map<String, Value>, name: &str) -> Result<Address, ScoreError> {
+    let s = param_str(params, name)?;
+    Address::parse(name, s).map_err(|e| ScoreError::invalid_param(e.to_string()))
+}
+
+/// Reads a required `int` parameter.
+pub fn param_int(params: &Map<String, Value>, name: &str) -> Result<u128, ScoreError> {
+    value::parse_u128(name, param_str(params, name)?)
+        .map_err(|e| ScoreError::invalid_param(e.to_string()))
+}
+
+/// Reads an optional `bytes` parameter.
+pub fn param_bytes(params: &Map<String, Value>, name: &str) -> Result<Option<Vec<u8>>, ScoreError> {
+    match params.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => value::parse_bytes(name, s, 64 * 1024)
+            .map(Some)
+            .map_err(|e| ScoreError::invalid_param(e.to_string())),
+        Some(other) => Err(ScoreError::invalid_param(format!(
+            "{name}: expected 0x-prefixed hex bytes, got {other}"
+        ))),
+    }
+}
+
+fn param_str<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, ScoreError> {
+    match params.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(ScoreError::invalid_param(format!(
+            "missing parameter {name}"
+        ))),
+        Some(other) => Err(ScoreError::invalid_param(format!(
+            "{name}: expected a string, got {other}"
+        ))),
+    }
+}
+
+/// Rejects parameters a method does not declare.
+pub fn expect_params(params: &Map<String, Value>, allowed: &[&str]) -> Result<(), ScoreError> {
+    match params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ScoreError::invalid_param(format!(
+            "unknown parameter {k}; expected {allowed:?}"
+        ))),
+        None => Ok(()),
+    }
+}
