@@ -79,6 +79,15 @@ pub struct IconError {
     pub data: Option<Value>,
 }
 
+impl From<nexus_client::keystore::KeystoreError> for NodeError {
+    fn from(e: nexus_client::keystore::KeystoreError) -> Self {
+        match e {
+            nexus_client::keystore::KeystoreError::Invalid(m) => NodeError::Keystore(m),
+            nexus_client::keystore::KeystoreError::Io(e) => NodeError::Io(e),
+        }
+    }
+}
+
 impl IconError {
     /// An error with a code and message.
     pub fn new(code: i32, message: impl Into<String>) -> Self {

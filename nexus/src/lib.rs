@@ -10,19 +10,20 @@
 //! [`ledger::state::StateView`]; IO lives in [`ledger::storage`], [`rpc`], [`net`], [`node`]
 //! and [`commands`].
 
-pub mod client;
 pub mod commands;
 pub mod config;
 pub mod consensus;
 pub mod error;
 pub mod execution;
-pub mod keystore;
 pub mod ledger;
 pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod pool;
 pub mod rpc;
+
+/// The JSON-RPC client and keystores, from `nexus-client` (they do not need the node).
+pub use nexus_client::{keystore, rpc as client};
 
 /// The text of a panic payload.
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

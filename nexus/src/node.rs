@@ -94,7 +94,12 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     let mut apis = Vec::new();
     let mut chains = Vec::new();
     for (genesis, _) in &channels {
-        let chain = Arc::new(Chain::open(storage.channel(&genesis.channel), genesis)?);
+        let scores = crate::execution::score::genesis_scores(genesis);
+        let chain = Arc::new(Chain::open(
+            storage.channel(&genesis.channel),
+            genesis,
+            scores,
+        )?);
         let pool = Arc::new(Mempool::with_limits(crate::pool::mempool::PoolLimits {
             max_txs: cfg.mempool.max_txs,
             max_bytes: cfg.mempool.max_bytes,

@@ -40,7 +40,14 @@ struct Net {
 /// Opens a validator's chain and resumes its consensus state from disk (or genesis).
 fn open_validator(dir: &std::path::Path, key: &KeyPair, genesis: &ParsedGenesis) -> Validator {
     let storage = Storage::open(dir, &["public".to_string()]).expect("storage");
-    let chain = Arc::new(Chain::open(storage.channel("public"), genesis).expect("chain"));
+    let chain = Arc::new(
+        Chain::open(
+            storage.channel("public"),
+            genesis,
+            nexus::execution::score::genesis_scores(genesis),
+        )
+        .expect("chain"),
+    );
     let pool = Arc::new(Mempool::new(10_000));
     let cfg = Config {
         nid: 3,

@@ -6,7 +6,7 @@
 //! one synced batch and wakes everyone waiting for its transactions.
 
 use crate::error::{IconError, NodeError};
-use crate::execution::score::{irc2::Irc2Token, CallContext, ScoreError, ScoreRegistry};
+use crate::execution::score::{CallContext, ScoreError, ScoreRegistry};
 use crate::execution::steps::{StepCosts, StepMeter};
 use crate::execution::{execute_block, BlockEnv};
 use crate::ledger::genesis::ParsedGenesis;
@@ -146,27 +146,14 @@ fn corrupt(what: &'static str, e: impl std::fmt::Display) -> NodeError {
 }
 
 impl Chain {
-    /// Opens the channel, writing genesis on first start and checking it on every later one.
-    pub fn open(store: ChannelStore, genesis: &ParsedGenesis) -> Result<Self, NodeError> {
-        let mut scores = ScoreRegistry::default();
-        for t in &genesis.tokens {
-            let token = Irc2Token {
-                name: t.name.clone(),
-                symbol: t.symbol.clone(),
-                decimals: t.decimals,
-                owner: t.owner,
-                supply: t.supply,
-            };
-            scores.insert(t.address, Arc::new(token));
-        }
-        scores.insert(
-            Address::SYSTEM,
-            Arc::new(crate::execution::score::chain_score::ChainScore {
-                admin: genesis.admin,
-                step_price: genesis.step_price,
-                costs: StepCosts::default(),
-            }),
-        );
+    /// Opens the channel with the SCOREs the node installs (see
+    /// [`crate::execution::score::genesis_scores`]), writing genesis on first start and
+    /// checking it on every later one.
+    pub fn open(
+        store: ChannelStore,
+        genesis: &ParsedGenesis,
+        scores: ScoreRegistry,
+    ) -> Result<Self, NodeError> {
         let genesis_json =
             serde_json::to_vec(&genesis.source).map_err(|e| NodeError::Config(e.to_string()))?;
         let (tx, _) = broadcast::channel(1024);
@@ -1037,7 +1024,12 @@ mod tests {
 
     fn open(dir: &std::path::Path, g: &ParsedGenesis) -> Chain {
         let storage = Storage::open(dir, &["public".to_string()]).unwrap();
-        Chain::open(storage.channel("public"), g).unwrap()
+        Chain::open(
+            storage.channel("public"),
+            g,
+            crate::execution::score::genesis_scores(g),
+        )
+        .unwrap()
     }
 
     fn fixture_with(alice: KeyPair, validator: &KeyPair) -> (Fixture, ParsedGenesis) {
@@ -1336,10 +1328,14 @@ mod tests {
             Address::contract([0x77; 20]),
         );
         let storage = Storage::open(dir.path(), &["public".to_string()]).unwrap();
-        let err = Chain::open(storage.channel("public"), &other)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = Chain::open(
+            storage.channel("public"),
+            &other,
+            crate::execution::score::genesis_scores(&other),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("different genesis"), "{err}");
     }
 

@@ -11,3 +11,34 @@ pub use nexus_score::{
     expect_params, param_address, param_bytes, param_int, CallContext, NativeScore, ScoreError,
     ScoreRegistry,
 };
+
+use crate::execution::steps::StepCosts;
+use crate::ledger::genesis::ParsedGenesis;
+use nexus_proto::Address;
+use std::sync::Arc;
+
+/// The SCOREs a channel starts with: the chain SCORE at `cx000...` and one IRC-2 token per
+/// genesis entry. The node installs them when it opens a channel; SCOREs from other crates
+/// (the DEX, the BTP services) are added to the same registry.
+pub fn genesis_scores(genesis: &ParsedGenesis) -> ScoreRegistry {
+    let mut scores = ScoreRegistry::default();
+    for t in &genesis.tokens {
+        let token = irc2::Irc2Token {
+            name: t.name.clone(),
+            symbol: t.symbol.clone(),
+            decimals: t.decimals,
+            owner: t.owner,
+            supply: t.supply,
+        };
+        scores.insert(t.address, Arc::new(token));
+    }
+    scores.insert(
+        Address::SYSTEM,
+        Arc::new(chain_score::ChainScore {
+            admin: genesis.admin,
+            step_price: genesis.step_price,
+            costs: StepCosts::default(),
+        }),
+    );
+    scores
+}

@@ -5,7 +5,6 @@
 //! with AES-128-CTR, and `mac = Keccak-256(derived[16..32] || ciphertext)` detects a wrong
 //! password.
 
-use crate::error::NodeError;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use nexus_proto::{hash::keccak256, KeyPair};
 use rand::RngCore;
@@ -19,12 +18,23 @@ const MAX_SCRYPT_N: u64 = 1 << 20;
 /// Largest PBKDF2 iteration count accepted from a file.
 const MAX_PBKDF2_C: u32 = 10_000_000;
 
-fn err(msg: impl Into<String>) -> NodeError {
-    NodeError::Keystore(msg.into())
+/// What reading or writing a keystore can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    /// The file is not a usable keystore, or the password is wrong.
+    #[error("keystore: {0}")]
+    Invalid(String),
+    /// The file could not be read or written.
+    #[error("keystore: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn err(msg: impl Into<String>) -> KeystoreError {
+    KeystoreError::Invalid(msg.into())
 }
 
 /// Encrypts `key` with `password` as a keystore JSON object.
-pub fn encrypt(key: &KeyPair, password: &str) -> Result<Value, NodeError> {
+pub fn encrypt(key: &KeyPair, password: &str) -> Result<Value, KeystoreError> {
     let mut salt = [0u8; 16];
     let mut iv = [0u8; 16];
     let mut id = [0u8; 16];
@@ -67,7 +77,7 @@ pub fn encrypt(key: &KeyPair, password: &str) -> Result<Value, NodeError> {
     }))
 }
 
-fn hex_field(v: &Value, path: &str) -> Result<Vec<u8>, NodeError> {
+fn hex_field(v: &Value, path: &str) -> Result<Vec<u8>, KeystoreError> {
     let s = v
         .as_str()
         .ok_or_else(|| err(format!("{path}: expected a hex string")))?;
@@ -75,13 +85,13 @@ fn hex_field(v: &Value, path: &str) -> Result<Vec<u8>, NodeError> {
         .map_err(|_| err(format!("{path}: expected hex, got {s:?}")))
 }
 
-fn uint_field(v: &Value, path: &str) -> Result<u64, NodeError> {
+fn uint_field(v: &Value, path: &str) -> Result<u64, KeystoreError> {
     v.as_u64()
         .ok_or_else(|| err(format!("{path}: expected an unsigned integer, got {v}")))
 }
 
 /// Decrypts a keystore JSON object.
-pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, NodeError> {
+pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, KeystoreError> {
     let crypto = ks
         .get("crypto")
         .or_else(|| ks.get("Crypto"))
@@ -172,7 +182,7 @@ pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, NodeError> {
 }
 
 /// Writes a new keystore file (refusing to overwrite one).
-pub fn store(path: &Path, key: &KeyPair, password: &str) -> Result<(), NodeError> {
+pub fn store(path: &Path, key: &KeyPair, password: &str) -> Result<(), KeystoreError> {
     if path.exists() {
         return Err(err(format!("{} already exists", path.display())));
     }
@@ -201,7 +211,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads and decrypts a keystore file.
-pub fn load(path: &Path, password: &str) -> Result<KeyPair, NodeError> {
+pub fn load(path: &Path, password: &str) -> Result<KeyPair, KeystoreError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
     let v: Value = serde_json::from_str(&text)
