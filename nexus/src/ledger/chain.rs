@@ -179,7 +179,17 @@ impl Chain {
             waiters: Mutex::new(HashMap::new()),
         };
         match chain.store.get(Kind::Meta, b"genesis")? {
-            Some(stored) if stored == genesis_json => chain.load()?,
+            Some(stored) if stored == genesis_json => {
+                // Blocks are stored in one header format; an older one is refused, not misread.
+                let format = chain.store.get(Kind::Meta, b"header_version")?;
+                if format.as_deref() != Some(&HEADER_VERSION.to_be_bytes()[..]) {
+                    return Err(NodeError::Config(format!(
+                        "the data directory of channel {} holds blocks of an older format (block headers before version {HEADER_VERSION}, which carry the consensus round); start from a fresh data_dir",
+                        genesis.channel
+                    )));
+                }
+                chain.load()?
+            }
             Some(_) => {
                 return Err(NodeError::Config(format!(
                 "the data directory holds channel {} of a different genesis; use a fresh data_dir",
@@ -232,6 +242,7 @@ impl Chain {
         };
         let mut batch = self.store.batch();
         batch.put(Kind::Meta, b"genesis", genesis_json);
+        batch.put(Kind::Meta, b"header_version", &HEADER_VERSION.to_be_bytes());
         self.put_block(&mut batch, &block, &[&g.validators]);
         for (k, v) in &writes {
             match v {
@@ -1337,6 +1348,17 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(err.contains("different genesis"), "{err}");
+
+        // A folder written before headers carried the round (no format marker) is refused.
+        let store = storage.channel("public");
+        let mut b = store.batch();
+        b.delete(Kind::Meta, b"header_version");
+        b.commit().unwrap();
+        let err = Chain::open(store, &g, crate::execution::score::genesis_scores(&g))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("older format"), "{err}");
     }
 
     #[test]
