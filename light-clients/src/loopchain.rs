@@ -1,0 +1,235 @@
+//! The light client of a loopchain-style chain (one that runs this project's node): it trusts
+//! a checkpoint (a header and the validator set that votes on the next block), then accepts
+//! each next header only if
+//! 1. it is the next height and extends the verified head (`prev_hash`),
+//! 2. its round is above its parent's,
+//! 3. it names the validator set the client expects (`validators_hash`),
+//! 4. more than 2/3 of that set signed it (the votes the next block carries as `prev_votes`),
+//! 5. a change of the next set (`next_validators_hash`) comes with the new list, which must hash
+//!    to it; the change is signed by the old set, since its votes cover the header.
+//!
+//! Event proofs are checked against the receipts root of any of the last
+//! [`KEEP_HEADERS`] verified headers.
+
+use crate::{LightClient, LightClientError};
+use alloy_rlp::Decodable;
+use nexus_proto::block::{
+    decode_validators, encode_validators, validators_hash, verify_quorum, BlockHeader, VoteSet,
+};
+use nexus_proto::merkle::ProofStep;
+use nexus_proto::receipt::{verify_event, EventLog, Receipt};
+use nexus_proto::{Address, Hash32};
+use std::collections::BTreeMap;
+
+/// Verified receipts roots kept for event proofs.
+pub const KEEP_HEADERS: usize = 1024;
+
+/// Largest encoded update accepted.
+pub const MAX_UPDATE_BYTES: usize = 256 * 1024;
+
+/// A header and the votes that certify it, with the next validator list when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderUpdate {
+    /// The header.
+    pub header: BlockHeader,
+    /// Votes on it (the next block's `prev_votes`).
+    pub votes: VoteSet,
+    /// The next set, when the header changes it.
+    pub next_validators: Option<Vec<Address>>,
+}
+
+impl HeaderUpdate {
+    /// Encodes as `RLP[header RLP, votes RLP, validators RLP or empty]`.
+    pub fn encode(&self) -> Vec<u8> {
+        let items: [Vec<u8>; 3] = [
+            self.header.to_rlp(),
+            self.votes.to_rlp(),
+            self.next_validators
+                .as_deref()
+                .map(encode_validators)
+                .unwrap_or_default(),
+        ];
+        let bytes: Vec<alloy_rlp::Bytes> = items.into_iter().map(Into::into).collect();
+        alloy_rlp::encode(bytes)
+    }
+
+    /// Decodes [`HeaderUpdate::encode`], bounded.
+    pub fn decode(bytes: &[u8]) -> Result<Self, LightClientError> {
+        let bad = |e: String| LightClientError::Decode(e);
+        if bytes.len() > MAX_UPDATE_BYTES {
+            return Err(bad(format!(
+                "update of {} bytes exceeds {MAX_UPDATE_BYTES}",
+                bytes.len()
+            )));
+        }
+        let mut buf = bytes;
+        let items = Vec::<alloy_rlp::Bytes>::decode(&mut buf).map_err(|e| bad(e.to_string()))?;
+        if !buf.is_empty() || items.len() != 3 {
+            return Err(bad("expected exactly [header, votes, validators]".into()));
+        }
+        let header = BlockHeader::from_rlp(&items[0]).map_err(|e| bad(e.to_string()))?;
+        let votes = VoteSet::from_rlp(&items[1]).map_err(|e| bad(e.to_string()))?;
+        let next_validators = if items[2].is_empty() {
+            None
+        } else {
+            Some(decode_validators(&items[2]).map_err(|e| bad(e.to_string()))?)
+        };
+        Ok(HeaderUpdate {
+            header,
+            votes,
+            next_validators,
+        })
+    }
+}
+
+/// Proof that `event` was emitted by the transaction whose receipt is `receipt`, in the block
+/// at `height` (the two Merkle paths `icx_getProofForEvents` returns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventProof {
+    /// Height of the block.
+    pub height: u64,
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Its path to the header's receipts root.
+    pub receipt_proof: Vec<ProofStep>,
+    /// The event.
+    pub event: EventLog,
+    /// Its path to the receipt's event-logs root.
+    pub event_proof: Vec<ProofStep>,
+}
+
+/// A verified view of one loopchain channel.
+#[derive(Debug, Clone)]
+pub struct LoopchainClient {
+    nid: u64,
+    channel: String,
+    head: BlockHeader,
+    /// The set that votes on the next header.
+    next_validators: Vec<Address>,
+    receipts_roots: BTreeMap<u64, Hash32>,
+}
+
+impl LoopchainClient {
+    /// Trusts `checkpoint` and the set that votes on the block after it (out of band: genesis,
+    /// or a header the operator checked).
+    pub fn new(
+        nid: u64,
+        channel: &str,
+        checkpoint: BlockHeader,
+        next_validators: Vec<Address>,
+    ) -> Result<Self, LightClientError> {
+        let h = validators_hash(&next_validators);
+        if h != checkpoint.next_validators_hash {
+            return Err(LightClientError::ValidatorsMismatch {
+                expected: checkpoint.next_validators_hash.to_string(),
+                got: h.to_string(),
+            });
+        }
+        let mut receipts_roots = BTreeMap::new();
+        receipts_roots.insert(checkpoint.height, checkpoint.receipts_root);
+        Ok(LoopchainClient {
+            nid,
+            channel: channel.to_string(),
+            head: checkpoint,
+            next_validators,
+            receipts_roots,
+        })
+    }
+
+    /// The verified head.
+    pub fn head(&self) -> &BlockHeader {
+        &self.head
+    }
+
+    /// The set that votes on the next header.
+    pub fn next_validators(&self) -> &[Address] {
+        &self.next_validators
+    }
+}
+
+impl LightClient for LoopchainClient {
+    type Update = HeaderUpdate;
+    type EventProof = EventProof;
+
+    fn height(&self) -> u64 {
+        self.head.height
+    }
+
+    fn apply(&mut self, u: HeaderUpdate) -> Result<(), LightClientError> {
+        let h = &u.header;
+        let expected = self.head.height.saturating_add(1);
+        if h.height != expected {
+            return Err(LightClientError::NotNext {
+                expected,
+                got: h.height,
+            });
+        }
+        let head_hash = self.head.hash();
+        if h.prev_hash != head_hash {
+            return Err(LightClientError::WrongParent {
+                expected: head_hash.to_string(),
+                got: h.prev_hash.to_string(),
+            });
+        }
+        if h.round <= self.head.round {
+            return Err(LightClientError::RoundNotAfterParent {
+                parent: self.head.round,
+                got: h.round,
+            });
+        }
+        let set_hash = validators_hash(&self.next_validators);
+        if h.validators_hash != set_hash {
+            return Err(LightClientError::WrongValidators {
+                expected: set_hash.to_string(),
+                got: h.validators_hash.to_string(),
+            });
+        }
+        verify_quorum(
+            &u.votes,
+            &self.next_validators,
+            self.nid,
+            &self.channel,
+            h.height,
+            &h.hash(),
+        )
+        .map_err(|e| LightClientError::Votes(e.to_string()))?;
+        let next = if h.next_validators_hash == set_hash {
+            None
+        } else {
+            let list = u
+                .next_validators
+                .clone()
+                .ok_or(LightClientError::MissingValidators)?;
+            let got = validators_hash(&list);
+            if got != h.next_validators_hash {
+                return Err(LightClientError::ValidatorsMismatch {
+                    expected: h.next_validators_hash.to_string(),
+                    got: got.to_string(),
+                });
+            }
+            Some(list)
+        };
+        // Every check passed: apply.
+        if let Some(list) = next {
+            self.next_validators = list;
+        }
+        self.receipts_roots.insert(h.height, h.receipts_root);
+        while self.receipts_roots.len() > KEEP_HEADERS {
+            self.receipts_roots.pop_first();
+        }
+        self.head = u.header;
+        Ok(())
+    }
+
+    fn verify_event(&self, p: &EventProof) -> Result<(), LightClientError> {
+        let root = self
+            .receipts_roots
+            .get(&p.height)
+            .ok_or(LightClientError::UnknownHeight(p.height))?;
+        verify_event(root, &p.receipt, &p.receipt_proof, &p.event, &p.event_proof)
+            .map_err(|e| LightClientError::Proof(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests;
