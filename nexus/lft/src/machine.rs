@@ -443,10 +443,13 @@ impl<C: Crypto> Lft<C> {
     /// Asks again for what catch-up still misses: the target's block, and the parent of the
     /// lowest block fetched.
     fn resume_sync_walk(&mut self, out: &mut Vec<Action>) {
+        // A target whose block nobody served within a round is dropped: it may be a made-up
+        // certificate (its height, unjudged, could otherwise shut out every real hint).
+        // Honest peers send their highest QC on every timeout, so a real target comes back.
         if let Some(tip) = &self.sync_tip {
             let b = tip.block;
             if !self.sync_blocks.contains_key(&b) && !self.blocks.contains_key(&b) {
-                self.request(b, out);
+                self.sync_tip = None;
             }
         }
         let lowest = self

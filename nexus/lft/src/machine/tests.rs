@@ -716,3 +716,70 @@ fn a_leader_builds_on_the_candidate_that_moved_within_its_round() {
         "the leader was not asked to build on the new candidate: {acts:?}"
     );
 }
+
+/// Rule 16 under attack: a made-up certificate far above the horizon (not judged there) names a
+/// block nobody has. It must not shut out real catch-up hints: after a round without its
+/// block, the next real hint is followed.
+#[test]
+fn a_made_up_catch_up_target_does_not_shut_out_real_ones() {
+    let net = Net::new();
+    let cfg = Config {
+        nid: 1,
+        channel: "public".into(),
+        schedule: ValidatorSchedule::new(ValidatorSet {
+            members: net.keys.iter().map(|k| k.address()).collect(),
+        })
+        .known_through(10),
+        timeouts: Timeouts::default(),
+    };
+    let mut a = Lft::new(
+        cfg,
+        Secp256k1Crypto(net.keys[0].clone()),
+        net.genesis,
+        net.genesis_qc(),
+        SafetyState::default(),
+    );
+    a.start();
+    let requests = |acts: &[Action]| -> Vec<Hash32> {
+        acts.iter()
+            .filter_map(|x| match x {
+                Action::Broadcast(Message::BlockRequest(h)) => Some(*h),
+                _ => None,
+            })
+            .collect()
+    };
+    let bogus = Qc {
+        round: u64::MAX - 1,
+        height: u64::MAX - 1,
+        block: Hash32([0xee; 32]),
+        votes: vec![],
+    };
+    let acts = a.on_message(
+        Address::SYSTEM,
+        Message::Sync {
+            high_qc: bogus,
+            seal: None,
+        },
+    );
+    assert_eq!(
+        refused(&acts),
+        None,
+        "not judged above the horizon, not blamed"
+    );
+    assert_eq!(requests(&acts), vec![Hash32([0xee; 32])]);
+    let real = net.qc(40, 30, Hash32([0x30; 32]));
+    let sync = Message::Sync {
+        high_qc: real,
+        seal: None,
+    };
+    assert!(
+        requests(&a.on_message(Address::SYSTEM, sync.clone())).is_empty(),
+        "a lower hint waits while the target is fresh"
+    );
+    // A round passes and nobody served the made-up block: the next real hint is followed.
+    a.on_timeout(a.round());
+    assert_eq!(
+        requests(&a.on_message(Address::SYSTEM, sync)),
+        vec![Hash32([0x30; 32])]
+    );
+}
