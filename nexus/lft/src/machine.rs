@@ -166,6 +166,16 @@ pub struct Lft<C: Crypto> {
     sync_tip: Option<Qc>,
 }
 
+/// Rule 4: a block of round `r` on a QC of round `justify_round` may get a yes vote when the
+/// chain is unbroken (`justify_round == r - 1`), or with a TC of round `r - 1` whose high-QC
+/// rounds the justify covers.
+fn votable(justify_round: u64, r: u64, tc: Option<&Tc>) -> bool {
+    justify_round.checked_add(1) == Some(r)
+        || tc.is_some_and(|tc| {
+            tc.round.checked_add(1) == Some(r) && justify_round >= tc.max_high_qc_round()
+        })
+}
+
 /// What identifies a verified QC: a digest of all of it, votes included. Caching by (round,
 /// block) alone would let anyone attach garbage votes to a certificate seen once, and such a QC
 /// would then ride in a block's `prev_votes` where no light client could verify it.
@@ -299,11 +309,6 @@ impl<C: Crypto> Lft<C> {
     /// The highest QC seen (the candidate).
     pub fn high_qc(&self) -> &Qc {
         &self.high_qc
-    }
-
-    /// The block the highest QC certifies, if this core holds it (what a leader builds on).
-    pub fn candidate(&self) -> Option<BlockRef> {
-        self.block_ref(&self.high_qc.block)
     }
 
     fn set_for(&self, height: u64) -> &ValidatorSet {
@@ -567,22 +572,14 @@ impl<C: Crypto> Lft<C> {
                 if let Some(s) = seal.filter(|s| s.height <= self.schedule.horizon()) {
                     if s.block != high_qc.block || s.round.checked_add(1) != Some(high_qc.round) {
                         self.refuse("a seal QC that is not one round below its high QC");
-                    } else if self.current_qc(&s) {
-                        if self.valid_qc(&s) {
-                            self.process_qc(s, &mut out);
-                        } else {
-                            self.refuse("invalid QC");
-                        }
+                    } else {
+                        self.adopt_checked(s, "invalid QC", &mut out);
                     }
                 }
                 if high_qc.height > self.schedule.horizon() {
                     self.start_sync(high_qc, &mut out);
-                } else if self.refused.is_none() && self.current_qc(&high_qc) {
-                    if self.valid_qc(&high_qc) {
-                        self.process_qc(high_qc, &mut out);
-                    } else {
-                        self.refuse("invalid QC");
-                    }
+                } else if self.refused.is_none() {
+                    self.adopt_checked(high_qc, "invalid QC", &mut out);
                 }
             }
         }
@@ -684,15 +681,8 @@ impl<C: Crypto> Lft<C> {
         self.proposed.insert(p.block.round, p.block.hash);
         self.flush_kept(out);
         if let Some(s) = &p.seal {
-            if s.block == p.justify.block
-                && s.round.checked_add(1) == Some(p.justify.round)
-                && self.current_qc(s)
-            {
-                if self.valid_qc(s) {
-                    self.process_qc(s.clone(), out);
-                } else {
-                    self.refuse("invalid seal QC");
-                }
+            if s.block == p.justify.block && s.round.checked_add(1) == Some(p.justify.round) {
+                self.adopt_checked(s.clone(), "invalid seal QC", out);
             }
         }
         self.process_qc(p.justify.clone(), out);
@@ -706,12 +696,7 @@ impl<C: Crypto> Lft<C> {
         if self.my_index(p.block.height).is_none() {
             return;
         }
-        // Rule 4: unbroken chain, or a TC for the previous round whose high QCs the justify covers.
-        let chain_ok = p.justify.round.checked_add(1) == Some(r);
-        let tc_ok = p.tc.as_ref().is_some_and(|tc| {
-            tc.round.checked_add(1) == Some(r) && p.justify.round >= tc.max_high_qc_round()
-        });
-        if !(chain_ok || tc_ok) {
+        if !votable(p.justify.round, r, p.tc.as_ref()) {
             self.send_nil(out);
             return;
         }
@@ -757,19 +742,44 @@ impl<C: Crypto> Lft<C> {
         let Some(me) = self.my_index(height) else {
             return out;
         };
+        self.cast_vote(round, height, hash, me, &mut out);
+        out
+    }
+
+    /// Votes yes for `block` in `round`: the round is written before the vote is sent.
+    fn cast_vote(
+        &mut self,
+        round: u64,
+        height: u64,
+        block: Hash32,
+        me: u32,
+        out: &mut Vec<Action>,
+    ) {
         self.safety.last_voted_round = round;
-        self.persist(&mut out);
-        let digest = vote_digest(self.nid, &self.channel, height, round, &hash);
+        self.persist(out);
+        let digest = vote_digest(self.nid, &self.channel, height, round, &block);
         let vote = Vote {
             round,
             height,
-            block: hash,
+            block,
             voter: me,
             signature: self.crypto.sign(&digest),
         };
         out.push(Action::Broadcast(Message::Vote(vote.clone())));
-        self.on_vote(vote, &mut out);
-        out
+        self.on_vote(vote, out);
+    }
+
+    /// Adopts `qc` if it certifies the final block or above and its signatures hold; refuses
+    /// the message otherwise (`why`). Certificates of the past are ignored.
+    fn adopt_checked(&mut self, qc: Qc, why: &'static str, out: &mut Vec<Action>) {
+        if !self.current_qc(&qc) {
+            return;
+        }
+        if self.valid_qc(&qc) {
+            self.process_qc(qc, out);
+        } else {
+            self.refuse(why);
+        }
     }
 
     fn persist(&mut self, out: &mut Vec<Action>) {
@@ -1224,30 +1234,9 @@ impl<C: Crypto> Lft<C> {
         if self.safety.last_voted_round >= r || self.round != r {
             return;
         }
-        let chain_ok = z.round.checked_add(1) == Some(r);
-        let tc_ok = self.last_tc.as_ref().is_some_and(|tc| {
-            tc.round.checked_add(1) == Some(r) && z.round >= tc.max_high_qc_round()
-        });
-        if !(chain_ok || tc_ok) {
-            return;
+        if votable(z.round, r, self.last_tc.as_ref()) {
+            self.cast_vote(r, z.height, z.block, me, out);
         }
-        self.safety.last_voted_round = r;
-        self.persist(out);
-        let vote = Vote {
-            round: r,
-            height: z.height,
-            block: z.block,
-            voter: me,
-            signature: self.crypto.sign(&vote_digest(
-                self.nid,
-                &self.channel,
-                z.height,
-                r,
-                &z.block,
-            )),
-        };
-        out.push(Action::Broadcast(Message::Vote(vote.clone())));
-        self.on_vote(vote, out);
     }
 
     /// The application built the block asked for by [`Action::BuildBlock`].

@@ -14,6 +14,23 @@ mod sim;
 use nexus_lft::{ValidatorSchedule, ValidatorSet};
 use sim::{Byz, Ev, Sim, N};
 
+/// Each node as `final blocks(round, high QC round and height)`, or `down`.
+fn node_states(sim: &Sim) -> Vec<String> {
+    sim.nodes
+        .iter()
+        .map(|n| match &n.core {
+            Some(c) => format!(
+                "{}(r{} hq r{} h{})",
+                n.chain.len(),
+                c.round(),
+                c.high_qc().round,
+                c.high_qc().height
+            ),
+            None => "down".into(),
+        })
+        .collect()
+}
+
 /// Runs `sim` until its faults heal at `heal`, then 8 s more; every honest node must finalize
 /// at least 3 more blocks. Returns the honest heights at the end.
 fn heal_and_progress(sim: &mut Sim, heal: u64, what: &str) -> Vec<u64> {
@@ -22,20 +39,7 @@ fn heal_and_progress(sim: &mut Sim, heal: u64, what: &str) -> Vec<u64> {
     sim.run_until(heal + 8_000);
     let after = sim.honest_heights();
     if std::env::var("TWINS_DEBUG").is_ok() {
-        for (k, n) in sim.nodes.iter().enumerate() {
-            if let Some(c) = &n.core {
-                eprintln!(
-                    "node {k} byz {:?} round {} high_qc r{} h{} committed h{} r{} chain {}",
-                    n.byz,
-                    c.round(),
-                    c.high_qc().round,
-                    c.high_qc().height,
-                    c.committed().height,
-                    c.committed().round,
-                    n.chain.len()
-                );
-            }
-        }
+        eprintln!("{:?}", node_states(sim));
     }
     for (k, (a, b)) in at_heal.iter().zip(&after).enumerate() {
         assert!(
@@ -292,20 +296,7 @@ fn rejoin_run(seed: u64) -> Vec<u64> {
         .map(|k| sim.nodes[*k].chain.len() as u64)
         .collect();
     let at_crash = sim.nodes[0].chain.len() as u64;
-    let states: Vec<String> = sim
-        .nodes
-        .iter()
-        .map(|n| match &n.core {
-            Some(c) => format!(
-                "{}(r{} hq r{} h{})",
-                n.chain.len(),
-                c.round(),
-                c.high_qc().round,
-                c.high_qc().height
-            ),
-            None => "down".into(),
-        })
-        .collect();
+    let states = node_states(&sim);
     for (k, h) in [1, 2, 4].iter().zip(&heights) {
         assert!(
             *h > at_crash + 5,

@@ -203,9 +203,9 @@ impl LftEngine {
     /// Builds a deferred block now (`force`: even with no transactions), if its round is current.
     fn build_deferred(&mut self, force: bool) -> Result<(), NodeError> {
         match self.deferred.take() {
+            // A candidate that moved while the build waited has replaced it (the core asks
+            // again, rule 14).
             Some(Action::BuildBlock { round, parent }) if round == self.core.round() => {
-                // The candidate may have moved while the build waited: build on the current one.
-                let parent = self.core.candidate().unwrap_or(parent);
                 self.handle_with(vec![Action::BuildBlock { round, parent }], !force)
             }
             _ => Ok(()),

@@ -787,8 +787,7 @@ impl Chain {
 
     /// Stores the encoded consensus proposal of a final block (served to peers that sync).
     pub fn save_proposal(&self, hash: &Hash32, bytes: &[u8]) -> Result<(), NodeError> {
-        let mut key = b"proposal/".to_vec();
-        key.extend_from_slice(&hash.0);
+        let key = proposal_key(hash);
         let mut b = self.store.batch();
         b.put(Kind::Meta, &key, bytes);
         b.commit_relaxed()
@@ -796,8 +795,7 @@ impl Chain {
 
     /// Deletes a kept proposal (one the application found invalid).
     pub fn forget_proposal(&self, hash: &Hash32) -> Result<(), NodeError> {
-        let mut key = b"proposal/".to_vec();
-        key.extend_from_slice(&hash.0);
+        let key = proposal_key(hash);
         let mut b = self.store.batch();
         b.delete(Kind::Meta, &key);
         b.commit_relaxed()
@@ -805,8 +803,7 @@ impl Chain {
 
     /// The encoded consensus proposal of a final block, if kept.
     pub fn proposal(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, NodeError> {
-        let mut key = b"proposal/".to_vec();
-        key.extend_from_slice(&hash.0);
+        let key = proposal_key(hash);
         self.store.get(Kind::Meta, &key)
     }
 
@@ -962,6 +959,13 @@ fn cap_bytes(txs: &mut Vec<Arc<SignedTransaction>>) {
         })
         .count();
     txs.truncate(keep);
+}
+
+/// Where a kept consensus proposal is stored.
+fn proposal_key(hash: &Hash32) -> Vec<u8> {
+    let mut key = b"proposal/".to_vec();
+    key.extend_from_slice(&hash.0);
+    key
 }
 
 fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
