@@ -1,12 +1,18 @@
 //! The light client of a loopchain-style chain (one that runs this project's node): it trusts
-//! a checkpoint (a header and the validator set that votes on the next block), then accepts
-//! each next header only if
-//! 1. it is the next height and extends the verified head (`prev_hash`),
-//! 2. its round is above its parent's,
+//! a checkpoint (a header and the validator set that votes on the next block), then accepts a
+//! later header only if
+//! 1. it is above the verified head; the next height must extend the head (`prev_hash`), and a
+//!    header further on (a skip, so relayers carry only the headers that hold messages) must be
+//!    voted by the set the client knows, which is checked in 3,
+//! 2. its round is above the head's,
 //! 3. it names the validator set the client expects (`validators_hash`),
 //! 4. more than 2/3 of that set signed it (the votes the next block carries as `prev_votes`),
 //! 5. a change of the next set (`next_validators_hash`) comes with the new list, which must hash
-//!    to it; the change is signed by the old set, since its votes cover the header.
+//!    to it; the change is signed by the old set, since its votes cover the header. A relayer
+//!    must carry every header that changes the set (a skip over one fails check 3).
+//!
+//! A skip trusts what a skipped header would have shown: that more than 2/3 of the known set
+//! stayed honest while it was the set (the assumption of every BFT light client).
 //!
 //! Event proofs are checked against the receipts root of any of the last
 //! [`KEEP_HEADERS`] verified headers.
@@ -26,6 +32,9 @@ pub const KEEP_HEADERS: usize = 1024;
 
 /// Largest encoded update accepted.
 pub const MAX_UPDATE_BYTES: usize = 256 * 1024;
+
+/// Largest encoded event proof accepted.
+pub const MAX_PROOF_BYTES: usize = 128 * 1024;
 
 /// A header and the votes that certify it, with the next validator list when it changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +107,102 @@ pub struct EventProof {
     pub event_proof: Vec<ProofStep>,
 }
 
+impl EventProof {
+    /// Checks the two paths against a verified receipts root.
+    pub fn verify(&self, receipts_root: &Hash32) -> Result<(), LightClientError> {
+        verify_event(
+            receipts_root,
+            &self.receipt,
+            &self.receipt_proof,
+            &self.event,
+            &self.event_proof,
+        )
+        .map_err(|e| LightClientError::Proof(e.to_string()))
+    }
+
+    /// Encodes as `RLP[height (8 bytes BE), receipt RLP, receipt path, event RLP, event path]`,
+    /// a path being 33 bytes per step (1 when the sibling is on the left, then the sibling).
+    pub fn encode(&self) -> Vec<u8> {
+        let path = |p: &[ProofStep]| -> Vec<u8> {
+            p.iter()
+                .flat_map(|s| std::iter::once(u8::from(s.sibling_is_left)).chain(s.sibling.0))
+                .collect()
+        };
+        let items: [Vec<u8>; 5] = [
+            self.height.to_be_bytes().to_vec(),
+            self.receipt.encode(),
+            path(&self.receipt_proof),
+            alloy_rlp::encode(&self.event),
+            path(&self.event_proof),
+        ];
+        let bytes: Vec<alloy_rlp::Bytes> = items.into_iter().map(Into::into).collect();
+        alloy_rlp::encode(bytes)
+    }
+
+    /// Decodes [`EventProof::encode`], bounded by [`MAX_PROOF_BYTES`] and
+    /// [`nexus_proto::merkle::MAX_PROOF_LEN`] steps per path.
+    pub fn decode(bytes: &[u8]) -> Result<Self, LightClientError> {
+        let bad = |e: String| LightClientError::Decode(format!("event proof: {e}"));
+        if bytes.len() > MAX_PROOF_BYTES {
+            return Err(bad(format!(
+                "{} bytes exceeds {MAX_PROOF_BYTES}",
+                bytes.len()
+            )));
+        }
+        let mut buf = bytes;
+        let items = Vec::<alloy_rlp::Bytes>::decode(&mut buf).map_err(|e| bad(e.to_string()))?;
+        if !buf.is_empty() || items.len() != 5 {
+            return Err(bad(
+                "expected exactly [height, receipt, receipt path, event, event path]".into(),
+            ));
+        }
+        let height = <[u8; 8]>::try_from(&items[0][..])
+            .map(u64::from_be_bytes)
+            .map_err(|_| bad(format!("height: expected 8 bytes, got {}", items[0].len())))?;
+        let path = |b: &[u8], what: &str| -> Result<Vec<ProofStep>, LightClientError> {
+            if !b.len().is_multiple_of(33) || b.len() / 33 > nexus_proto::merkle::MAX_PROOF_LEN {
+                return Err(bad(format!(
+                    "{what}: expected up to {} steps of 33 bytes, got {} bytes",
+                    nexus_proto::merkle::MAX_PROOF_LEN,
+                    b.len()
+                )));
+            }
+            b.chunks(33)
+                .map(|c| {
+                    let sibling_is_left = match c[0] {
+                        0 => false,
+                        1 => true,
+                        other => {
+                            return Err(bad(format!(
+                                "{what}: side byte must be 0 or 1, got {other}"
+                            )))
+                        }
+                    };
+                    let mut sibling = [0u8; 32];
+                    sibling.copy_from_slice(&c[1..]);
+                    Ok(ProofStep {
+                        sibling: Hash32(sibling),
+                        sibling_is_left,
+                    })
+                })
+                .collect()
+        };
+        let receipt = Receipt::decode(&items[1]).map_err(|e| bad(e.to_string()))?;
+        let mut ev: &[u8] = &items[3];
+        let event = EventLog::decode(&mut ev).map_err(|e| bad(format!("event: {e}")))?;
+        if !ev.is_empty() {
+            return Err(bad("event: trailing bytes".into()));
+        }
+        Ok(EventProof {
+            height,
+            receipt,
+            receipt_proof: path(&items[2], "receipt path")?,
+            event,
+            event_proof: path(&items[4], "event path")?,
+        })
+    }
+}
+
 /// A verified view of one loopchain channel.
 #[derive(Debug, Clone)]
 pub struct LoopchainClient {
@@ -158,14 +263,14 @@ impl LightClient for LoopchainClient {
     fn apply(&mut self, u: HeaderUpdate) -> Result<(), LightClientError> {
         let h = &u.header;
         let expected = self.head.height.saturating_add(1);
-        if h.height != expected {
+        if h.height < expected {
             return Err(LightClientError::NotNext {
                 expected,
                 got: h.height,
             });
         }
         let head_hash = self.head.hash();
-        if h.prev_hash != head_hash {
+        if h.height == expected && h.prev_hash != head_hash {
             return Err(LightClientError::WrongParent {
                 expected: head_hash.to_string(),
                 got: h.prev_hash.to_string(),
@@ -226,8 +331,7 @@ impl LightClient for LoopchainClient {
             .receipts_roots
             .get(&p.height)
             .ok_or(LightClientError::UnknownHeight(p.height))?;
-        verify_event(root, &p.receipt, &p.receipt_proof, &p.event, &p.event_proof)
-            .map_err(|e| LightClientError::Proof(e.to_string()))
+        p.verify(root)
     }
 }
 

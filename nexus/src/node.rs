@@ -144,6 +144,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
             admission,
             rpc: cfg.rpc.clone(),
             metrics: metrics.clone(),
+            btp: genesis.btp.clone(),
         }));
         tracing::info!(channel = %chain.channel, height = head, validators = chain.validators.len(), "channel started");
         chains.push(chain);

@@ -92,6 +92,7 @@ impl Net {
             tokens: vec![],
             message: String::new(),
             admin: Some(alice.address().to_string()),
+            btp: None,
         }
         .parse()
         .expect("genesis");

@@ -94,19 +94,53 @@ fn a_header_certified_by_more_than_two_thirds_is_accepted() {
 }
 
 #[test]
-fn a_header_that_is_not_the_next_height_is_refused() {
+fn a_header_at_or_below_the_head_is_refused() {
     let c = chain();
     let mut lc = c.client();
     let mut h = c.next(&c.checkpoint);
-    h.height += 1;
+    h.height = c.checkpoint.height;
     let err = lc.apply(c.update(h, &[0, 1, 2])).unwrap_err();
     assert_eq!(
         err,
         LightClientError::NotNext {
             expected: 6,
-            got: 7
+            got: 5
         }
     );
+    assert_eq!(lc.height(), 5, "nothing changed");
+}
+
+#[test]
+fn a_skip_voted_by_the_known_set_is_accepted_without_the_parent_link() {
+    let c = chain();
+    let mut lc = c.client();
+    let mut h = c.next(&c.checkpoint);
+    h.height += 10;
+    h.round += 12;
+    h.prev_hash = Hash32([7; 32]);
+    lc.apply(c.update(h.clone(), &[1, 2, 3])).unwrap();
+    assert_eq!(lc.height(), 16);
+    // The skip still needs a quorum of the known set.
+    let mut next = c.next(&h);
+    next.height += 3;
+    assert!(matches!(
+        lc.apply(c.update(next, &[1, 2])),
+        Err(LightClientError::Votes(_))
+    ));
+}
+
+#[test]
+fn a_skip_over_a_set_change_is_refused() {
+    let c = chain();
+    let mut lc = c.client();
+    let others: Vec<Address> = (0..4).map(|_| KeyPair::generate().address()).collect();
+    let mut h = c.next(&c.checkpoint);
+    h.height += 5;
+    h.validators_hash = validators_hash(&others);
+    assert!(matches!(
+        lc.apply(c.update(h, &[0, 1, 2])),
+        Err(LightClientError::WrongValidators { .. })
+    ));
     assert_eq!(lc.height(), 5, "nothing changed");
 }
 
@@ -268,6 +302,19 @@ fn an_event_proof_checks_against_a_verified_receipts_root() {
         event_proof: merkle::prove(&event_leaves, 2).unwrap(),
     };
     lc.verify_event(&proof).unwrap();
+    let bytes = proof.encode();
+    assert_eq!(EventProof::decode(&bytes).unwrap(), proof);
+    assert!(EventProof::decode(&bytes[..bytes.len() - 1]).is_err());
+    assert!(EventProof::decode(&vec![0xc0; MAX_PROOF_BYTES + 1]).is_err());
+    let mut bad_side = proof.clone();
+    bad_side.receipt_proof = vec![];
+    let mut raw = bad_side.encode();
+    let n = raw.len();
+    raw[n - 33] = 2; // the event path's first side byte
+    assert!(matches!(
+        EventProof::decode(&raw),
+        Err(LightClientError::Decode(m)) if m.contains("side byte")
+    ));
     // Another event, a receipt path of the other receipt, or an unverified height: refused.
     let mut forged = proof.clone();
     forged.event.data = vec!["0x99".into()];

@@ -109,6 +109,51 @@ impl<'s, 'o> CallContext<'s, 'o> {
         Ok(())
     }
 
+    /// Deletes a storage slot of this SCORE.
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), ScoreError> {
+        if self.readonly {
+            return Err(ScoreError::new(
+                failure::ACCESS_DENIED,
+                "write in a read-only call",
+            ));
+        }
+        self.meter.charge(self.costs.set * key.len() as u128)?;
+        self.state.delete(score_key(&self.score, key));
+        Ok(())
+    }
+
+    /// This SCORE's ICX balance.
+    pub fn own_balance(&self) -> u128 {
+        crate::state::balance(&*self.state, &self.score)
+    }
+
+    /// Pays `amount` ICX of this SCORE's own balance to `to` (the only ICX a SCORE can move).
+    pub fn transfer(&mut self, to: &Address, amount: u128) -> Result<(), ScoreError> {
+        if self.readonly {
+            return Err(ScoreError::new(
+                failure::ACCESS_DENIED,
+                "transfer in a read-only call",
+            ));
+        }
+        let have = self.own_balance();
+        if have < amount {
+            return Err(ScoreError::new(
+                failure::OUT_OF_BALANCE,
+                format!("{} holds {have} loop, cannot pay {amount}", self.score),
+            ));
+        }
+        self.meter.charge(self.costs.set * 64)?;
+        crate::state::set_balance(self.state, &self.score, have - amount);
+        let to_bal = crate::state::balance(&*self.state, to);
+        crate::state::set_balance(self.state, to, to_bal.saturating_add(amount));
+        Ok(())
+    }
+
+    /// Charges steps for work that is not a storage write (signature checks, hashing).
+    pub fn charge(&mut self, steps: u128) -> Result<(), ScoreError> {
+        self.meter.charge(steps)
+    }
+
     /// Emits an event log: `indexed[0]` is the signature.
     pub fn emit(&mut self, indexed: Vec<String>, data: Vec<String>) -> Result<(), ScoreError> {
         let size: usize = indexed.iter().chain(data.iter()).map(String::len).sum();
@@ -170,6 +215,60 @@ pub fn param_address(params: &Map<String, Value>, name: &str) -> Result<Address,
 pub fn param_int(params: &Map<String, Value>, name: &str) -> Result<u128, ScoreError> {
     value::parse_u128(name, param_str(params, name)?)
         .map_err(|e| ScoreError::invalid_param(e.to_string()))
+}
+
+/// Reads a required list of `bytes` (at most `max_items`, each at most `max_bytes`).
+pub fn param_bytes_list(
+    params: &Map<String, Value>,
+    name: &str,
+    max_items: usize,
+    max_bytes: usize,
+) -> Result<Vec<Vec<u8>>, ScoreError> {
+    let items = match params.get(name) {
+        Some(Value::Array(a)) => a,
+        None | Some(Value::Null) => {
+            return Err(ScoreError::invalid_param(format!(
+                "missing parameter {name}"
+            )))
+        }
+        Some(other) => {
+            return Err(ScoreError::invalid_param(format!(
+                "{name}: expected a list of 0x-prefixed hex bytes, got {other}"
+            )))
+        }
+    };
+    if items.len() > max_items {
+        return Err(ScoreError::invalid_param(format!(
+            "{name}: at most {max_items} items, got {}",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => value::parse_bytes(name, s, max_bytes)
+                .map_err(|e| ScoreError::invalid_param(e.to_string())),
+            other => Err(ScoreError::invalid_param(format!(
+                "{name}: expected 0x-prefixed hex bytes, got {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// Reads a required `str` parameter of at most `max_bytes`.
+pub fn param_string(
+    params: &Map<String, Value>,
+    name: &str,
+    max_bytes: usize,
+) -> Result<String, ScoreError> {
+    let s = param_str(params, name)?;
+    if s.len() > max_bytes {
+        return Err(ScoreError::invalid_param(format!(
+            "{name}: at most {max_bytes} bytes, got {}",
+            s.len()
+        )));
+    }
+    Ok(s.to_string())
 }
 
 /// Reads an optional `bytes` parameter.

@@ -8,8 +8,8 @@ pub mod state;
 pub mod steps;
 
 pub use context::{
-    expect_params, param_address, param_bytes, param_int, CallContext, NativeScore, ScoreError,
-    ScoreRegistry,
+    expect_params, param_address, param_bytes, param_bytes_list, param_int, param_string,
+    CallContext, NativeScore, ScoreError, ScoreRegistry,
 };
 
 /// SCORE failure codes (goloop `scoreresult`), used in receipts and `-30000 - code` errors.

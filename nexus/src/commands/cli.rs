@@ -157,6 +157,29 @@ enum WalletCmd {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Send ICX to another chain through the BTP hub (the BMC's token service).
+    BtpTransfer {
+        #[command(flatten)]
+        signer: Signer,
+        /// Receiver on the other chain: <network>/<address>, such as 0x102.loop/hx...
+        #[arg(long)]
+        to: String,
+        /// Amount: ICX such as 1.5, or loop as 0x...
+        #[arg(long)]
+        value: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Where a BTP message sent from this chain is: sent, notarized, delivered, refunded.
+    BtpStatus {
+        /// The service serial number `btp-transfer` printed.
+        sn: String,
+        /// The notary channel of this chain on Nexus (to tell notarized from sent).
+        #[arg(long)]
+        notary: Option<String>,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Show a transaction and its result.
     Tx {
         /// Transaction hash.
@@ -325,6 +348,69 @@ async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
                 None => wallet::query(&rpc, to, &method, params.as_deref()).await?,
             };
             print(&out);
+        }
+        WalletCmd::BtpTransfer {
+            signer,
+            to,
+            value,
+            endpoint,
+        } => {
+            let key = wallet::load_key(&signer.keystore, &signer.password)?;
+            let r = wallet::send(
+                &RpcClient::new(endpoint.rpc),
+                &key,
+                nexus_btp::BMC_ADDRESS,
+                wallet::parse_amount(&value)?,
+                wallet::call_data(
+                    "transfer",
+                    Some(&serde_json::json!({"_to": to}).to_string()),
+                )?,
+                None,
+            )
+            .await?;
+            anyhow::ensure!(r["status"] == "0x1", "transfer failed: {}", r["failure"]);
+            let sn = r["eventLogs"]
+                .as_array()
+                .and_then(|logs| {
+                    logs.iter()
+                        .find(|e| e["indexed"][0] == nexus_btp::token::TRANSFER_START_SIG)
+                })
+                .map(|e| e["indexed"][3].clone())
+                .unwrap_or_default();
+            print(&serde_json::json!({"txHash": r["txHash"], "sn": sn, "status": "sent"}));
+        }
+        WalletCmd::BtpStatus {
+            sn,
+            notary,
+            endpoint,
+        } => {
+            let rpc = RpcClient::new(endpoint.rpc);
+            let params = serde_json::json!({ "_sn": sn }).to_string();
+            let m = wallet::query(
+                &rpc,
+                nexus_btp::BMC_ADDRESS,
+                "getMessageStatus",
+                Some(&params),
+            )
+            .await?;
+            anyhow::ensure!(!m.is_null(), "no message {sn} was sent from this chain");
+            let mut status = m["status"].as_str().unwrap_or("").to_string();
+            if let (Some(url), "sent") = (notary, status.as_str()) {
+                let s = wallet::query(
+                    &RpcClient::new(url),
+                    nexus_btp::NOTARY_ADDRESS,
+                    "getStatus",
+                    None,
+                )
+                .await?;
+                let rx =
+                    nexus_proto::value::parse_u128("rxSeq", s["rxSeq"].as_str().unwrap_or(""))?;
+                let seq = nexus_proto::value::parse_u128("seq", m["seq"].as_str().unwrap_or(""))?;
+                if rx >= seq {
+                    status = "notarized".into();
+                }
+            }
+            print(&serde_json::json!({"sn": sn, "seq": m["seq"], "status": status}));
         }
         WalletCmd::Tx { hash, endpoint } => {
             print(&wallet::tx(&RpcClient::new(endpoint.rpc), &hash).await?)

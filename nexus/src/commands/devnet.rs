@@ -65,6 +65,12 @@ fn password() -> String {
         .collect()
 }
 
+/// Writes a new key as `<name>.json` (ICON keystore) and `<name>.password` in `dir`.
+pub fn write_key_pair(dir: &Path, name: &str) -> Result<(KeyPair, PathBuf, String), NodeError> {
+    std::fs::create_dir_all(dir)?;
+    write_key(dir, name)
+}
+
 fn write_key(dir: &Path, name: &str) -> Result<(KeyPair, PathBuf, String), NodeError> {
     let key = KeyPair::generate();
     let pw = password();
@@ -123,6 +129,7 @@ fn devnet_genesis(
         }],
         message: "Nexus devnet".into(),
         admin: Some(funded.address().to_string()),
+        btp: None,
     }
 }
 
@@ -379,24 +386,38 @@ pub async fn run_network(
     p2p_port: u16,
 ) -> Result<(), NodeError> {
     if !dir.join("genesis.json").exists() {
-        init_network(
+        let opts = InitOptions {
+            listen,
+            ..InitOptions::default()
+        };
+        let net = init_network(dir, n, &opts, p2p_port)?;
+        let port = |k: u16| {
+            listen.port().checked_add(k).ok_or_else(|| {
+                NodeError::Config(format!(
+                    "--rpc port {} leaves no room for the hub",
+                    listen.port()
+                ))
+            })
+        };
+        crate::commands::hub::init_hub(
             dir,
-            n,
-            &InitOptions {
-                listen,
-                second_channel: Some("notary-test".into()),
-                ..InitOptions::default()
+            &net,
+            crate::commands::hub::HubPorts {
+                chains: [port(20)?, port(21)?],
+                portal: port(30)?,
             },
-            p2p_port,
         )?;
         println!(
-            "Initialized a new {n}-validator devnet in {}",
+            "Initialized a new {n}-validator devnet with a BTP hub in {}",
             dir.display()
         );
     }
+    let hub = crate::commands::hub::HubLayout::load(dir)?;
     let genesis = Genesis::load(&dir.join("genesis.json"))?;
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
+    let mut names = Vec::new();
+    let mut logs = Vec::new();
     let mut endpoints = Vec::new();
     for i in 0..genesis.validators.len() {
         let node_dir = dir.join(format!("node{i}"));
@@ -414,16 +435,74 @@ pub async fn run_network(
             .kill_on_drop(true)
             .spawn()?;
         children.push(child);
-        let mut names = vec![genesis.channel.clone()];
+        names.push(format!("validator {i}"));
+        logs.push(node_dir.join("node.log"));
+        let mut channels = vec![genesis.channel.clone()];
         for c in &cfg.channels {
-            names.push(Genesis::load(&c.genesis)?.channel);
+            channels.push(Genesis::load(&c.genesis)?.channel);
         }
         endpoints.push((
             cfg.rpc.listen,
             cfg.p2p.listen.clone(),
             node_dir.join("node.log"),
-            names,
+            channels,
         ));
+    }
+    if let Some(hub) = &hub {
+        for c in &hub.chains {
+            let chain_dir = c.config.parent().unwrap_or(dir);
+            let log_path = chain_dir.join("node.log");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)?;
+            children.push(
+                tokio::process::Command::new(&exe)
+                    .arg("node")
+                    .arg("--config")
+                    .arg(&c.config)
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .kill_on_drop(true)
+                    .spawn()?,
+            );
+            names.push(format!("chain {}", c.name));
+            logs.push(log_path);
+        }
+        let mut urls: Vec<String> = endpoints
+            .iter()
+            .map(|(rpc, _, _, _)| format!("http://{rpc}/api/v3/{}", genesis.channel))
+            .collect();
+        urls.extend(hub.chains.iter().map(|c| c.url()));
+        urls.extend(hub.chains.iter().map(|c| hub.notary_url(c)));
+        for u in &urls {
+            wait_answers(u).await?;
+        }
+        crate::commands::hub::connect(dir, hub).await?;
+        let portal_dir = hub.portal_config.parent().unwrap_or(dir);
+        let log_path = portal_dir.join("portal.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        children.push(
+            tokio::process::Command::new(exe.with_file_name("portal"))
+                .arg("--config")
+                .arg(&hub.portal_config)
+                .current_dir(portal_dir)
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| {
+                    NodeError::Config(format!(
+                        "cannot start {}: {e} (build it with `cargo build -p nexus-portal`)",
+                        exe.with_file_name("portal").display()
+                    ))
+                })?,
+        );
+        names.push("portal".into());
+        logs.push(log_path);
     }
     let ch = &genesis.channel;
     let god = genesis
@@ -464,9 +543,59 @@ pub async fn run_network(
             .unwrap_or_else(|_| "nexus".into());
         println!("Try:  {exe} wallet balance {god} --rpc http://{rpc}/api/v3/{ch}");
     }
+    if let Some(hub) = &hub {
+        println!("BTP hub (DESIGN.md section 5): chain A -> notary-a -> chain B, and back through notary-b");
+        for c in &hub.chains {
+            println!(
+                "  chain {}  network {}  nid {}  JSON-RPC {}  BMC {}  log {}",
+                c.name,
+                c.network,
+                format_int(c.nid),
+                c.url(),
+                nexus_btp::BMC_ADDRESS,
+                c.config.parent().unwrap_or(dir).join("node.log").display()
+            );
+            println!(
+                "    notary channel {} (nid {}) on every validator, notary SCORE {}",
+                c.notary_channel,
+                format_int(c.notary_nid),
+                nexus_btp::NOTARY_ADDRESS
+            );
+        }
+        println!(
+            "  portal   metrics http://{}/metrics  health http://{}/health  config {}",
+            hub.portal_listen,
+            hub.portal_listen,
+            hub.portal_config.display()
+        );
+        println!("  relayer  {} (funded on every chain)", hub.relayer);
+        if let [a, b] = &hub.chains[..] {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "nexus".into());
+            println!(
+                "Try:  {exe} wallet btp-transfer --rpc {} --keystore {} --password {} --to {}/{} --value 5",
+                a.url(),
+                dir.join("keystore/god.json").display(),
+                god_pw.trim(),
+                b.network,
+                god
+            );
+            println!(
+                "      {exe} wallet btp-status <sn it printed> --rpc {} --notary {}",
+                a.url(),
+                hub.notary_url(a)
+            );
+            println!(
+                "      {exe} wallet call --to {} --method balanceOf --params '{{\"_token\":\"btp-{}-ICX\",\"_owner\":\"{god}\"}}' --rpc {}",
+                nexus_btp::BMC_ADDRESS,
+                a.network,
+                b.url()
+            );
+        }
+    }
     println!("Stop with Ctrl-C; start again with the same command to continue the chain.");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let logs: Vec<PathBuf> = endpoints.iter().map(|(_, _, l, _)| l.clone()).collect();
     let mut watch = tokio::time::interval(std::time::Duration::from_millis(500));
     let mut reported = vec![false; children.len()];
     loop {
@@ -482,7 +611,8 @@ pub async fn run_network(
                     if let Ok(Some(status)) = c.try_wait() {
                         reported[i] = true;
                         eprintln!(
-                            "validator {i} stopped ({status}); the end of {}:\n{}",
+                            "{} stopped ({status}); the end of {}:\n{}",
+                            names[i],
                             logs[i].display(),
                             log_tail(&logs[i], 8)
                         );
@@ -495,6 +625,27 @@ pub async fn run_network(
         let _ = c.kill().await;
     }
     Ok(())
+}
+
+/// Waits until a channel endpoint answers (60 s at most).
+async fn wait_answers(url: &str) -> Result<(), NodeError> {
+    let rpc = nexus_client::rpc::RpcClient::new(url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if rpc
+            .call("icx_getLastBlock", serde_json::Value::Null)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(NodeError::Config(format!(
+                "{url} did not answer within 60 s"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// The last `n` lines of a log file.

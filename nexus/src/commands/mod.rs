@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod cli;
 pub mod devnet;
+pub mod hub;
 pub mod wallet;

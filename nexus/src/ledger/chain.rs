@@ -1032,6 +1032,7 @@ mod tests {
             }],
             message: String::new(),
             admin: None,
+            btp: None,
         }
         .parse()
         .unwrap()

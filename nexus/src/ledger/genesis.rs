@@ -33,6 +33,21 @@ pub struct Genesis {
     /// Account allowed to change the validator set (through the chain SCORE), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
+    /// BTP role of the channel, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btp: Option<GenesisBtp>,
+}
+
+/// The BTP role of a channel: a chain with a BMC (community chains), or a Nexus notary channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisBtp {
+    /// This chain's BTP network address (`0x3.loop`); for a notary channel, the network whose
+    /// messages it notarizes.
+    pub network: String,
+    /// True for a notary channel (installs the notary SCORE instead of the BMC).
+    #[serde(default)]
+    pub notary: bool,
 }
 
 /// A funded account.
@@ -84,8 +99,10 @@ pub struct ParsedGenesis {
     pub step_price: u128,
     /// Tokens: address, name, symbol, decimals, owner, supply.
     pub tokens: Vec<ParsedToken>,
-    /// Who may change validators.
+    /// Who may change validators (and configure BTP).
     pub admin: Option<Address>,
+    /// BTP role, checked.
+    pub btp: Option<GenesisBtp>,
     /// The source, as stored in the genesis block.
     pub source: Genesis,
 }
@@ -196,6 +213,15 @@ impl Genesis {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(b) = &self.btp {
+            nexus_btp::check_network("genesis btp.network", &b.network)
+                .map_err(|e| NodeError::Config(format!("genesis: {e}")))?;
+            if self.admin.is_none() {
+                return Err(NodeError::Config(
+                    "genesis: a btp section needs an admin (who registers verifiers)".into(),
+                ));
+            }
+        }
         Ok(ParsedGenesis {
             nid: cfg(value::parse_u64("nid", &self.nid))?,
             channel: self.channel.clone(),
@@ -210,6 +236,7 @@ impl Genesis {
                 .as_deref()
                 .map(|a| cfg(Address::parse("admin", a)))
                 .transpose()?,
+            btp: self.btp.clone(),
             source: self,
         })
     }

@@ -29,9 +29,11 @@ pub struct ChannelApi {
     pub rpc: RpcConfig,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The channel's BTP role, if its genesis gives it one (`btp_*` methods).
+    pub btp: Option<crate::ledger::genesis::GenesisBtp>,
 }
 
-type Handler = fn(&ChannelApi, Map<String, Value>) -> Result<Value, IconError>;
+pub(super) type Handler = fn(&ChannelApi, Map<String, Value>) -> Result<Value, IconError>;
 
 /// Runs a handler; a panic (a bug: every input error has a typed answer) becomes -32603 with
 /// the reason instead of a dropped connection.
@@ -69,7 +71,7 @@ pub(super) fn module(
         ("icx_getProofForEvents", get_proof_for_events),
         ("icx_getNetworkInfo", get_network_info),
     ];
-    for (name, f) in sync {
+    for (name, f) in sync.into_iter().chain(super::btp::METHODS) {
         m.register_method(name, move |params, api, _| {
             let start = Instant::now();
             let r = guarded(name, || object(&params).and_then(|o| f(api, o)));

@@ -16,6 +16,7 @@
 //! (`icon-sdk-js` sends `text/plain`). A handler that panics answers -32603 instead of dropping
 //! the connection.
 
+mod btp;
 mod icx;
 mod params;
 mod shapes;

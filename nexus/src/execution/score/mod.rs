@@ -17,9 +17,9 @@ use crate::ledger::genesis::ParsedGenesis;
 use nexus_proto::Address;
 use std::sync::Arc;
 
-/// The SCOREs a channel starts with: the chain SCORE at `cx000...` and one IRC-2 token per
-/// genesis entry. The node installs them when it opens a channel; SCOREs from other crates
-/// (the DEX, the BTP services) are added to the same registry.
+/// The SCOREs a channel starts with: the chain SCORE at `cx000...`, one IRC-2 token per
+/// genesis entry, and the BMC or the notary SCORE when the genesis gives the channel a BTP
+/// role. The node installs them when it opens a channel.
 pub fn genesis_scores(genesis: &ParsedGenesis) -> ScoreRegistry {
     let mut scores = ScoreRegistry::default();
     for t in &genesis.tokens {
@@ -31,6 +31,24 @@ pub fn genesis_scores(genesis: &ParsedGenesis) -> ScoreRegistry {
             supply: t.supply,
         };
         scores.insert(t.address, Arc::new(token));
+    }
+    if let Some(b) = &genesis.btp {
+        if b.notary {
+            scores.insert(
+                nexus_btp::NOTARY_ADDRESS,
+                Arc::new(nexus_notary::NotaryScore {
+                    admin: genesis.admin,
+                }),
+            );
+        } else {
+            scores.insert(
+                nexus_btp::BMC_ADDRESS,
+                Arc::new(nexus_btp::bmc::Bmc {
+                    network: b.network.clone(),
+                    admin: genesis.admin,
+                }),
+            );
+        }
     }
     scores.insert(
         Address::SYSTEM,

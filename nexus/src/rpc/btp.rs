@@ -1,0 +1,175 @@
+//! The `btp_*` methods of a channel with a BTP role, the portal's view of it (names after
+//! goloop's BTP2 API where they exist):
+//! - `btp_getNetworkInfo`: the channel's BTP network, role and SCORE address;
+//! - `btp_getHeader {height}`: the encoded header update for a light client (header, the votes
+//!   that made it final, the next validator list when it changes);
+//! - `btp_getMessages {height}`: the BTP `Message` events of the BMC (or the notary SCORE) in
+//!   that block, each with its encoded event proof, and whether the block changes the
+//!   validator set (a relayer must carry such a header even without messages);
+//! - `btp_getProof {height, index, event}`: the encoded proof of one event.
+//!
+//! Every answer is bytes a light client verifies; the node is not trusted for any of it.
+
+use super::icx::ChannelApi;
+use super::params as p;
+use crate::error::IconError;
+use crate::ledger::genesis::GenesisBtp;
+use nexus_btp::event::MessageEvent;
+use nexus_light_clients::{EventProof, HeaderUpdate};
+use nexus_proto::block::{decode_validators, Block};
+use nexus_proto::receipt::Receipt;
+use nexus_proto::value::{format_bytes, format_int};
+use nexus_proto::{merkle, Address, Hash32};
+use serde_json::{json, Map, Value};
+
+/// The methods, for the channel's method table.
+pub(super) const METHODS: [(&str, super::icx::Handler); 4] = [
+    ("btp_getNetworkInfo", network_info),
+    ("btp_getHeader", header),
+    ("btp_getMessages", messages),
+    ("btp_getProof", proof),
+];
+
+fn role(api: &ChannelApi) -> Result<(&GenesisBtp, Address), IconError> {
+    let b = api.btp.as_ref().ok_or_else(|| {
+        IconError::not_found(format!(
+            "channel {} has no BTP role (no btp section in its genesis)",
+            api.chain.channel
+        ))
+    })?;
+    let score = if b.notary {
+        nexus_btp::NOTARY_ADDRESS
+    } else {
+        nexus_btp::BMC_ADDRESS
+    };
+    Ok((b, score))
+}
+
+fn block_at(api: &ChannelApi, height: u64) -> Result<Block, IconError> {
+    api.chain.block_by_height(height)?.ok_or_else(|| {
+        IconError::not_found(format!(
+            "no block at height {} (last is {})",
+            format_int(height),
+            format_int(api.chain.head().header.height)
+        ))
+    })
+}
+
+fn network_info(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
+    p::only(&o, &[])?;
+    let (b, score) = role(api)?;
+    Ok(json!({
+        "network": b.network,
+        "role": if b.notary { "notary" } else { "bmc" },
+        "score": score.to_string(),
+        "nid": format_int(api.chain.nid),
+        "channel": api.chain.channel,
+        "latest": format_int(api.chain.head().header.height),
+    }))
+}
+
+fn header(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
+    p::only(&o, &["height"])?;
+    let height = p::u64(&o, "height")?;
+    let block = block_at(api, height)?;
+    let votes = api.chain.votes_for(height)?.ok_or_else(|| {
+        IconError::not_found(format!(
+            "block {} is not final yet (no votes)",
+            format_int(height)
+        ))
+    })?;
+    let h = &block.header;
+    let next_validators = if h.next_validators_hash == h.validators_hash {
+        None
+    } else {
+        let raw = api.chain.data(&h.next_validators_hash)?.ok_or_else(|| {
+            IconError::internal(format!(
+                "validator list {} of height {} is not stored",
+                h.next_validators_hash,
+                format_int(height)
+            ))
+        })?;
+        Some(decode_validators(&raw).map_err(|e| IconError::internal(e.to_string()))?)
+    };
+    let u = HeaderUpdate {
+        header: block.header,
+        votes,
+        next_validators,
+    };
+    Ok(Value::String(format_bytes(&u.encode())))
+}
+
+fn event_proof(
+    height: u64,
+    receipts: &[Receipt],
+    index: usize,
+    event: usize,
+) -> Result<EventProof, IconError> {
+    let hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
+    let receipt_proof = merkle::prove(&hashes, index).ok_or_else(|| {
+        IconError::invalid_params(format!(
+            "index {index:#x}: the block has {} receipts",
+            hashes.len()
+        ))
+    })?;
+    let receipt = receipts[index].clone();
+    let events: Vec<Hash32> = receipt.event_logs.iter().map(|e| e.hash()).collect();
+    let event_proof = merkle::prove(&events, event).ok_or_else(|| {
+        IconError::invalid_params(format!(
+            "event {event:#x}: the receipt has {} events",
+            events.len()
+        ))
+    })?;
+    Ok(EventProof {
+        height,
+        event: receipt.event_logs[event].clone(),
+        receipt,
+        receipt_proof,
+        event_proof,
+    })
+}
+
+fn messages(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
+    p::only(&o, &["height"])?;
+    let (_, score) = role(api)?;
+    let height = p::u64(&o, "height")?;
+    let block = block_at(api, height)?;
+    let receipts = api.chain.receipts_of(&block)?;
+    let mut out = Vec::new();
+    for (i, r) in receipts.iter().enumerate() {
+        for (j, e) in r.event_logs.iter().enumerate() {
+            if e.score_address != score {
+                continue;
+            }
+            let Ok(m) = MessageEvent::parse(e) else {
+                continue;
+            };
+            let proof = event_proof(height, &receipts, i, j)?;
+            out.push(json!({
+                "next": m.next,
+                "seq": format_int(m.seq),
+                "msg": format_bytes(&m.msg),
+                "index": format_int(i as u64),
+                "event": format_int(j as u64),
+                "proof": format_bytes(&proof.encode()),
+            }));
+        }
+    }
+    let h = &block.header;
+    Ok(json!({
+        "height": format_int(height),
+        "validatorsChange": h.next_validators_hash != h.validators_hash,
+        "messages": out,
+    }))
+}
+
+fn proof(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
+    p::only(&o, &["height", "index", "event"])?;
+    let height = p::u64(&o, "height")?;
+    let block = block_at(api, height)?;
+    let receipts = api.chain.receipts_of(&block)?;
+    let index = p::u64(&o, "index")? as usize;
+    let event = p::u64(&o, "event")? as usize;
+    let proof = event_proof(height, &receipts, index, event)?;
+    Ok(Value::String(format_bytes(&proof.encode())))
+}

@@ -1,0 +1,226 @@
+//! Portal configuration: a TOML file with defaults, checked by [`PortalConfig::validate`].
+
+use crate::PortalError;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything a portal needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// The relayer's ICON keystore (it signs and pays for relay transactions on every chain).
+    pub keystore: PathBuf,
+    /// File holding the keystore password (first line). `PORTAL_KEY_PASSWORD` overrides it.
+    pub keystore_password_file: PathBuf,
+    /// Where progress is kept (one file per link direction).
+    pub state_dir: PathBuf,
+    /// Address of `/metrics` and `/health`.
+    pub listen: SocketAddr,
+    /// Pause between scans when caught up, in ms.
+    pub poll_ms: u64,
+    /// Most bytes of updates and proofs in one relay transaction.
+    pub max_batch_bytes: usize,
+    /// Step limit of relay transactions.
+    pub step_limit: u64,
+    /// First wait after an error, in ms (doubles up to `max_backoff_ms`).
+    pub backoff_ms: u64,
+    /// Longest wait after repeated errors, in ms.
+    pub max_backoff_ms: u64,
+    /// Warn when the relayer's balance on a chain falls below this (loop).
+    pub low_balance_warning: u128,
+    /// Seconds between progress lines in the log.
+    pub progress_every_s: u64,
+    /// Source chains into their notary channels.
+    pub inbound: Vec<InboundLink>,
+    /// Notary channels out to destination chains.
+    pub outbound: Vec<OutboundLink>,
+}
+
+/// A source chain's messages into its Nexus notary channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundLink {
+    /// Name in logs, metrics and the progress file.
+    pub name: String,
+    /// JSON-RPC URL of the source chain (`http://host:port/api/v3/<channel>`).
+    pub source: String,
+    /// JSON-RPC URL of the notary channel on Nexus.
+    pub notary: String,
+    /// Height to scan from when there is no progress yet (the notary client's checkpoint).
+    #[serde(default)]
+    pub start_height: u64,
+}
+
+/// A notary channel's messages out to one destination chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundLink {
+    /// Name in logs, metrics and the progress file.
+    pub name: String,
+    /// JSON-RPC URL of the notary channel on Nexus.
+    pub notary: String,
+    /// JSON-RPC URL of the destination chain.
+    pub destination: String,
+    /// Height to scan from when there is no progress yet (the destination verifier's
+    /// checkpoint).
+    #[serde(default)]
+    pub start_height: u64,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            keystore: PathBuf::from("portal.keystore"),
+            keystore_password_file: PathBuf::from("portal.password"),
+            state_dir: PathBuf::from("portal-state"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9190)),
+            poll_ms: 200,
+            max_batch_bytes: 192 * 1024,
+            step_limit: 2_000_000_000,
+            backoff_ms: 200,
+            max_backoff_ms: 10_000,
+            low_balance_warning: 10u128.pow(18),
+            progress_every_s: 10,
+            inbound: vec![],
+            outbound: vec![],
+        }
+    }
+}
+
+impl PortalConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, PortalError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PortalError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let c: PortalConfig = toml::from_str(&text)
+            .map_err(|e| PortalError::Config(format!("{}: {e}", path.display())))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks values and names.
+    pub fn validate(&self) -> Result<(), PortalError> {
+        let bad = |m: String| Err(PortalError::Config(m));
+        if self.inbound.is_empty() && self.outbound.is_empty() {
+            return bad("no links: add [[inbound]] or [[outbound]] sections".into());
+        }
+        if self.poll_ms == 0 || self.poll_ms > 60_000 {
+            return bad(format!("poll_ms: expected 1..=60000, got {}", self.poll_ms));
+        }
+        if !(4096..=400 * 1024).contains(&self.max_batch_bytes) {
+            return bad(format!(
+                "max_batch_bytes: expected 4096..=409600 (a transaction holds at most 512 KiB), got {}",
+                self.max_batch_bytes
+            ));
+        }
+        if self.backoff_ms == 0 || self.max_backoff_ms < self.backoff_ms {
+            return bad("backoff_ms must be above 0 and at most max_backoff_ms".into());
+        }
+        let mut names: Vec<&str> = self
+            .inbound
+            .iter()
+            .map(|l| l.name.as_str())
+            .chain(self.outbound.iter().map(|l| l.name.as_str()))
+            .collect();
+        for n in &names {
+            if n.is_empty()
+                || n.len() > 64
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return bad(format!(
+                    "link name {n:?}: expected 1..=64 characters of a-z, 0-9, - and _"
+                ));
+            }
+        }
+        names.sort();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return bad(format!("link name {} is used twice", w[0]));
+        }
+        let urls = self
+            .inbound
+            .iter()
+            .flat_map(|l| [&l.source, &l.notary])
+            .chain(
+                self.outbound
+                    .iter()
+                    .flat_map(|l| [&l.notary, &l.destination]),
+            );
+        for u in urls {
+            if !u.starts_with("http://") || !u.contains("/api/v3/") {
+                return bad(format!(
+                    "{u:?}: expected a channel URL http://host:port/api/v3/<channel>"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The keystore password.
+    pub fn password(&self) -> Result<String, PortalError> {
+        if let Ok(p) = std::env::var("PORTAL_KEY_PASSWORD") {
+            return Ok(p);
+        }
+        let text = std::fs::read_to_string(&self.keystore_password_file).map_err(|e| {
+            PortalError::Config(format!(
+                "cannot read {}: {e} (or set PORTAL_KEY_PASSWORD)",
+                self.keystore_password_file.display()
+            ))
+        })?;
+        Ok(text.lines().next().unwrap_or("").to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_link() -> PortalConfig {
+        PortalConfig {
+            inbound: vec![InboundLink {
+                name: "a-in".into(),
+                source: "http://127.0.0.1:1/api/v3/a".into(),
+                notary: "http://127.0.0.1:2/api/v3/notary-a".into(),
+                start_height: 0,
+            }],
+            ..PortalConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_config_with_one_link_is_valid_and_bad_values_are_named() {
+        one_link().validate().unwrap();
+        let err = PortalConfig::default().validate().unwrap_err().to_string();
+        assert!(err.contains("no links"), "{err}");
+        let mut c = one_link();
+        c.inbound[0].source = "127.0.0.1:1".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("expected a channel URL"));
+        let mut c = one_link();
+        c.inbound.push(c.inbound[0].clone());
+        assert!(c.validate().unwrap_err().to_string().contains("used twice"));
+        let mut c = one_link();
+        c.max_batch_bytes = 10 << 20;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_batch_bytes"));
+    }
+
+    #[test]
+    fn toml_with_defaults_parses_and_unknown_keys_are_refused() {
+        let c: PortalConfig = toml::from_str(
+            "[[inbound]]\nname = \"a\"\nsource = \"http://h:1/api/v3/a\"\nnotary = \"http://h:2/api/v3/n\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.poll_ms, 200);
+        assert!(toml::from_str::<PortalConfig>("pol_ms = 3").is_err());
+    }
+}

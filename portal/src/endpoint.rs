@@ -1,0 +1,198 @@
+//! One chain endpoint as the portal uses it: heights, BTP messages and header updates, SCORE
+//! queries, and relay transactions signed with the portal's key and waited for.
+
+use crate::PortalError;
+use nexus_client::rpc::RpcClient;
+use nexus_proto::value::{parse_bytes, parse_u128, parse_u64};
+use nexus_proto::{Address, KeyPair, Transaction, TxData};
+use serde_json::{json, Map, Value};
+
+/// A BTP message event found in a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundMessage {
+    /// The network it goes to next.
+    pub next: String,
+    /// Its sequence number on this hop.
+    pub seq: u128,
+    /// The encoded event proof.
+    pub proof: String,
+}
+
+/// The BTP content of one block.
+#[derive(Debug, Clone, Default)]
+pub struct BlockMessages {
+    /// The messages, in order.
+    pub messages: Vec<FoundMessage>,
+    /// True when the block changes the validator set (its header must be relayed).
+    pub validators_change: bool,
+}
+
+/// One channel.
+pub struct Endpoint {
+    rpc: RpcClient,
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl Endpoint {
+    /// An endpoint for a channel URL.
+    pub fn new(url: &str) -> Self {
+        Endpoint {
+            rpc: RpcClient::new(url),
+        }
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        self.rpc.url()
+    }
+
+    fn answer(&self, what: impl Into<String>) -> PortalError {
+        PortalError::Answer {
+            endpoint: self.url().to_string(),
+            what: what.into(),
+        }
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, PortalError> {
+        self.rpc
+            .call(method, params)
+            .await
+            .map_err(|error| PortalError::Rpc {
+                endpoint: self.url().to_string(),
+                error,
+            })
+    }
+
+    fn str_field<'a>(&self, v: &'a Value, k: &str) -> Result<&'a str, PortalError> {
+        v[k].as_str()
+            .ok_or_else(|| self.answer(format!("{k}: expected a string in {v}")))
+    }
+
+    /// The last block height.
+    pub async fn last_height(&self) -> Result<u64, PortalError> {
+        let v = self.call("icx_getLastBlock", Value::Null).await?;
+        let h = v["height"]
+            .as_u64()
+            .ok_or_else(|| self.answer("icx_getLastBlock: no height"))?;
+        Ok(h)
+    }
+
+    /// `btp_getNetworkInfo`: (network, SCORE address, nid).
+    pub async fn btp_info(&self) -> Result<(String, Address, u64), PortalError> {
+        let v = self.call("btp_getNetworkInfo", Value::Null).await?;
+        let net = self.str_field(&v, "network")?.to_string();
+        let score = Address::parse("score", self.str_field(&v, "score")?)
+            .map_err(|e| self.answer(e.to_string()))?;
+        let nid =
+            parse_u64("nid", self.str_field(&v, "nid")?).map_err(|e| self.answer(e.to_string()))?;
+        Ok((net, score, nid))
+    }
+
+    /// `btp_getMessages` of one block.
+    pub async fn messages(&self, height: u64) -> Result<BlockMessages, PortalError> {
+        let v = self
+            .call("btp_getMessages", json!({"height": format!("{height:#x}")}))
+            .await?;
+        let list = v["messages"]
+            .as_array()
+            .ok_or_else(|| self.answer(format!("btp_getMessages: no message list in {v}")))?;
+        let mut messages = Vec::with_capacity(list.len());
+        for m in list {
+            messages.push(FoundMessage {
+                next: self.str_field(m, "next")?.to_string(),
+                seq: parse_u128("seq", self.str_field(m, "seq")?)
+                    .map_err(|e| self.answer(e.to_string()))?,
+                proof: self.str_field(m, "proof")?.to_string(),
+            });
+        }
+        Ok(BlockMessages {
+            messages,
+            validators_change: v["validatorsChange"].as_bool().unwrap_or(false),
+        })
+    }
+
+    /// `btp_getHeader`: the encoded header update of a final block.
+    pub async fn header_update(&self, height: u64) -> Result<String, PortalError> {
+        let v = self
+            .call("btp_getHeader", json!({"height": format!("{height:#x}")}))
+            .await?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| self.answer("btp_getHeader: expected hex bytes"))?;
+        parse_bytes("header", s, 1 << 20).map_err(|e| self.answer(e.to_string()))?;
+        Ok(s.to_string())
+    }
+
+    /// A read-only SCORE call.
+    pub async fn query(
+        &self,
+        to: &Address,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, PortalError> {
+        let mut data = json!({ "method": method });
+        if params.as_object().is_some_and(|o| !o.is_empty()) {
+            data["params"] = params;
+        }
+        self.call(
+            "icx_call",
+            json!({"to": to.to_string(), "dataType": "call", "data": data}),
+        )
+        .await
+    }
+
+    /// The ICX balance of an account.
+    pub async fn balance(&self, who: &Address) -> Result<u128, PortalError> {
+        let v = self
+            .call("icx_getBalance", json!({"address": who.to_string()}))
+            .await?;
+        parse_u128("balance", v.as_str().unwrap_or("")).map_err(|e| self.answer(e.to_string()))
+    }
+
+    /// Signs a SCORE call, sends it and waits for its result; a failed result is an error.
+    pub async fn send_call(
+        &self,
+        key: &KeyPair,
+        nid: u64,
+        to: Address,
+        method: &str,
+        params: Map<String, Value>,
+        step_limit: u64,
+    ) -> Result<String, PortalError> {
+        let tx = Transaction {
+            from: key.address(),
+            to,
+            value: 0,
+            step_limit: u128::from(step_limit),
+            timestamp: now_us(),
+            nid,
+            nonce: None,
+            data: TxData::Call {
+                method: method.to_string(),
+                params,
+            },
+        };
+        let st = tx.sign(key)?;
+        let hash = st.hash.to_string();
+        let r = self
+            .call("icx_sendTransactionAndWait", Value::Object(st.raw))
+            .await?;
+        if r["status"].as_str() == Some("0x1") {
+            Ok(hash)
+        } else {
+            Err(PortalError::Refused {
+                tx: hash,
+                reason: r["failure"]["message"]
+                    .as_str()
+                    .unwrap_or("no failure message")
+                    .to_string(),
+            })
+        }
+    }
+}
