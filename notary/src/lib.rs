@@ -180,3 +180,6 @@ impl NativeScore for NotaryScore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

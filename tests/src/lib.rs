@@ -177,7 +177,7 @@ impl Drop for TestNode {
 
 /// True when the node at `url` answers `icx_getLastBlock` (checked on a thread of its own, so
 /// this works inside and outside a runtime).
-fn answers(url: &str) -> bool {
+pub fn answers(url: &str) -> bool {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -262,7 +262,7 @@ pub struct Cluster {
 
 /// `n` distinct ports the OS considers free now (from the ephemeral range, which the OS hands
 /// out in turn, so a port released by a killed node is not given to another test at once).
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<std::net::TcpListener> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
         .collect();
@@ -515,3 +515,4 @@ impl Cluster {
 fn nexus_toml(cfg: &nexus::config::NodeConfig) -> String {
     nexus::config::to_toml(cfg).expect("config serializes")
 }
+pub mod hub;

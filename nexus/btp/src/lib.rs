@@ -71,5 +71,8 @@ pub fn split_btp_address<'a>(field: &str, s: &'a str) -> Result<(&'a str, &'a st
     Ok((net, account))
 }
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
 #[cfg(test)]
 mod tests;
