@@ -5,7 +5,7 @@
 
 pub mod loopchain;
 
-pub use loopchain::{EventProof, HeaderUpdate, LoopchainClient};
+pub use loopchain::{BlockEvents, EventProof, HeaderUpdate, LoopchainClient};
 
 /// Why a light client refused an update or a proof (one variant per check).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

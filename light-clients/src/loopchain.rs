@@ -23,7 +23,7 @@ use nexus_proto::block::{
     decode_validators, encode_validators, validators_hash, verify_quorum, BlockHeader, VoteSet,
 };
 use nexus_proto::merkle::ProofStep;
-use nexus_proto::receipt::{verify_event, EventLog, Receipt};
+use nexus_proto::receipt::{EventLog, Receipt};
 use nexus_proto::{Address, Hash32};
 use std::collections::BTreeMap;
 
@@ -92,13 +92,17 @@ impl HeaderUpdate {
 }
 
 /// Proof that `event` was emitted by the transaction whose receipt is `receipt`, in the block
-/// at `height` (the two Merkle paths `icx_getProofForEvents` returns).
+/// at `height` (the two Merkle paths `icx_getProofForEvents` returns). The receipt travels
+/// without its events (they are committed by `events_root`), so a proof stays small however
+/// many events its receipt holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventProof {
     /// Height of the block.
     pub height: u64,
-    /// The receipt.
+    /// The receipt, its `event_logs` empty.
     pub receipt: Receipt,
+    /// The Merkle root of the receipt's events.
+    pub events_root: Hash32,
     /// Its path to the header's receipts root.
     pub receipt_proof: Vec<ProofStep>,
     /// The event.
@@ -108,29 +112,67 @@ pub struct EventProof {
 }
 
 impl EventProof {
-    /// Checks the two paths against a verified receipts root.
-    pub fn verify(&self, receipts_root: &Hash32) -> Result<(), LightClientError> {
-        verify_event(
-            receipts_root,
-            &self.receipt,
-            &self.receipt_proof,
-            &self.event,
-            &self.event_proof,
-        )
-        .map_err(|e| LightClientError::Proof(e.to_string()))
+    /// A proof of event `index` of `receipt` (which holds its events), whose path to the
+    /// receipts root is `receipt_proof`. For many events of one block, use [`BlockEvents`].
+    pub fn new(
+        height: u64,
+        receipt: &Receipt,
+        receipt_proof: Vec<ProofStep>,
+        index: usize,
+    ) -> Option<Self> {
+        let leaves: Vec<Hash32> = receipt.event_logs.iter().map(EventLog::hash).collect();
+        let tree = nexus_proto::merkle::Tree::new(&leaves);
+        Self::from_tree(height, receipt, receipt_proof, &tree, index)
     }
 
-    /// Encodes as `RLP[height (8 bytes BE), receipt RLP, receipt path, event RLP, event path]`,
-    /// a path being 33 bytes per step (1 when the sibling is on the left, then the sibling).
+    fn from_tree(
+        height: u64,
+        receipt: &Receipt,
+        receipt_proof: Vec<ProofStep>,
+        events: &nexus_proto::merkle::Tree,
+        index: usize,
+    ) -> Option<Self> {
+        Some(EventProof {
+            height,
+            events_root: events.root(),
+            event_proof: events.prove(index)?,
+            event: receipt.event_logs.get(index)?.clone(),
+            receipt: without_events(receipt),
+            receipt_proof,
+        })
+    }
+
+    /// Checks the two paths against a verified receipts root.
+    pub fn verify(&self, receipts_root: &Hash32) -> Result<(), LightClientError> {
+        let proof = |e: nexus_proto::ProtoError| LightClientError::Proof(e.to_string());
+        if !self.receipt.event_logs.is_empty() {
+            return Err(LightClientError::Proof(
+                "the receipt must travel without its events".into(),
+            ));
+        }
+        nexus_proto::merkle::verify(&self.events_root, &self.event.hash(), &self.event_proof)
+            .map_err(proof)?;
+        nexus_proto::merkle::verify(
+            receipts_root,
+            &self.receipt.hash_with_events_root(self.events_root),
+            &self.receipt_proof,
+        )
+        .map_err(proof)
+    }
+
+    /// Encodes as `RLP[height (8 bytes BE), receipt RLP, events root, receipt path, event RLP,
+    /// event path]`, a path being 33 bytes per step (1 when the sibling is on the left, then the
+    /// sibling).
     pub fn encode(&self) -> Vec<u8> {
         let path = |p: &[ProofStep]| -> Vec<u8> {
             p.iter()
                 .flat_map(|s| std::iter::once(u8::from(s.sibling_is_left)).chain(s.sibling.0))
                 .collect()
         };
-        let items: [Vec<u8>; 5] = [
+        let items: [Vec<u8>; 6] = [
             self.height.to_be_bytes().to_vec(),
             self.receipt.encode(),
+            self.events_root.0.to_vec(),
             path(&self.receipt_proof),
             alloy_rlp::encode(&self.event),
             path(&self.event_proof),
@@ -151,9 +193,10 @@ impl EventProof {
         }
         let mut buf = bytes;
         let items = Vec::<alloy_rlp::Bytes>::decode(&mut buf).map_err(|e| bad(e.to_string()))?;
-        if !buf.is_empty() || items.len() != 5 {
+        if !buf.is_empty() || items.len() != 6 {
             return Err(bad(
-                "expected exactly [height, receipt, receipt path, event, event path]".into(),
+                "expected exactly [height, receipt, events root, receipt path, event, event path]"
+                    .into(),
             ));
         }
         let height = <[u8; 8]>::try_from(&items[0][..])
@@ -188,7 +231,15 @@ impl EventProof {
                 .collect()
         };
         let receipt = Receipt::decode(&items[1]).map_err(|e| bad(e.to_string()))?;
-        let mut ev: &[u8] = &items[3];
+        let events_root = <[u8; 32]>::try_from(&items[2][..])
+            .map(Hash32)
+            .map_err(|_| {
+                bad(format!(
+                    "events root: expected 32 bytes, got {}",
+                    items[2].len()
+                ))
+            })?;
+        let mut ev: &[u8] = &items[4];
         let event = EventLog::decode(&mut ev).map_err(|e| bad(format!("event: {e}")))?;
         if !ev.is_empty() {
             return Err(bad("event: trailing bytes".into()));
@@ -196,10 +247,74 @@ impl EventProof {
         Ok(EventProof {
             height,
             receipt,
-            receipt_proof: path(&items[2], "receipt path")?,
+            events_root,
+            receipt_proof: path(&items[3], "receipt path")?,
             event,
-            event_proof: path(&items[4], "event path")?,
+            event_proof: path(&items[5], "event path")?,
         })
+    }
+}
+
+/// A receipt's fields without its events (which are not cloned).
+fn without_events(r: &Receipt) -> Receipt {
+    Receipt {
+        status: r.status,
+        to: r.to,
+        cumulative_step_used: r.cumulative_step_used,
+        step_used: r.step_used,
+        step_price: r.step_price,
+        failure_code: r.failure_code,
+        failure_message: r.failure_message.clone(),
+        event_logs: Vec::new(),
+    }
+}
+
+/// The receipts of one block with their trees built once, so proving many of its events
+/// hashes each receipt and event once (a relay's receipt may hold hundreds of messages).
+pub struct BlockEvents<'a> {
+    height: u64,
+    receipts: &'a [Receipt],
+    receipts_tree: nexus_proto::merkle::Tree,
+    event_trees: Vec<nexus_proto::merkle::Tree>,
+}
+
+impl<'a> BlockEvents<'a> {
+    /// The trees of the block at `height` with `receipts`.
+    pub fn new(height: u64, receipts: &'a [Receipt]) -> Self {
+        let event_trees: Vec<nexus_proto::merkle::Tree> = receipts
+            .iter()
+            .map(|r| {
+                let leaves: Vec<Hash32> = r.event_logs.iter().map(EventLog::hash).collect();
+                nexus_proto::merkle::Tree::new(&leaves)
+            })
+            .collect();
+        let leaves: Vec<Hash32> = receipts
+            .iter()
+            .zip(&event_trees)
+            .map(|(r, t)| r.hash_with_events_root(t.root()))
+            .collect();
+        BlockEvents {
+            height,
+            receipts,
+            receipts_tree: nexus_proto::merkle::Tree::new(&leaves),
+            event_trees,
+        }
+    }
+
+    /// The receipts root the header commits to.
+    pub fn receipts_root(&self) -> Hash32 {
+        self.receipts_tree.root()
+    }
+
+    /// The proof of event `event` of receipt `receipt`, if both exist.
+    pub fn proof(&self, receipt: usize, event: usize) -> Option<EventProof> {
+        EventProof::from_tree(
+            self.height,
+            self.receipts.get(receipt)?,
+            self.receipts_tree.prove(receipt)?,
+            self.event_trees.get(receipt)?,
+            event,
+        )
     }
 }
 

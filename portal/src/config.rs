@@ -75,8 +75,8 @@ impl Default for PortalConfig {
             keystore_password_file: PathBuf::from("portal.password"),
             state_dir: PathBuf::from("portal-state"),
             listen: SocketAddr::from(([127, 0, 0, 1], 9190)),
-            poll_ms: 200,
-            max_batch_bytes: 192 * 1024,
+            poll_ms: 50,
+            max_batch_bytes: 160 * 1024,
             step_limit: 2_000_000_000,
             backoff_ms: 200,
             max_backoff_ms: 10_000,
@@ -108,9 +108,9 @@ impl PortalConfig {
         if self.poll_ms == 0 || self.poll_ms > 60_000 {
             return bad(format!("poll_ms: expected 1..=60000, got {}", self.poll_ms));
         }
-        if !(4096..=400 * 1024).contains(&self.max_batch_bytes) {
+        if !(4096..=200 * 1024).contains(&self.max_batch_bytes) {
             return bad(format!(
-                "max_batch_bytes: expected 4096..=409600 (a transaction holds at most 512 KiB), got {}",
+                "max_batch_bytes: expected 4096..=204800 (sent as hex, a transaction holds at most 512 KiB), got {}",
                 self.max_batch_bytes
             ));
         }
@@ -220,7 +220,7 @@ mod tests {
         )
         .unwrap();
         c.validate().unwrap();
-        assert_eq!(c.poll_ms, 200);
+        assert_eq!(c.poll_ms, 50);
         assert!(toml::from_str::<PortalConfig>("pol_ms = 3").is_err());
     }
 }

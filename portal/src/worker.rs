@@ -26,6 +26,52 @@ pub enum Direction {
     Outbound,
 }
 
+/// Most source blocks scanned in one pass (progress is saved after each pass).
+pub const MAX_BLOCKS_PER_PASS: u64 = 2_000;
+/// Source blocks read concurrently.
+pub const SCAN_AHEAD: u64 = 32;
+/// Most header updates in one relay transaction (the BMC's and notary's limit).
+pub const MAX_UPDATES: usize = 64;
+/// Most proofs in one relay transaction (the BMC's and notary's limit).
+pub const MAX_PROOFS: usize = 256;
+
+/// Updates and proofs waiting to go out in one transaction.
+#[derive(Default)]
+struct Batch {
+    updates: Vec<String>,
+    proofs: Vec<FoundMessage>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.proofs.is_empty()
+    }
+
+    /// True when an item of `bytes` still fits (an empty batch takes anything).
+    fn fits(&self, bytes: usize, update: bool, max: usize) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let count_ok = if update {
+            self.updates.len() < MAX_UPDATES
+        } else {
+            self.proofs.len() < MAX_PROOFS
+        };
+        count_ok && self.bytes + bytes <= max
+    }
+
+    fn add_update(&mut self, u: String) {
+        self.bytes += u.len() / 2;
+        self.updates.push(u);
+    }
+
+    fn add_proof(&mut self, m: FoundMessage) {
+        self.bytes += m.proof.len() / 2;
+        self.proofs.push(m);
+    }
+}
+
 /// What the receiving side has verified.
 #[derive(Debug, Clone, Copy)]
 struct Received {
@@ -163,10 +209,10 @@ impl Worker {
     async fn relay(
         &self,
         ends: &Ends,
-        update: Option<String>,
-        proofs: &[&FoundMessage],
+        updates: Vec<String>,
+        proofs: &[FoundMessage],
     ) -> Result<(), PortalError> {
-        let updates: Vec<Value> = update.into_iter().map(Value::String).collect();
+        let updates: Vec<Value> = updates.into_iter().map(Value::String).collect();
         let proofs: Vec<Value> = proofs
             .iter()
             .map(|m| Value::String(m.proof.clone()))
@@ -196,61 +242,69 @@ impl Worker {
         Ok(())
     }
 
-    /// One pass: from the stored progress up to the source's last block.
+    /// One pass: from the stored progress up to the source's last block (at most
+    /// [`MAX_BLOCKS_PER_PASS`]), relaying in batches that span blocks: each batch carries the
+    /// header updates of the blocks whose messages it proves, in height order, bounded by
+    /// `max_batch_bytes`, [`MAX_UPDATES`] and [`MAX_PROOFS`].
     async fn pass(&self, ends: &Ends, last_log: &mut Instant) -> Result<(), PortalError> {
-        let mut height = self
+        let start = self
             .progress
             .load()?
             .map(|p| p.height)
             .unwrap_or(self.start_height);
         let last = self.from.last_height().await?;
-        let mut rx = self.received(ends).await?;
-        let mut saved = Instant::now();
-        while height < last {
-            let next = height + 1;
-            let block = self.from.messages(next).await?;
-            let todo: Vec<&FoundMessage> = block
-                .messages
-                .iter()
-                .filter(|m| m.seq > rx.seq)
-                .filter(|m| ends.dst_net.as_ref().is_none_or(|d| &m.next == d))
-                .collect();
-            let set_change = block.validators_change && next > rx.height;
-            if !todo.is_empty() || set_change {
-                let mut update = if next > rx.height {
-                    Some(self.from.header_update(next).await?)
-                } else {
-                    None
-                };
-                let mut rest = &todo[..];
-                loop {
-                    let mut bytes = update.as_ref().map_or(0, |u| u.len() / 2);
-                    let mut n = 0;
-                    while n < rest.len()
-                        && (n == 0 || bytes + rest[n].proof.len() / 2 <= self.cfg.max_batch_bytes)
-                        && n < 256
-                    {
-                        bytes += rest[n].proof.len() / 2;
-                        n += 1;
-                    }
-                    self.relay(ends, update.take(), &rest[..n]).await?;
-                    self.metrics.relayed(&self.name, n as u64);
-                    rest = &rest[n..];
-                    if rest.is_empty() {
-                        break;
-                    }
+        let end = last.min(start.saturating_add(MAX_BLOCKS_PER_PASS));
+        let rx = self.received(ends).await?;
+        let mut batch = Batch::default();
+        let mut height = start;
+        while height < end {
+            // Blocks are read SCAN_AHEAD at a time, concurrently; relayed in height order.
+            let upto = end.min(height + SCAN_AHEAD);
+            let blocks =
+                futures::future::try_join_all((height + 1..=upto).map(|h| self.from.messages(h)))
+                    .await?;
+            let mut wanted = Vec::with_capacity(blocks.len());
+            for (h, block) in (height + 1..=upto).zip(blocks) {
+                let todo: Vec<FoundMessage> = block
+                    .messages
+                    .into_iter()
+                    .filter(|m| m.seq > rx.seq)
+                    .filter(|m| ends.dst_net.as_ref().is_none_or(|d| &m.next == d))
+                    .collect();
+                let set_change = block.validators_change && h > rx.height;
+                if !todo.is_empty() || set_change {
+                    wanted.push((h, todo));
                 }
-                rx = self.received(ends).await?;
             }
-            height = next;
-            if !todo.is_empty() || saved.elapsed() > Duration::from_secs(1) {
-                self.progress.save(Progress { height })?;
-                saved = Instant::now();
+            let updates = futures::future::try_join_all(wanted.iter().map(|(h, _)| async move {
+                if *h > rx.height {
+                    self.from.header_update(*h).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            }))
+            .await?;
+            for ((_, todo), update) in wanted.into_iter().zip(updates) {
+                if let Some(update) = update {
+                    if !batch.fits(update.len() / 2, true, self.cfg.max_batch_bytes) {
+                        self.flush(ends, &mut batch).await?;
+                    }
+                    batch.add_update(update);
+                }
+                for m in todo {
+                    if !batch.fits(m.proof.len() / 2, false, self.cfg.max_batch_bytes) {
+                        self.flush(ends, &mut batch).await?;
+                    }
+                    batch.add_proof(m);
+                }
             }
+            height = upto;
         }
+        self.flush(ends, &mut batch).await?;
         self.progress.save(Progress { height })?;
         self.metrics
             .progress(&self.name, height, last.saturating_sub(height));
+        let rx = self.received(ends).await?;
         if let Ok(p) = self.pending(ends, rx.seq).await {
             self.metrics.pending(&self.name, p);
         }
@@ -263,6 +317,17 @@ impl Worker {
             }
             tracing::info!(link = %self.name, height, source_last = last, received_seq = %rx.seq, verified_height = rx.height, "progress");
         }
+        Ok(())
+    }
+
+    async fn flush(&self, ends: &Ends, batch: &mut Batch) -> Result<(), PortalError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::take(batch);
+        let n = b.proofs.len() as u64;
+        self.relay(ends, b.updates, &b.proofs).await?;
+        self.metrics.relayed(&self.name, n);
         Ok(())
     }
 

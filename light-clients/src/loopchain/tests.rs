@@ -293,15 +293,35 @@ fn an_event_proof_checks_against_a_verified_receipts_root() {
     let mut h = c.next(&c.checkpoint);
     h.receipts_root = merkle::root(&leaves);
     lc.apply(c.update(h, &[0, 1, 2])).unwrap();
-    let event_leaves: Vec<Hash32> = r0.event_logs.iter().map(EventLog::hash).collect();
-    let proof = EventProof {
-        height: 6,
-        receipt: r0.clone(),
-        receipt_proof: merkle::prove(&leaves, 0).unwrap(),
-        event: r0.event_logs[2].clone(),
-        event_proof: merkle::prove(&event_leaves, 2).unwrap(),
-    };
+    let proof = EventProof::new(6, &r0, merkle::prove(&leaves, 0).unwrap(), 2).unwrap();
+    // The block-wide builder makes the same proofs, against the same root.
+    let receipts = [r0.clone(), r1.clone()];
+    let block = BlockEvents::new(6, &receipts);
+    assert_eq!(block.receipts_root(), merkle::root(&leaves));
+    assert_eq!(block.proof(0, 2), Some(proof.clone()));
+    assert!(block
+        .proof(1, 0)
+        .is_some_and(|p| p.verify(&block.receipts_root()).is_ok()));
+    assert_eq!(block.proof(1, 1), None);
+    assert_eq!(block.proof(2, 0), None);
+    assert!(
+        proof.receipt.event_logs.is_empty(),
+        "the receipt travels without its events"
+    );
     lc.verify_event(&proof).unwrap();
+    // A receipt that carries events anyway is refused (one form per proof).
+    let mut fat = proof.clone();
+    fat.receipt.event_logs = r0.event_logs.clone();
+    assert!(matches!(
+        lc.verify_event(&fat),
+        Err(LightClientError::Proof(_))
+    ));
+    let mut wrong_root = proof.clone();
+    wrong_root.events_root = Hash32([1; 32]);
+    assert!(matches!(
+        lc.verify_event(&wrong_root),
+        Err(LightClientError::Proof(_))
+    ));
     let bytes = proof.encode();
     assert_eq!(EventProof::decode(&bytes).unwrap(), proof);
     assert!(EventProof::decode(&bytes[..bytes.len() - 1]).is_err());

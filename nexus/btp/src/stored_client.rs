@@ -104,13 +104,17 @@ fn save(
     )
 }
 
-fn load(ctx: &CallContext<'_, '_>, prefix: &[u8]) -> Result<(Cfg, LoopchainClient), ScoreError> {
+fn load_cfg(ctx: &CallContext<'_, '_>, prefix: &[u8]) -> Result<Cfg, ScoreError> {
     let raw = ctx.get(&key(prefix, b"cfg")).ok_or_else(|| {
         ScoreError::from(BtpError::NoVerifier(
             String::from_utf8_lossy(prefix).into_owned(),
         ))
     })?;
-    let cfg: Cfg = alloy_rlp::Decodable::decode(&mut raw.as_slice()).map_err(|_| corrupt("cfg"))?;
+    alloy_rlp::Decodable::decode(&mut raw.as_slice()).map_err(|_| corrupt("cfg"))
+}
+
+fn load(ctx: &CallContext<'_, '_>, prefix: &[u8]) -> Result<(Cfg, LoopchainClient), ScoreError> {
+    let cfg = load_cfg(ctx, prefix)?;
     let head = ctx
         .get(&key(prefix, b"head"))
         .and_then(|b| BlockHeader::from_rlp(&b).ok())
@@ -161,7 +165,7 @@ pub fn verify_event(
     raw: &[u8],
 ) -> Result<EventLog, ScoreError> {
     ctx.charge(STEPS_PER_PROOF)?;
-    let (cfg, _) = load(ctx, prefix)?;
+    let cfg = load_cfg(ctx, prefix)?;
     let lc_err = |error| BtpError::LightClient {
         context: format!("proof {index}"),
         error,

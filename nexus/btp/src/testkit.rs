@@ -239,18 +239,16 @@ impl Remote {
             header: h.clone(),
             next_validators: None,
         };
-        let event_leaves: Vec<Hash32> = receipt.event_logs.iter().map(EventLog::hash).collect();
         let proofs = (0..receipt.event_logs.len())
-            .map(|j| {
-                let p = EventProof {
-                    height: h.height,
-                    receipt: receipt.clone(),
-                    receipt_proof: merkle::prove(&leaves, 0).unwrap_or_default(),
-                    event: receipt.event_logs[j].clone(),
-                    event_proof: merkle::prove(&event_leaves, j).unwrap_or_default(),
-                };
-                format_bytes(&p.encode())
+            .filter_map(|j| {
+                EventProof::new(
+                    h.height,
+                    &receipt,
+                    merkle::prove(&leaves, 0).unwrap_or_default(),
+                    j,
+                )
             })
+            .map(|p| format_bytes(&p.encode()))
             .collect();
         self.head = h;
         (format_bytes(&update.encode()), proofs)

@@ -83,6 +83,16 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         rate: u64,
     },
+    /// Measure BTP messages through one notary channel of four validators (starts its own hub:
+    /// validators, chains A and B, a portal).
+    BenchBtp {
+        /// Token transfers (one message each) from A to B.
+        #[arg(long, default_value_t = 5_000)]
+        messages: usize,
+        /// Offered messages per second (0: as fast as possible).
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -282,6 +292,23 @@ async fn run(cli: Cli) -> Result<()> {
                 "committed {} of {} transfers: {} tx/s committed, {} tx/s accepted, latency p50 {} ms p99 {} ms, node CPU {} us/tx",
                 summary["committed"], summary["txs"], summary["committed_tps"], summary["accepted_tps"],
                 summary["latency_ms_p50"], summary["latency_ms_p99"], summary["node_cpu_us_per_tx"]
+            );
+            println!("{summary}");
+        }
+        Cmd::BenchBtp { messages, rate } => {
+            anyhow::ensure!(messages > 0, "--messages must be at least 1");
+            let dir = std::env::temp_dir().join(format!("nexus-bench-btp-{}", std::process::id()));
+            let summary = crate::commands::bench_btp::run(
+                crate::commands::bench_btp::BtpBenchOptions { messages, rate },
+                &dir,
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&dir);
+            let summary = summary?;
+            eprintln!(
+                "{} messages A -> notary-a -> B: {} delivered/s, source to delivered p50 {} ms p99 {} ms, notary CPU {} us/message/validator",
+                summary["messages"], summary["delivered_per_sec"], summary["source_to_delivered_ms_p50"],
+                summary["source_to_delivered_ms_p99"], summary["notary_cpu_us_per_message_per_validator"]
             );
             println!("{summary}");
         }

@@ -2,6 +2,7 @@
 //! benchmark and the wallet commands.
 
 pub mod bench;
+pub mod bench_btp;
 pub mod cli;
 pub mod devnet;
 pub mod hub;

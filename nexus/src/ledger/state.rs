@@ -8,7 +8,7 @@
 //! A bucket's hash is SHA3-256 over the leaf hashes of its entries in key order
 //! (`leaf = SHA3-256(len(key) u32 BE || key || value)`), and the state root is the Merkle root
 //! (see `nexus_proto::merkle`) of the 4096 bucket hashes. Only buckets touched by a block are
-//! rehashed. Known limit: the commitment keeps one leaf hash per key in memory and a bucket is
+//! rehashed, and only the Merkle paths above them. Known limit: the commitment keeps one leaf hash per key in memory and a bucket is
 //! rehashed whole; a sparse Merkle tree on disk is the path past tens of millions of keys.
 
 pub use nexus_score::state::{
@@ -44,26 +44,24 @@ fn bucket_hash(b: &BTreeMap<Vec<u8>, Hash32>) -> Hash32 {
 /// The commitment to the whole state.
 pub struct StateCommitment {
     buckets: Vec<BTreeMap<Vec<u8>, Hash32>>,
-    hashes: Vec<Hash32>,
-    root: Hash32,
+    /// Merkle tree over the bucket hashes, updated along the paths of changed buckets.
+    tree: merkle::Tree,
 }
 
 /// A new root computed from pending writes, ready to install with [`StateCommitment::apply`].
 pub struct PreparedState {
     changed: HashMap<usize, (BTreeMap<Vec<u8>, Hash32>, Hash32)>,
+    tree: merkle::TreeUpdate,
     /// The state root after the writes.
     pub root: Hash32,
 }
 
 impl Default for StateCommitment {
     fn default() -> Self {
-        let mut c = StateCommitment {
+        StateCommitment {
             buckets: vec![BTreeMap::new(); BUCKETS],
-            hashes: vec![Hash32::ZERO; BUCKETS],
-            root: Hash32::ZERO,
-        };
-        c.root = merkle::root(&c.hashes);
-        c
+            tree: merkle::Tree::new(&[Hash32::ZERO; BUCKETS]),
+        }
     }
 }
 
@@ -75,15 +73,13 @@ impl StateCommitment {
 
     /// Computes every bucket hash and the root after loading.
     pub fn finish_load(&mut self) {
-        for (i, b) in self.buckets.iter().enumerate() {
-            self.hashes[i] = bucket_hash(b);
-        }
-        self.root = merkle::root(&self.hashes);
+        let hashes: Vec<Hash32> = self.buckets.iter().map(bucket_hash).collect();
+        self.tree = merkle::Tree::new(&hashes);
     }
 
     /// The current root.
     pub fn root(&self) -> Hash32 {
-        self.root
+        self.tree.root()
     }
 
     /// The root the state would have after `writes`, without changing anything.
@@ -99,24 +95,25 @@ impl StateCommitment {
                 None => entry.0.remove(k),
             };
         }
-        let mut hashes = self.hashes.clone();
+        let mut hashes = BTreeMap::new();
         for (i, (b, h)) in changed.iter_mut() {
             *h = bucket_hash(b);
-            hashes[*i] = *h;
+            hashes.insert(*i, *h);
         }
+        let tree = self.tree.updated(&hashes);
         PreparedState {
             changed,
-            root: merkle::root(&hashes),
+            root: tree.root,
+            tree,
         }
     }
 
     /// Installs a prepared state.
     pub fn apply(&mut self, p: PreparedState) {
-        for (i, (b, h)) in p.changed {
+        for (i, (b, _)) in p.changed {
             self.buckets[i] = b;
-            self.hashes[i] = h;
         }
-        self.root = p.root;
+        self.tree.apply(p.tree);
     }
 }
 

@@ -15,11 +15,10 @@ use super::params as p;
 use crate::error::IconError;
 use crate::ledger::genesis::GenesisBtp;
 use nexus_btp::event::MessageEvent;
-use nexus_light_clients::{EventProof, HeaderUpdate};
+use nexus_light_clients::{BlockEvents, HeaderUpdate};
 use nexus_proto::block::{decode_validators, Block};
-use nexus_proto::receipt::Receipt;
 use nexus_proto::value::{format_bytes, format_int};
-use nexus_proto::{merkle, Address, Hash32};
+use nexus_proto::Address;
 use serde_json::{json, Map, Value};
 
 /// The methods, for the channel's method table.
@@ -99,42 +98,13 @@ fn header(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     Ok(Value::String(format_bytes(&u.encode())))
 }
 
-fn event_proof(
-    height: u64,
-    receipts: &[Receipt],
-    index: usize,
-    event: usize,
-) -> Result<EventProof, IconError> {
-    let hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
-    let receipt_proof = merkle::prove(&hashes, index).ok_or_else(|| {
-        IconError::invalid_params(format!(
-            "index {index:#x}: the block has {} receipts",
-            hashes.len()
-        ))
-    })?;
-    let receipt = receipts[index].clone();
-    let events: Vec<Hash32> = receipt.event_logs.iter().map(|e| e.hash()).collect();
-    let event_proof = merkle::prove(&events, event).ok_or_else(|| {
-        IconError::invalid_params(format!(
-            "event {event:#x}: the receipt has {} events",
-            events.len()
-        ))
-    })?;
-    Ok(EventProof {
-        height,
-        event: receipt.event_logs[event].clone(),
-        receipt,
-        receipt_proof,
-        event_proof,
-    })
-}
-
 fn messages(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     p::only(&o, &["height"])?;
     let (_, score) = role(api)?;
     let height = p::u64(&o, "height")?;
     let block = block_at(api, height)?;
     let receipts = api.chain.receipts_of(&block)?;
+    let trees = BlockEvents::new(height, &receipts);
     let mut out = Vec::new();
     for (i, r) in receipts.iter().enumerate() {
         for (j, e) in r.event_logs.iter().enumerate() {
@@ -144,7 +114,9 @@ fn messages(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError>
             let Ok(m) = MessageEvent::parse(e) else {
                 continue;
             };
-            let proof = event_proof(height, &receipts, i, j)?;
+            let proof = trees
+                .proof(i, j)
+                .ok_or_else(|| IconError::internal("event proof out of range"))?;
             out.push(json!({
                 "next": m.next,
                 "seq": format_int(m.seq),
@@ -170,6 +142,17 @@ fn proof(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     let receipts = api.chain.receipts_of(&block)?;
     let index = p::u64(&o, "index")? as usize;
     let event = p::u64(&o, "event")? as usize;
-    let proof = event_proof(height, &receipts, index, event)?;
+    let proof = BlockEvents::new(height, &receipts)
+        .proof(index, event)
+        .ok_or_else(|| {
+            IconError::invalid_params(format!(
+                "index {index:#x} event {event:#x}: the block has {} receipts{}",
+                receipts.len(),
+                receipts
+                    .get(index)
+                    .map(|r| format!(", that one {} events", r.event_logs.len()))
+                    .unwrap_or_default()
+            ))
+        })?;
     Ok(Value::String(format_bytes(&proof.encode())))
 }
