@@ -295,11 +295,15 @@ impl Hub {
             if s == status {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "message {sn} from chain {i} is {s}, not {status}, after 60 s; portal log:\n{}",
-                tail(&self.portal_log(0), 30)
-            );
+            if Instant::now() > deadline {
+                let validators: String = (0..4)
+                    .map(|v| format!("validator {v}:\n{}\n", tail(&self.nexus.log(v), 40)))
+                    .collect();
+                panic!(
+                    "message {sn} from chain {i} is {s}, not {status}, after 60 s; portal log:\n{}\n{validators}",
+                    tail(&self.portal_log(0), 30)
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -31,6 +31,29 @@ async fn tokens_and_certificates_cross_through_nexus_and_a_refused_delivery_is_r
     let bob = KeyPair::generate();
     let token_a = native_token(&hub.chain(0).network);
     assert_totals(&hub, 0, "start").await;
+    // Nexus' public channel runs a BMC too; the notary channels name the networks they serve.
+    let info = hub
+        .nexus
+        .rpc(0)
+        .call("btp_getNetworkInfo", serde_json::Value::Null)
+        .await
+        .expect("public btp info");
+    assert_eq!(
+        (info["network"].as_str(), info["role"].as_str()),
+        (Some("0x3.nexus"), Some("bmc")),
+        "{info}"
+    );
+    let info = hub
+        .nexus
+        .rpc_on(1, "notary-b")
+        .call("btp_getNetworkInfo", serde_json::Value::Null)
+        .await
+        .expect("notary btp info");
+    assert_eq!(
+        (info["network"].as_str(), info["role"].as_str()),
+        (Some(hub.chain(1).network.as_str()), Some("notary")),
+        "{info}"
+    );
 
     // A -> B: 5 ICX leave god on A, 5 wrapped arrive at bob on B.
     let before = nexus_tests::balance(&hub.rpc(0), &god.address()).await;

@@ -507,14 +507,23 @@ fn wrapped_tokens_go_back_home_and_unlock_there() {
         .iter()
         .find(|e| e.indexed[0] == MESSAGE_SIG && e.indexed[1] == A)
         .unwrap();
-    // On A, the coin unlocks from the BMC.
+    // On A, the coin unlocks from the BMC (where an earlier transfer to B locked it).
     let mut a = chain(A);
     let mut notary_b = Remote::new(0x1002, "notary-b");
     a.add_verifier(B, &notary_b);
-    a.world.fund(&BMC_ADDRESS, 2 * ICX);
+    let alice = Address::eoa([0xa1; 20]);
+    a.world.fund(&alice, 2 * ICX);
+    a.call(
+        alice,
+        2 * ICX,
+        "transfer",
+        json!({"_to": format!("{B}/{bob}")}),
+    )
+    .unwrap();
     let msg = BtpMessage::decode(&parse_bytes("m", &sent.data[0], 1 << 16).unwrap()).unwrap();
     // B's own reply to A came first on this link (seq 1), so the transfer is seq 2.
     assert_eq!(sent.indexed[2], "0x2");
+    let _ = alice;
     let (u, p) = notary_b.block(
         vec![
             notarized(
@@ -540,6 +549,44 @@ fn wrapped_tokens_go_back_home_and_unlock_there() {
     a.relay(B, &[u], &p).unwrap();
     assert_eq!(a.world.balance(&bob), ICX);
     assert_eq!(a.world.balance(&BMC_ADDRESS), ICX);
+}
+
+#[test]
+fn a_chain_cannot_take_the_coin_locked_for_another() {
+    // B locked 5 ICX for C; A (compromised) claims to send 5 of B's ICX back.
+    let (mut b, mut notary_a) = b_with_notary_a();
+    b.add_verifier("0x103.loop", &Remote::new(0x1003, "notary-c"));
+    let carol = Address::eoa([0xc0; 20]);
+    b.world.fund(&carol, 5 * ICX);
+    b.call(
+        carol,
+        5 * ICX,
+        "transfer",
+        json!({"_to": format!("0x103.loop/{carol}")}),
+    )
+    .unwrap();
+    assert_eq!(b.world.balance(&BMC_ADDRESS), 5 * ICX);
+    let thief = Address::eoa([0x66; 20]);
+    let mut m = transfer_msg(&thief, 5 * ICX, 1);
+    let mut t: TransferMessage = alloy_rlp::Decodable::decode(&mut &m.msg[..]).unwrap();
+    t.token = native_token(B);
+    m.msg = alloy_rlp::encode(&t);
+    let (u, p) = notary_a.block(vec![notarized(B, 1, &m)], &[0, 1, 2]);
+    let events = b.relay(A, &[u], &p).unwrap();
+    let reply = events.iter().find(|e| e.indexed[0] == MESSAGE_SIG).unwrap();
+    let r = BtpMessage::decode(&parse_bytes("m", &reply.data[0], 1 << 16).unwrap()).unwrap();
+    let err = ErrorMessage::decode(&r.msg).unwrap();
+    assert!(
+        err.message.contains("holds 0 of this chain's ICX"),
+        "{}",
+        err.message
+    );
+    assert_eq!(b.world.balance(&thief), 0);
+    assert_eq!(
+        b.world.balance(&BMC_ADDRESS),
+        5 * ICX,
+        "C's coin stays locked"
+    );
 }
 
 #[test]

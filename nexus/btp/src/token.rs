@@ -4,8 +4,10 @@
 //! flight. A transfer the destination refuses comes back as an error reply and is refunded;
 //! nothing is lost or minted twice.
 //!
-//! Storage: `t/p/<sn>` pending transfer RLP[from, token, amount]; `t/w/<token>/<owner>` wrapped
-//! balances; `t/s/<token>` wrapped supply.
+//! Storage: `t/p/<sn>` pending transfer RLP[from, token, amount, network]; `t/w/<token>/<owner>`
+//! wrapped balances; `t/s/<token>` wrapped supply; `t/l/<network>` the native coin locked for
+//! each network, so a network can only send back what was sent to it (a compromised chain
+//! cannot take the coin locked for another).
 
 use crate::bmc::{code, get_u128, has_route, next_sn, set_status, set_u128, Bmc};
 use crate::{split_btp_address, BtpError};
@@ -42,6 +44,11 @@ struct Pending {
     from: Address,
     token: String,
     amount: u128,
+    network: String,
+}
+
+fn locked_key(network: &str) -> Vec<u8> {
+    [b"t/l/", network.as_bytes()].concat()
 }
 
 /// The id of a network's native coin.
@@ -96,11 +103,21 @@ fn start(
     if !has_route(ctx, net) {
         return Err(BtpError::NoRoute(net.to_string()).into());
     }
+    if token == native_token(&bmc.network) {
+        let locked = get_u128(ctx, &locked_key(net));
+        let locked = locked.checked_add(amount).ok_or_else(|| {
+            ScoreError::from(BtpError::Service(format!(
+                "locking {amount} more for {net} overflows"
+            )))
+        })?;
+        set_u128(ctx, &locked_key(net), locked)?;
+    }
     let sn = next_sn(ctx)?;
     let pending = Pending {
         from: ctx.from,
         token: token.clone(),
         amount,
+        network: net.to_string(),
     };
     ctx.set(&pending_key(sn), alloy_rlp::encode(&pending))?;
     set_status(ctx, sn, "sent")?;
@@ -214,7 +231,15 @@ pub(crate) fn on_request(
         return Err("amount 0".into());
     }
     if m.token == native_token(&bmc.network) {
-        return ctx.transfer(&to, m.amount).map_err(|e| e.message);
+        let locked = get_u128(ctx, &locked_key(src));
+        if locked < m.amount {
+            return Err(format!(
+                "{src} holds {locked} of this chain's ICX, cannot send {} back",
+                m.amount
+            ));
+        }
+        ctx.transfer(&to, m.amount).map_err(|e| e.message)?;
+        return set_u128(ctx, &locked_key(src), locked - m.amount).map_err(|e| e.message);
     }
     match token_home(&m.token) {
         Some(home) if home == src => mint(ctx, &m.token, &to, m.amount),
@@ -239,6 +264,12 @@ pub(crate) fn on_reply(
         set_status(ctx, sn, "delivered")?;
     } else {
         if p.token == native_token(&bmc.network) {
+            let locked = get_u128(ctx, &locked_key(&p.network));
+            set_u128(
+                ctx,
+                &locked_key(&p.network),
+                locked.saturating_sub(p.amount),
+            )?;
             ctx.transfer(&p.from, p.amount)?;
         } else {
             mint(ctx, &p.token, &p.from, p.amount).map_err(|e| ScoreError::new(1, e))?;

@@ -705,10 +705,10 @@ impl<C: Crypto> Lft<C> {
             self.send_nil(out);
             return;
         }
-        if self.block_ref(&p.block.parent).is_none() {
-            // The application cannot check a block whose parent it lacks; fetch it and let the
-            // round timer decide.
-            self.request(p.block.parent, out);
+        if let Some(missing) = self.missing_ancestor(p.block.parent) {
+            // The application cannot check a block whose ancestry it lacks (a parent, or a
+            // block further up lost in a restart); fetch it and let the round timer decide.
+            self.request(missing, out);
             return;
         }
         self.checking = Some(p.block.hash);
@@ -1158,6 +1158,23 @@ impl<C: Crypto> Lft<C> {
         self.verified_qcs.retain(|_, r| *r >= round_floor);
     }
 
+    /// The first block on the way from `hash` up to the final block that this core does not
+    /// hold, if any (the application can only execute a block whose whole ancestry it has).
+    fn missing_ancestor(&self, hash: Hash32) -> Option<Hash32> {
+        let mut cur = hash;
+        loop {
+            if cur == self.committed.hash || self.anchors.contains_key(&cur) {
+                return None;
+            }
+            match self.blocks.get(&cur) {
+                // Below the final block: a fork the application refuses; nothing to fetch.
+                Some(p) if p.block.height <= self.committed.height => return None,
+                Some(p) => cur = p.block.parent,
+                None => return Some(cur),
+            }
+        }
+    }
+
     fn request(&mut self, hash: Hash32, out: &mut Vec<Action>) {
         if self.requested.insert(hash) {
             out.push(Action::Broadcast(Message::BlockRequest(hash)));
@@ -1216,9 +1233,13 @@ impl<C: Crypto> Lft<C> {
             && self.safety.last_voted_round < r
             && self.safety.last_proposed_round < r
         {
-            match self.block_ref(&self.high_qc.block) {
-                Some(parent) => out.push(Action::BuildBlock { round: r, parent }),
-                None => self.request(self.high_qc.block, out),
+            match (
+                self.block_ref(&self.high_qc.block),
+                self.missing_ancestor(self.high_qc.block),
+            ) {
+                (Some(parent), None) => out.push(Action::BuildBlock { round: r, parent }),
+                (_, Some(missing)) => self.request(missing, out),
+                (None, None) => self.request(self.high_qc.block, out),
             }
         }
     }

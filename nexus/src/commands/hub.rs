@@ -102,7 +102,15 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<(), NodeError> {
 /// Adds the hub to a Nexus network folder made by `init_network_on`: chain A (nid 0x101,
 /// network `0x101.loop`) and chain B (0x102), notary channels with nids 0x1001 and 0x1002.
 pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubLayout, NodeError> {
-    let public = Genesis::load(&dir.join("genesis.json"))?.source;
+    // Nexus' public channel gets a BMC too (network 0x<nid>.nexus), for services on Nexus.
+    let mut public = Genesis::load(&dir.join("genesis.json"))?.source;
+    public.btp = Some(GenesisBtp {
+        network: format!("{}.nexus", public.nid),
+        notary: false,
+    });
+    public.clone().parse()?;
+    write_json(&dir.join("genesis.json"), &public)?;
+    public.btp = None;
     let keys = dir.join("keystore");
     let (relayer, relayer_keystore, relayer_password) = write_key_pair(&keys, "relayer")?;
     let relayer_account = GenesisAccount {

@@ -783,3 +783,52 @@ fn a_made_up_catch_up_target_does_not_shut_out_real_ones() {
         vec![Hash32([0x30; 32])]
     );
 }
+
+/// A proposal by the leader of `round` of a child of `parent`, justified by `justify`.
+fn child_of(net: &Net, parent: &BlockRef, round: u64, tag: u8, justify: Qc) -> Proposal {
+    let leader = (round % 4) as usize;
+    let block = BlockRef {
+        hash: Hash32([tag; 32]),
+        parent: parent.hash,
+        height: parent.height + 1,
+        round,
+    };
+    let signature = net.keys[leader]
+        .sign(&proposal_digest(1, "public", &block))
+        .0
+        .to_vec();
+    Proposal {
+        block,
+        payload: vec![],
+        justify,
+        tc: None,
+        seal: None,
+        proposer: leader as u32,
+        signature,
+    }
+}
+
+#[test]
+fn a_proposal_whose_grandparent_is_missing_fetches_it_instead_of_asking_for_a_check() {
+    // After a restart a validator may hold a block but not that block's parent: it must fetch
+    // the missing ancestor, not hand the application a block it cannot execute (which would
+    // refuse it and leave the validator unable to vote, round after round).
+    let net = Net::new();
+    let mut c = net.core(0);
+    let p1 = child_of(&net, &net.genesis, 1, 0x11, net.genesis_qc());
+    let p2 = child_of(&net, &p1.block, 2, 0x12, net.qc(1, 1, p1.block.hash));
+    let p3 = child_of(&net, &p2.block, 3, 0x13, net.qc(2, 2, p2.block.hash));
+    c.start();
+    let acts = c.on_message(Address::SYSTEM, Message::Proposal(p2));
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Broadcast(Message::BlockRequest(h)) if *h == p1.block.hash)));
+    let acts = c.on_message(Address::SYSTEM, Message::Proposal(p3));
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::CheckBlock(_))),
+        "a block with a missing grandparent was handed to the application: {acts:?}"
+    );
+    // Once the ancestor arrives, the next proposal on it is checked.
+    c.on_message(Address::SYSTEM, Message::BlockResponse(p1.clone()));
+    assert_eq!(c.missing_ancestor(Hash32([0x13; 32])), None);
+}
