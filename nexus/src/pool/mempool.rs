@@ -9,7 +9,7 @@
 //! fail.
 
 use nexus_proto::{Address, Hash32, SignedTransaction};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::sync::Notify;
@@ -61,6 +61,10 @@ struct SenderUse {
 
 #[derive(Default)]
 struct Inner {
+    /// Arrival order. Removal is lazy: an entry whose transaction is no longer in `known` (or
+    /// was added again since, as another `Arc`) is skipped, popped when it reaches the front,
+    /// and swept when such entries are more than half the queue; so removing a block's
+    /// transactions costs their count, not the pool's size.
     queue: VecDeque<Arc<SignedTransaction>>,
     known: HashMap<Hash32, Entry>,
     senders: HashMap<Address, SenderUse>,
@@ -68,17 +72,26 @@ struct Inner {
 }
 
 impl Inner {
-    /// Drops `hashes` (where known) from the index and the queue; returns how many.
+    /// Drops `hashes` (where known) from the index; their queue entries go lazily. Returns
+    /// how many.
     fn drop_all(&mut self, hashes: &[Hash32]) -> usize {
-        let gone: HashSet<Hash32> = hashes
-            .iter()
-            .filter(|h| self.drop_entry(h))
-            .copied()
-            .collect();
-        if !gone.is_empty() {
-            self.queue.retain(|t| !gone.contains(&t.hash));
+        let gone = hashes.iter().filter(|h| self.drop_entry(h)).count();
+        while self.queue.front().is_some_and(|t| !self.live(t)) {
+            self.queue.pop_front();
         }
-        gone.len()
+        if self.queue.len() > 2 * self.known.len() + 1024 {
+            let known = &self.known;
+            self.queue
+                .retain(|t| known.get(&t.hash).is_some_and(|e| Arc::ptr_eq(&e.tx, t)));
+        }
+        gone
+    }
+
+    /// True when a queue entry is still waiting in the pool.
+    fn live(&self, t: &Arc<SignedTransaction>) -> bool {
+        self.known
+            .get(&t.hash)
+            .is_some_and(|e| Arc::ptr_eq(&e.tx, t))
     }
 
     fn drop_entry(&mut self, h: &Hash32) -> bool {
@@ -196,7 +209,13 @@ impl Mempool {
     /// The first `max` waiting transactions, left in the pool (a block built on a pending
     /// parent may not be final; its transactions stay until [`Mempool::remove`]).
     pub fn peek(&self, max: usize) -> Vec<Arc<SignedTransaction>> {
-        self.lock().queue.iter().take(max).cloned().collect()
+        let g = self.lock();
+        g.queue
+            .iter()
+            .filter(|t| g.live(t))
+            .take(max)
+            .cloned()
+            .collect()
     }
 
     /// Removes transactions that became final (wherever they were proposed) or that can no
@@ -213,7 +232,7 @@ impl Mempool {
         let old: Vec<Hash32> = g
             .queue
             .iter()
-            .filter(|t| t.tx.timestamp < oldest_us)
+            .filter(|t| t.tx.timestamp < oldest_us && g.live(t))
             .map(|t| t.hash)
             .collect();
         g.drop_all(&old)
@@ -221,7 +240,7 @@ impl Mempool {
 
     /// Transactions waiting (not yet final).
     pub fn pending(&self) -> usize {
-        self.lock().queue.len()
+        self.lock().known.len()
     }
 
     /// Bytes of the waiting transactions.
@@ -323,5 +342,36 @@ mod tests {
         assert_eq!(p.pending(), 1);
         assert_eq!(p.bytes(), 5);
         assert_eq!(p.pending_spend(&k.address()), 1);
+    }
+
+    #[test]
+    fn removed_transactions_leave_peek_at_once_and_the_queue_eventually() {
+        let k = KeyPair::generate();
+        let p = Mempool::new(100_000);
+        let txs: Vec<_> = (0..3000).map(|n| tx(&k, n)).collect();
+        for t in &txs {
+            p.add(t.clone(), 1, 0).unwrap();
+        }
+        // Removed from the middle: gone from peek and pending at once.
+        let middle: Vec<&Hash32> = txs[1000..2000].iter().map(|t| &t.hash).collect();
+        p.remove(middle);
+        let seen = p.peek(5000);
+        assert_eq!(seen.len(), 2000);
+        assert!(seen
+            .iter()
+            .all(|t| !(1000..2000).contains(&(t.tx.nonce.unwrap() as usize))));
+        assert_eq!(p.pending(), 2000);
+        // A removed transaction added again is listed once, in its new place.
+        p.remove([&txs[0].hash]);
+        p.add(txs[0].clone(), 1, 0).unwrap();
+        let seen = p.peek(5000);
+        assert_eq!(seen.iter().filter(|t| t.hash == txs[0].hash).count(), 1);
+        assert_eq!(seen.last().unwrap().hash, txs[0].hash);
+        // Removed from the front: the queue shrinks with them.
+        let front: Vec<&Hash32> = txs[1..1000].iter().map(|t| &t.hash).collect();
+        p.remove(front);
+        p.remove(txs[2000..].iter().map(|t| &t.hash));
+        assert_eq!(p.peek(5000).len(), 1);
+        assert!(p.lock().queue.len() <= 1 + 1024, "stale entries swept");
     }
 }
