@@ -138,7 +138,9 @@ pub struct MempoolConfig {
 pub struct BlockConfig {
     /// Most transactions in one block.
     pub max_txs: usize,
-    /// Longest time without a block when there are no transactions, in ms.
+    /// Longest time without a block when there are no transactions, in ms. 0 is unpaced: a
+    /// multi-validator channel makes blocks as fast as consensus goes (benchmarks, notary
+    /// channels that want the least latency); a single validator then waits 10 ms.
     pub empty_block_interval_ms: u64,
 }
 
@@ -273,8 +275,11 @@ impl NodeConfig {
         if self.block.max_txs == 0 || self.block.max_txs > nexus_proto::block::MAX_BLOCK_TXS {
             return bad("block.max_txs", "must be between 1 and 100000");
         }
-        if self.block.empty_block_interval_ms < 10 {
-            return bad("block.empty_block_interval_ms", "must be at least 10");
+        if (1..10).contains(&self.block.empty_block_interval_ms) {
+            return bad(
+                "block.empty_block_interval_ms",
+                "must be 0 (unpaced: blocks as fast as consensus goes) or at least 10",
+            );
         }
         if self.consensus.round_timeout_ms <= self.block.empty_block_interval_ms {
             return bad("consensus.round_timeout_ms", "must exceed block.empty_block_interval_ms (a leader waits that long for transactions)");
@@ -315,6 +320,11 @@ mod tests {
     #[test]
     fn defaults_validate_and_bad_values_are_named() {
         NodeConfig::default().validate().unwrap();
+        let mut c = NodeConfig::default();
+        c.block.empty_block_interval_ms = 0;
+        c.validate().unwrap();
+        c.block.empty_block_interval_ms = 5;
+        assert!(c.validate().unwrap_err().to_string().contains("unpaced"));
         let mut c = NodeConfig::default();
         c.block.max_txs = 0;
         assert!(c

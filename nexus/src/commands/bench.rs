@@ -34,6 +34,8 @@ pub struct BenchOptions {
     pub validators: usize,
     /// Offered load in transactions per second (0: as fast as the clients go).
     pub rate: u64,
+    /// The nodes' `block.empty_block_interval_ms` (None: the default).
+    pub empty_block_interval_ms: Option<u64>,
 }
 
 pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
@@ -144,10 +146,16 @@ async fn start_nodes(
     let mut children = Vec::new();
     let mut urls = Vec::new();
     for cfg_path in &configs {
-        let text = std::fs::read_to_string(cfg_path)?.replace(
+        let mut text = std::fs::read_to_string(cfg_path)?.replace(
             "max_txs = 5000",
             &format!("max_txs = {}", opts.block_max_txs),
         );
+        if let Some(ms) = opts.empty_block_interval_ms {
+            text = text.replace(
+                "empty_block_interval_ms = 1000",
+                &format!("empty_block_interval_ms = {ms}"),
+            );
+        }
         std::fs::write(cfg_path, text)?;
         let cfg = crate::config::NodeConfig::load(cfg_path)?;
         let log = std::fs::File::create(cfg_path.with_file_name("node.log"))?;
@@ -166,6 +174,57 @@ async fn start_nodes(
         wait_ready(&RpcClient::new(u.clone())).await?;
     }
     Ok((children, urls, keystore, password))
+}
+
+/// Empty blocks: starts the nodes, lets them run `seconds` with no transactions, and reports
+/// blocks per second and block intervals on the first node, and CPU per block per validator.
+pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<Value> {
+    let (mut children, urls, _, _) = start_nodes(&opts, dir).await?;
+    let pids: Vec<String> = children
+        .iter()
+        .filter_map(|c| c.id().map(|p| p.to_string()))
+        .collect();
+    let rpc = RpcClient::new(urls[0].clone());
+    let height = |v: Value| v["height"].as_u64().unwrap_or(0);
+    // Let the validators connect and settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let h0 = height(rpc.call("icx_getLastBlock", Value::Null).await?);
+    let cpu0: f64 = pids.iter().map(|p| cpu_seconds(p).unwrap_or(0.0)).sum();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let h1 = height(rpc.call("icx_getLastBlock", Value::Null).await?);
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu: f64 = pids
+        .iter()
+        .map(|p| cpu_seconds(p).unwrap_or(0.0))
+        .sum::<f64>()
+        - cpu0;
+    let mut ts = Vec::new();
+    for h in h0 + 1..=h1 {
+        let b = rpc
+            .call("icx_getBlockByHeight", json!({"height": format!("{h:#x}")}))
+            .await?;
+        ts.push(b["time_stamp"].as_u64().unwrap_or(0) as f64);
+    }
+    let mut gaps: Vec<f64> = ts.windows(2).map(|w| (w[1] - w[0]) / 1000.0).collect();
+    gaps.sort_by(f64::total_cmp);
+    for c in &mut children {
+        let _ = c.kill().await;
+    }
+    let blocks = h1.saturating_sub(h0);
+    let recover = recover_rate();
+    Ok(json!({
+        "bench": "empty blocks",
+        "validators": opts.validators,
+        "empty_block_interval_ms": opts.empty_block_interval_ms,
+        "seconds": (wall * 100.0).round() / 100.0,
+        "blocks": blocks,
+        "blocks_per_sec": ((blocks as f64 / wall) * 10.0).round() / 10.0,
+        "block_interval_ms_p50": (percentile(&gaps, 0.5) * 100.0).round() / 100.0,
+        "block_interval_ms_p99": (percentile(&gaps, 0.99) * 100.0).round() / 100.0,
+        "node_cpu_ms_per_block_per_validator": if blocks > 0 { (cpu * 1e3 / blocks as f64 / opts.validators as f64 * 100.0).round() / 100.0 } else { 0.0 },
+        "secp256k1_recover_per_sec_one_core": recover.round(),
+    }))
 }
 
 /// Runs the benchmark and returns the summary.

@@ -82,6 +82,12 @@ enum Cmd {
         /// Offered load in transactions per second (0: as fast as possible).
         #[arg(long, default_value_t = 0)]
         rate: u64,
+        /// The nodes' empty-block interval in ms (0: unpaced); default: the config's.
+        #[arg(long)]
+        empty_block_interval_ms: Option<u64>,
+        /// Measure empty blocks for this many seconds instead of transfers.
+        #[arg(long, default_value_t = 0)]
+        empty_seconds: u64,
     },
     /// Measure BTP messages through one notary channel of four validators (starts its own hub:
     /// validators, chains A and B, a portal).
@@ -268,8 +274,38 @@ async fn run(cli: Cli) -> Result<()> {
             block_max_txs,
             validators,
             rate,
+            empty_block_interval_ms,
+            empty_seconds,
         } => {
             anyhow::ensure!(validators >= 1, "--validators must be at least 1");
+            if empty_seconds > 0 {
+                let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
+                let summary = crate::commands::bench::run_empty(
+                    crate::commands::bench::BenchOptions {
+                        txs: 0,
+                        clients: 0,
+                        block_max_txs,
+                        validators,
+                        rate: 0,
+                        empty_block_interval_ms,
+                    },
+                    &dir,
+                    empty_seconds,
+                )
+                .await;
+                let _ = std::fs::remove_dir_all(&dir);
+                let summary = summary?;
+                eprintln!(
+                    "{} empty blocks in {} s: {} blocks/s, interval p50 {} ms p99 {} ms",
+                    summary["blocks"],
+                    summary["seconds"],
+                    summary["blocks_per_sec"],
+                    summary["block_interval_ms_p50"],
+                    summary["block_interval_ms_p99"]
+                );
+                println!("{summary}");
+                return Ok(());
+            }
             anyhow::ensure!(
                 clients > 0 && txs >= clients,
                 "need at least one client and as many transfers as clients"
@@ -282,6 +318,7 @@ async fn run(cli: Cli) -> Result<()> {
                     block_max_txs,
                     validators,
                     rate,
+                    empty_block_interval_ms,
                 },
                 &dir,
             )

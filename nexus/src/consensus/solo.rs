@@ -70,7 +70,8 @@ impl SoloEngine {
         let this = Arc::new(self);
         let head = this.chain.head().header.height;
         let mut prev_votes = this.chain.votes_for(head)?.unwrap_or_default();
-        let idle = Duration::from_millis(this.cfg.empty_block_interval_ms);
+        // Unpaced (0) would spin on empty blocks alone: one validator waits 10 ms.
+        let idle = Duration::from_millis(this.cfg.empty_block_interval_ms.max(10));
         loop {
             tokio::select! {
                 _ = this.pool.wait() => {}
