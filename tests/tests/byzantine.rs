@@ -113,8 +113,8 @@ async fn advance(c: &Cluster, which: &[usize], from: u64, blocks: u64, under: &s
 
 /// Runs `behaviour` against three honest validators: once the attacker has done each step
 /// (name, times) they must still finalize transfers and blocks, agree on every block, and stay
-/// within memory; with `cut_off`, one of them must have cut the attacker off.
-async fn honest_three_withstand(behaviour: &str, steps: &[(&str, u64)], cut_off: bool) {
+/// within memory; `cut_off` says whether one of them must (or must not) have cut the attacker off.
+async fn honest_three_withstand(behaviour: &str, steps: &[(&str, u64)], cut_off: Ban) {
     let c = Cluster::start_all_but_last(4);
     let honest = [0usize, 1, 2];
     let mut attacker = Attacker::start(&c, behaviour);
@@ -165,12 +165,30 @@ async fn honest_three_withstand(behaviour: &str, steps: &[(&str, u64)], cut_off:
     let banned = honest
         .iter()
         .any(|i| c.log(*i).contains("too many invalid messages; cut off"));
-    assert_eq!(
-        banned,
-        cut_off,
-        "under {behaviour}, the attacker was {}cut off",
-        if banned { "" } else { "not " }
-    );
+    let expected = match cut_off {
+        Ban::Must => Some(true),
+        Ban::MustNot => Some(false),
+        Ban::May => None,
+    };
+    if let Some(expected) = expected {
+        assert_eq!(
+            banned,
+            expected,
+            "under {behaviour}, the attacker was {}cut off",
+            if banned { "" } else { "not " }
+        );
+    }
+}
+
+/// Whether the honest validators must cut the attacker off.
+#[derive(Clone, Copy)]
+enum Ban {
+    /// Every offence is a strike and the attack makes ten well within the test.
+    Must,
+    /// What the attacker does could come from an honest node (a peer ahead, say): no strike.
+    MustNot,
+    /// Each offence is a strike but how many the run makes depends on timing: either is right.
+    May,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +200,9 @@ async fn equivocating_leader_and_voter() {
             ("equivocating-vote", 16),
             ("equivocating-nil", 4),
         ],
-        false,
+        // Equivocation is never honest; each one counts against the attacker, and a faster
+        // run reaches ten before the test ends.
+        Ban::May,
     )
     .await;
 }
@@ -192,14 +212,14 @@ async fn far_future_block_timestamps() {
     honest_three_withstand(
         "future-timestamp",
         &[("future-timestamp-proposal", 4)],
-        false,
+        Ban::MustNot,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_proposals() {
-    honest_three_withstand("oversized", &[("oversized-proposal", 4)], false).await;
+    honest_three_withstand("oversized", &[("oversized-proposal", 4)], Ban::MustNot).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,14 +231,14 @@ async fn certificates_with_garbage_votes() {
             ("garbage-tc", 2),
             ("garbage-qc-proposal", 1),
         ],
-        true,
+        Ban::Must,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn votes_for_other_heights() {
-    honest_three_withstand("other-heights", &[("other-height-vote", 8)], true).await;
+    honest_three_withstand("other-heights", &[("other-height-vote", 8)], Ban::Must).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +250,7 @@ async fn floods_of_future_rounds_and_heights() {
             ("future-nil", 2048),
             ("future-proposal", 256),
         ],
-        false,
+        Ban::MustNot,
     )
     .await;
 }
@@ -240,7 +260,7 @@ async fn block_request_loops() {
     honest_three_withstand(
         "block-requests",
         &[("block-request", 4096), ("gossip-block-request", 2)],
-        true,
+        Ban::Must,
     )
     .await;
 }
@@ -256,7 +276,7 @@ async fn undecodable_and_badly_signed_gossip() {
             ("garbage-signature-vote", 1),
             ("garbage-tc", 1),
         ],
-        true,
+        Ban::Must,
     )
     .await;
 }
