@@ -6,11 +6,18 @@ use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
 use prometheus_client::registry::Registry;
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabel {
     channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    channel: String,
+    stage: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +32,44 @@ pub struct Metrics {
     txs: Family<ChannelLabel, Counter>,
     mempool: Family<ChannelLabel, Gauge>,
     rpc_latency: Family<MethodLabel, Histogram>,
+    stage_wall: Family<StageLabel, Counter<f64, AtomicU64>>,
+    stage_cpu: Family<StageLabel, Counter<f64, AtomicU64>>,
+    stage_items: Family<StageLabel, Counter>,
+}
+
+/// CPU time the calling thread has used (zero where the clock is not available).
+pub fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// Wall and thread CPU time of one stage of work, recorded with [`Metrics::stage`]. A stage
+/// must run on one thread without awaiting (its CPU is the thread's).
+pub struct StageTimer {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl StageTimer {
+    /// Starts timing.
+    pub fn start() -> Self {
+        StageTimer {
+            wall: Instant::now(),
+            cpu: thread_cpu(),
+        }
+    }
+
+    /// Records the stage: `items` transactions (or blocks) handled.
+    pub fn stop(self, metrics: &Metrics, channel: &str, stage: &'static str, items: u64) {
+        metrics.stage(
+            channel,
+            stage,
+            items,
+            self.wall.elapsed(),
+            thread_cpu().saturating_sub(self.cpu),
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -54,12 +99,33 @@ impl Default for Metrics {
             "JSON-RPC handling time by method",
             rpc_latency.clone(),
         );
+        let stage_wall = Family::<StageLabel, Counter<f64, AtomicU64>>::default();
+        let stage_cpu = Family::<StageLabel, Counter<f64, AtomicU64>>::default();
+        let stage_items = Family::<StageLabel, Counter>::default();
+        registry.register(
+            "stage_wall_seconds",
+            "Wall time per stage of a transaction's way (admission_rpc, admission_gossip, build, check, commit)",
+            stage_wall.clone(),
+        );
+        registry.register(
+            "stage_cpu_seconds",
+            "Thread CPU time per stage",
+            stage_cpu.clone(),
+        );
+        registry.register(
+            "stage_items",
+            "Transactions handled per stage",
+            stage_items.clone(),
+        );
         Metrics {
             registry,
             height,
             txs,
             mempool,
             rpc_latency,
+            stage_wall,
+            stage_cpu,
+            stage_items,
         }
     }
 }
@@ -89,6 +155,24 @@ impl Metrics {
         self.rpc_latency
             .get_or_create(&MethodLabel { method })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records one run of a stage.
+    pub fn stage(
+        &self,
+        channel: &str,
+        stage: &'static str,
+        items: u64,
+        wall: Duration,
+        cpu: Duration,
+    ) {
+        let l = StageLabel {
+            channel: channel.to_string(),
+            stage,
+        };
+        self.stage_wall.get_or_create(&l).inc_by(wall.as_secs_f64());
+        self.stage_cpu.get_or_create(&l).inc_by(cpu.as_secs_f64());
+        self.stage_items.get_or_create(&l).inc_by(items);
     }
 
     /// The text exposition.

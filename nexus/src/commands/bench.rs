@@ -5,7 +5,9 @@
 //! accounts, signs `txs` transfers in advance, then sends them from `clients` concurrent HTTP
 //! connections (one `icx_sendTransaction` per request) while a watcher polls for new blocks. It
 //! prints accepted and committed transactions per second, send-to-commit latency percentiles,
-//! the node's CPU time per transaction, and the secp256k1 recovery ceiling measured on this
+//! the node's CPU time per transaction, the time and CPU of each stage on the way (from the
+//! nodes' `nexus_stage_*` metrics: RPC and gossip admission, block build, check and commit),
+//! and the secp256k1 recovery ceiling measured on this
 //! machine, with a JSON summary on the last line.
 
 use crate::client::RpcClient;
@@ -176,6 +178,73 @@ async fn start_nodes(
     Ok((children, urls, keystore, password))
 }
 
+/// Per stage (summed over the validators): wall seconds, thread CPU seconds, items.
+type Stages = std::collections::BTreeMap<String, [f64; 3]>;
+
+/// Reads the `nexus_stage_*` counters of the public channel from each node's `/metrics`.
+async fn scrape_stages(urls: &[String]) -> Stages {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut out = Stages::new();
+    for u in urls {
+        let Some(host) = u.strip_prefix("http://").and_then(|r| r.split('/').next()) else {
+            continue;
+        };
+        let Ok(mut s) = tokio::net::TcpStream::connect(host).await else {
+            continue;
+        };
+        let req = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
+        let mut body = String::new();
+        if s.write_all(req.as_bytes()).await.is_err() || s.read_to_string(&mut body).await.is_err()
+        {
+            continue;
+        }
+        for line in body.lines() {
+            let slot = if line.starts_with("nexus_stage_wall_seconds_total{") {
+                0
+            } else if line.starts_with("nexus_stage_cpu_seconds_total{") {
+                1
+            } else if line.starts_with("nexus_stage_items_total{") {
+                2
+            } else {
+                continue;
+            };
+            if !line.contains("channel=\"public\"") {
+                continue;
+            }
+            let stage = line
+                .split("stage=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("?");
+            let v: f64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0.0);
+            out.entry(stage.to_string()).or_insert([0.0; 3])[slot] += v;
+        }
+    }
+    out
+}
+
+/// Per stage: CPU per committed transaction per validator, wall time per validator, items.
+fn stage_summary(before: &Stages, after: &Stages, committed: f64, validators: f64) -> Value {
+    let mut m = serde_json::Map::new();
+    for (stage, a) in after {
+        let b = before.get(stage).copied().unwrap_or([0.0; 3]);
+        let (wall, cpu, items) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+        m.insert(
+            stage.clone(),
+            json!({
+                "cpu_us_per_tx_per_validator": if committed > 0.0 { (cpu * 1e6 / committed / validators).round() } else { 0.0 },
+                "wall_ms_per_validator": (wall * 1e3 / validators).round(),
+                "items_per_validator": (items / validators).round(),
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
 /// Empty blocks: starts the nodes, lets them run `seconds` with no transactions, and reports
 /// blocks per second and block intervals on the first node, and CPU per block per validator.
 pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<Value> {
@@ -293,6 +362,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
             .sum::<f64>()
     };
     let cpu0 = cpu_all(&pids);
+    let stages0 = scrape_stages(&urls).await;
     let self0 = cpu_seconds("self").unwrap_or(0.0);
     let t0 = Instant::now();
     let sent_at = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; opts.txs]));
@@ -372,6 +442,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         .collect();
     intervals.sort_by(|a, b| a.total_cmp(b));
     let cpu = cpu_all(&pids) - cpu0;
+    let stages1 = scrape_stages(&urls).await;
     let bench_cpu = cpu_seconds("self").unwrap_or(0.0) - self0;
     for c in &mut children {
         let _ = c.kill().await;
@@ -403,6 +474,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "node_cpu_seconds": (cpu * 100.0).round() / 100.0,
         "node_cpu_us_per_tx": if committed > 0 { (cpu * 1e6 / committed as f64).round() } else { 0.0 },
         "node_cpu_us_per_tx_per_validator": if committed > 0 { (cpu * 1e6 / committed as f64 / opts.validators as f64).round() } else { 0.0 },
+        "stages": stage_summary(&stages0, &stages1, committed as f64, opts.validators as f64),
         "bench_client_cpu_seconds": (bench_cpu * 100.0).round() / 100.0,
         "secp256k1_recover_per_sec_one_core": recover.round(),
         "recover_ceiling_tps_two_cores": (2.0 * recover).round(),

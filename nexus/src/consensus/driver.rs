@@ -98,6 +98,7 @@ pub struct Driver {
     max_txs: usize,
     executed: HashMap<Hash32, Proposal>,
     committed_txs: u64,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Driver {
@@ -109,6 +110,23 @@ impl Driver {
             max_txs,
             executed: HashMap::new(),
             committed_txs: 0,
+            metrics: None,
+        }
+    }
+
+    /// Records the time of building, checking and committing blocks as stages.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn txs_of(&self, hash: &Hash32) -> usize {
+        self.executed.get(hash).map_or(0, |p| p.txs.len())
+    }
+
+    fn stage_done(&self, t: crate::metrics::StageTimer, stage: &'static str, txs: usize) {
+        if let Some(m) = &self.metrics {
+            t.stop(m, &self.chain.channel, stage, txs as u64);
         }
     }
 
@@ -145,11 +163,14 @@ impl Driver {
         while let Some(a) = queue.pop_front() {
             match a {
                 Action::BuildBlock { round, parent } => {
+                    let t = crate::metrics::StageTimer::start();
                     if let Some((block, payload)) = self.build(core, round, parent, now_us) {
+                        self.stage_done(t, "build", self.txs_of(&block.hash));
                         queue.extend(core.on_block_built(block, payload));
                     }
                 }
                 Action::CheckBlock(p) => {
+                    let t = crate::metrics::StageTimer::start();
                     let leader = core.proposer_of(&p);
                     let checked = self
                         .ensure_executed(core, &p.block.parent, now_us)
@@ -157,7 +178,10 @@ impl Driver {
                             self.check(&p.block, &p.payload, &p.justify, now_us, leader)
                         });
                     let ok = match checked {
-                        Ok(()) => true,
+                        Ok(()) => {
+                            self.stage_done(t, "check", self.txs_of(&p.block.hash));
+                            true
+                        }
                         Err(reason) => {
                             tracing::warn!(block = %p.block.hash, round = p.block.round, %reason, "refusing a proposal");
                             // An invalid block is neither kept on disk nor served to peers.
@@ -170,7 +194,10 @@ impl Driver {
                     queue.extend(core.on_block_checked(p.block.hash, ok));
                 }
                 Action::Commit { block, payload, qc } => {
+                    let t = crate::metrics::StageTimer::start();
+                    let txs = self.txs_of(&block.hash);
                     self.commit(block, &payload, &qc)?;
+                    self.stage_done(t, "commit", txs);
                     // A final block may schedule a validator-set change: tell consensus.
                     queue.extend(core.set_schedule(schedule_of(&self.chain)));
                 }

@@ -80,7 +80,8 @@ impl LftEngine {
         let (gossip_tx, gossip) = mpsc::unbounded_channel();
         admission.set_gossip(gossip_tx);
         Ok(LftEngine {
-            driver: Driver::new(chain.clone(), pool.clone(), cfg.block.max_txs),
+            driver: Driver::new(chain.clone(), pool.clone(), cfg.block.max_txs)
+                .with_metrics(metrics.clone()),
             chain,
             pool,
             admission,
@@ -277,9 +278,12 @@ impl LftEngine {
             Topic::Txs => {
                 match serde_json::from_slice(&m.data) {
                     Ok(serde_json::Value::Array(txs)) if txs.len() <= GOSSIP_BATCH => {
+                        let stage = crate::metrics::StageTimer::start();
+                        let n = txs.len() as u64;
                         for tx in txs {
                             let _ = self.admission.admit_from_peer(tx);
                         }
+                        stage.stop(&self.metrics, &self.chain.channel, "admission_gossip", n);
                     }
                     Ok(tx @ serde_json::Value::Object(_)) => {
                         let _ = self.admission.admit_from_peer(tx);

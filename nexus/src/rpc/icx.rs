@@ -74,8 +74,12 @@ pub(super) fn module(
     for (name, f) in sync.into_iter().chain(super::btp::METHODS) {
         m.register_method(name, move |params, api, _| {
             let start = Instant::now();
+            let stage = crate::metrics::StageTimer::start();
             let r = guarded(name, || object(&params).and_then(|o| f(api, o)));
             api.metrics.rpc_call(name, start.elapsed());
+            if name == "icx_sendTransaction" {
+                stage.stop(&api.metrics, &api.chain.channel, "admission_rpc", 1);
+            }
             r.map_err(ErrorObjectOwned::from)
         })?;
     }
