@@ -47,6 +47,9 @@ pub struct InboundLink {
     pub source: String,
     /// JSON-RPC URL of the notary channel on Nexus.
     pub notary: String,
+    /// The same notary channel on other validators, tried when `notary` does not answer.
+    #[serde(default)]
+    pub notary_backups: Vec<String>,
     /// Height to scan from when there is no progress yet (the notary client's checkpoint).
     #[serde(default)]
     pub start_height: u64,
@@ -60,6 +63,9 @@ pub struct OutboundLink {
     pub name: String,
     /// JSON-RPC URL of the notary channel on Nexus.
     pub notary: String,
+    /// The same notary channel on other validators, tried when `notary` does not answer.
+    #[serde(default)]
+    pub notary_backups: Vec<String>,
     /// JSON-RPC URL of the destination chain.
     pub destination: String,
     /// Height to scan from when there is no progress yet (the destination verifier's
@@ -183,6 +189,7 @@ mod tests {
                 name: "a-in".into(),
                 source: "http://127.0.0.1:1/api/v3/a".into(),
                 notary: "http://127.0.0.1:2/api/v3/notary-a".into(),
+                notary_backups: vec![],
                 start_height: 0,
             }],
             ..PortalConfig::default()

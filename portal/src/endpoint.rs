@@ -27,9 +27,11 @@ pub struct BlockMessages {
     pub validators_change: bool,
 }
 
-/// One channel.
+/// One channel, reached at one or more URLs (the same channel on several validators): a call
+/// that gets no answer moves to the next URL, so one validator down does not stop a link.
 pub struct Endpoint {
-    rpc: RpcClient,
+    rpcs: Vec<RpcClient>,
+    current: std::sync::atomic::AtomicUsize,
 }
 
 fn now_us() -> u64 {
@@ -42,14 +44,28 @@ fn now_us() -> u64 {
 impl Endpoint {
     /// An endpoint for a channel URL.
     pub fn new(url: &str) -> Self {
+        Self::with_backups(url, &[])
+    }
+
+    /// An endpoint for a channel URL and others serving the same channel.
+    pub fn with_backups(url: &str, backups: &[String]) -> Self {
         Endpoint {
-            rpc: RpcClient::new(url),
+            rpcs: std::iter::once(url)
+                .chain(backups.iter().map(String::as_str))
+                .map(RpcClient::new)
+                .collect(),
+            current: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// The URL.
+    fn rpc(&self) -> &RpcClient {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.rpcs[i % self.rpcs.len()]
+    }
+
+    /// The URL in use.
     pub fn url(&self) -> &str {
-        self.rpc.url()
+        self.rpc().url()
     }
 
     fn answer(&self, what: impl Into<String>) -> PortalError {
@@ -60,13 +76,25 @@ impl Endpoint {
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, PortalError> {
-        self.rpc
-            .call(method, params)
-            .await
-            .map_err(|error| PortalError::Rpc {
-                endpoint: self.url().to_string(),
-                error,
-            })
+        let mut tries = self.rpcs.len();
+        loop {
+            let rpc = self.rpc();
+            match rpc.call(method, params.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(error @ nexus_client::rpc::ClientError::Transport(_)) if tries > 1 => {
+                    tries -= 1;
+                    tracing::warn!(endpoint = rpc.url(), %error, "no answer; trying the next URL of this channel");
+                    self.current
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(error) => {
+                    return Err(PortalError::Rpc {
+                        endpoint: rpc.url().to_string(),
+                        error,
+                    })
+                }
+            }
+        }
     }
 
     fn str_field<'a>(&self, v: &'a Value, k: &str) -> Result<&'a str, PortalError> {

@@ -2,6 +2,7 @@
 //! server, and stops them all on Ctrl-C or SIGTERM.
 
 use crate::config::PortalConfig;
+use crate::endpoint::Endpoint;
 use crate::metrics::{self, Metrics};
 use crate::worker::{Direction, Worker};
 use crate::PortalError;
@@ -33,8 +34,8 @@ pub async fn run(cfg: PortalConfig) -> Result<(), PortalError> {
         let w = Worker::new(
             &l.name,
             Direction::Inbound,
-            &l.source,
-            &l.notary,
+            Endpoint::new(&l.source),
+            Endpoint::with_backups(&l.notary, &l.notary_backups),
             l.start_height,
             key.clone(),
             cfg.clone(),
@@ -46,8 +47,8 @@ pub async fn run(cfg: PortalConfig) -> Result<(), PortalError> {
         let w = Worker::new(
             &l.name,
             Direction::Outbound,
-            &l.notary,
-            &l.destination,
+            Endpoint::with_backups(&l.notary, &l.notary_backups),
+            Endpoint::new(&l.destination),
             l.start_height,
             key.clone(),
             cfg.clone(),

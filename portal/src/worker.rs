@@ -110,8 +110,8 @@ impl Worker {
     pub fn new(
         name: &str,
         direction: Direction,
-        from: &str,
-        to: &str,
+        from: Endpoint,
+        to: Endpoint,
         start_height: u64,
         key: Arc<KeyPair>,
         cfg: Arc<PortalConfig>,
@@ -120,8 +120,8 @@ impl Worker {
         Worker {
             name: name.to_string(),
             direction,
-            from: Endpoint::new(from),
-            to: Endpoint::new(to),
+            from,
+            to,
             progress: ProgressFile::new(&cfg.state_dir, name),
             start_height,
             key,

@@ -54,6 +54,9 @@ pub struct HubLayout {
     pub chains: Vec<HubChain>,
     /// JSON-RPC address of the Nexus validator the portal and the setup talk to.
     pub nexus_rpc: SocketAddr,
+    /// JSON-RPC addresses of the other validators (the portal's backups).
+    #[serde(default)]
+    pub nexus_backups: Vec<SocketAddr>,
     /// The portal's config.
     pub portal_config: PathBuf,
     /// The relayer account (funded on every chain).
@@ -81,6 +84,14 @@ impl HubLayout {
     /// The notary channel URL of a chain on the Nexus validator used for setup.
     pub fn notary_url(&self, c: &HubChain) -> String {
         format!("http://{}/api/v3/{}", self.nexus_rpc, c.notary_channel)
+    }
+
+    /// The same channel on the other validators.
+    pub fn notary_backups(&self, c: &HubChain) -> Vec<String> {
+        self.nexus_backups
+            .iter()
+            .map(|a| format!("http://{a}/api/v3/{}", c.notary_channel))
+            .collect()
     }
 }
 
@@ -204,6 +215,7 @@ pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubL
     let layout = HubLayout {
         chains,
         nexus_rpc: net.nodes[0].rpc,
+        nexus_backups: net.nodes[1..].iter().map(|n| n.rpc).collect(),
         portal_config: portal_dir.join("portal.toml"),
         relayer: relayer.address().to_string(),
         admin_keystore: net.funded_keystore.clone(),
@@ -325,7 +337,8 @@ pub async fn connect(dir: &Path, hub: &HubLayout) -> Result<(), NodeError> {
         )
         .await?;
         inbound.push(json!({"name": format!("{}-in", c.name), "source": c.url(),
-                            "notary": hub.notary_url(c), "start_height": h}));
+                            "notary": hub.notary_url(c), "notary_backups": hub.notary_backups(c),
+                            "start_height": h}));
     }
     for c in &hub.chains {
         // Messages from c reach every other chain through c's notary channel.
@@ -345,8 +358,8 @@ pub async fn connect(dir: &Path, hub: &HubLayout) -> Result<(), NodeError> {
             )
             .await?;
             outbound.push(json!({"name": format!("{}-to-{}", c.name, d.name),
-                                 "notary": hub.notary_url(c), "destination": d.url(),
-                                 "start_height": h}));
+                                 "notary": hub.notary_url(c), "notary_backups": hub.notary_backups(c),
+                                 "destination": d.url(), "start_height": h}));
         }
     }
     let portal = json!({
