@@ -8,13 +8,12 @@
 //! source, `cfg/network` the source network, `rx` the last source sequence, `out/<dst>` the
 //! last sequence sent to each destination.
 
-use nexus_btp::bmc::{read_setup, MAX_PROOFS, MAX_UPDATES};
+use nexus_btp::bmc::{get_u128, read_setup, set_u128, MAX_PROOFS, MAX_UPDATES};
 use nexus_btp::event::{check_sequence, MessageEvent};
 use nexus_btp::{check_network, stored_client, BtpError};
 use nexus_proto::btp::BtpMessage;
 use nexus_proto::value::format_int;
 use nexus_proto::Address;
-use nexus_score::state::decode_u128;
 use nexus_score::{
     expect_params, failure, param_bytes_list, param_string, CallContext, NativeScore, ScoreError,
 };
@@ -27,10 +26,6 @@ const PREFIX: &[u8] = b"src/";
 pub struct NotaryScore {
     /// Who may set the source.
     pub admin: Option<Address>,
-}
-
-fn get_u128(ctx: &CallContext<'_, '_>, key: &[u8]) -> u128 {
-    decode_u128(ctx.get(key))
 }
 
 fn source(ctx: &CallContext<'_, '_>) -> Option<String> {
@@ -88,7 +83,7 @@ impl NotaryScore {
             let ev = stored_client::verify_event(ctx, PREFIX, i, raw)?;
             let m = MessageEvent::parse(&ev)?;
             check_sequence(get_u128(ctx, b"rx"), m.seq)?;
-            ctx.set(b"rx", m.seq.to_be_bytes().to_vec())?;
+            set_u128(ctx, b"rx", m.seq)?;
             let msg =
                 BtpMessage::decode(&m.msg).map_err(|e| BtpError::BadMessage(e.to_string()))?;
             if msg.src != network {
@@ -108,7 +103,7 @@ impl NotaryScore {
             check_network("dst", &msg.dst)?;
             let out_key = [b"out/", msg.dst.as_bytes()].concat();
             let seq = get_u128(ctx, &out_key) + 1;
-            ctx.set(&out_key, seq.to_be_bytes().to_vec())?;
+            set_u128(ctx, &out_key, seq)?;
             MessageEvent {
                 next: msg.dst,
                 seq,

@@ -49,15 +49,13 @@ pub struct Bmc {
     pub admin: Option<Address>,
 }
 
-pub(crate) fn get_u128(ctx: &CallContext<'_, '_>, key: &[u8]) -> u128 {
+/// Reads a stored unsigned integer (absent is zero).
+pub fn get_u128(ctx: &CallContext<'_, '_>, key: &[u8]) -> u128 {
     decode_u128(ctx.get(key))
 }
 
-pub(crate) fn set_u128(
-    ctx: &mut CallContext<'_, '_>,
-    key: &[u8],
-    v: u128,
-) -> Result<(), ScoreError> {
+/// Stores an unsigned integer (16 bytes BE).
+pub fn set_u128(ctx: &mut CallContext<'_, '_>, key: &[u8], v: u128) -> Result<(), ScoreError> {
     ctx.set(key, v.to_be_bytes().to_vec())
 }
 

@@ -130,6 +130,19 @@ impl RpcClient {
             .ok_or_else(|| ClientError::Transport(format!("HTTP {status}: no result in {v}")))
     }
 
+    /// Waits until the endpoint answers `icx_getLastBlock`, for at most `timeout` (a node that
+    /// is starting); the last error if it never does.
+    pub async fn wait_ready(&self, timeout: std::time::Duration) -> Result<(), ClientError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.call("icx_getLastBlock", Value::Null).await {
+                Ok(_) => return Ok(()),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// The debug endpoint (`/api/v3d/...`) that goes with this one.
     pub fn debug_url(&self) -> String {
         self.url.replacen("/api/v3", "/api/v3d", 1)

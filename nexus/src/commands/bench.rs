@@ -76,14 +76,15 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn wait_ready(rpc: &RpcClient) -> Result<()> {
-    for _ in 0..300 {
-        if rpc.call("icx_getLastBlock", Value::Null).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("node did not answer within 30 s")
+/// `n` distinct ports the OS considers free now (all bound at once, so none repeats).
+pub(crate) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 fn transfer(
@@ -117,13 +118,7 @@ async fn start_nodes(
     std::path::PathBuf,
     String,
 )> {
-    let free: Vec<u16> = (0..2 * opts.validators)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-        })
-        .collect::<Result<_, _>>()?;
+    let free = free_ports(2 * opts.validators)?;
     let (configs, keystore, password) = if opts.validators == 1 {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free[0]));
         let out = init(
@@ -173,7 +168,10 @@ async fn start_nodes(
         urls.push(format!("http://{}/api/v3/public", cfg.rpc.listen));
     }
     for u in &urls {
-        wait_ready(&RpcClient::new(u.clone())).await?;
+        RpcClient::new(u.clone())
+            .wait_ready(Duration::from_secs(30))
+            .await
+            .with_context(|| format!("{u} did not answer within 30 s"))?;
     }
     Ok((children, urls, keystore, password))
 }

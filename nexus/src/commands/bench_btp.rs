@@ -10,7 +10,7 @@
 //! so it includes one latency; `delivery_rate_per_sec_first_to_last_delivery` is the rate at
 //! which B took messages once they flowed (the sustained figure for long runs).
 
-use crate::commands::bench::{cpu_seconds, percentile, recover_rate};
+use crate::commands::bench::{cpu_seconds, free_ports, percentile, recover_rate};
 use crate::commands::devnet::{init_network_on, InitOptions};
 use crate::commands::hub::{self, HubLayout, HubPorts};
 use crate::pool::admission::now_us;
@@ -35,16 +35,6 @@ pub struct BtpBenchOptions {
     pub rate: u64,
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let ls: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()?;
-    Ok(ls
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
-        .collect())
-}
-
 fn spawn(exe: &Path, args: &[&str], config: &Path, log: &Path) -> Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -62,14 +52,10 @@ fn spawn(exe: &Path, args: &[&str], config: &Path, log: &Path) -> Result<Child> 
 }
 
 async fn wait_answers(url: &str) -> Result<()> {
-    let rpc = RpcClient::new(url);
-    for _ in 0..600 {
-        if rpc.call("icx_getLastBlock", Value::Null).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{url} did not answer within 60 s")
+    RpcClient::new(url)
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .with_context(|| format!("{url} did not answer within 60 s"))
 }
 
 async fn last_height(rpc: &RpcClient) -> Result<u64> {

@@ -476,7 +476,10 @@ pub async fn run_network(
         urls.extend(hub.chains.iter().map(|c| c.url()));
         urls.extend(hub.chains.iter().map(|c| hub.notary_url(c)));
         for u in &urls {
-            wait_answers(u).await?;
+            nexus_client::rpc::RpcClient::new(u.clone())
+                .wait_ready(std::time::Duration::from_secs(60))
+                .await
+                .map_err(|e| NodeError::Config(format!("{u} did not answer within 60 s: {e}")))?;
         }
         crate::commands::hub::connect(dir, hub).await?;
         let portal_dir = hub.portal_config.parent().unwrap_or(dir);
@@ -625,27 +628,6 @@ pub async fn run_network(
         let _ = c.kill().await;
     }
     Ok(())
-}
-
-/// Waits until a channel endpoint answers (60 s at most).
-async fn wait_answers(url: &str) -> Result<(), NodeError> {
-    let rpc = nexus_client::rpc::RpcClient::new(url);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if rpc
-            .call("icx_getLastBlock", serde_json::Value::Null)
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(NodeError::Config(format!(
-                "{url} did not answer within 60 s"
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }
 
 /// The last `n` lines of a log file.

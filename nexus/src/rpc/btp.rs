@@ -10,13 +10,13 @@
 //!
 //! Every answer is bytes a light client verifies; the node is not trusted for any of it.
 
-use super::icx::ChannelApi;
+use super::icx::{block_at, ChannelApi};
 use super::params as p;
 use crate::error::IconError;
 use crate::ledger::genesis::GenesisBtp;
 use nexus_btp::event::MessageEvent;
 use nexus_light_clients::{BlockEvents, HeaderUpdate};
-use nexus_proto::block::{decode_validators, Block};
+use nexus_proto::block::decode_validators;
 use nexus_proto::value::{format_bytes, format_int};
 use nexus_proto::Address;
 use serde_json::{json, Map, Value};
@@ -42,16 +42,6 @@ fn role(api: &ChannelApi) -> Result<(&GenesisBtp, Address), IconError> {
         nexus_btp::BMC_ADDRESS
     };
     Ok((b, score))
-}
-
-fn block_at(api: &ChannelApi, height: u64) -> Result<Block, IconError> {
-    api.chain.block_by_height(height)?.ok_or_else(|| {
-        IconError::not_found(format!(
-            "no block at height {} (last is {})",
-            format_int(height),
-            format_int(api.chain.head().header.height)
-        ))
-    })
 }
 
 fn network_info(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {

@@ -167,7 +167,10 @@ fn check_height(api: &ChannelApi, o: &Map<String, Value>) -> Result<(), IconErro
     Ok(())
 }
 
-fn block_at(api: &ChannelApi, height: u64) -> Result<nexus_proto::block::Block, IconError> {
+pub(super) fn block_at(
+    api: &ChannelApi,
+    height: u64,
+) -> Result<nexus_proto::block::Block, IconError> {
     api.chain.block_by_height(height)?.ok_or_else(|| {
         IconError::not_found(format!(
             "no block at height {} (last is {})",
