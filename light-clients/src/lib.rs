@@ -4,8 +4,10 @@
 //! portal only carries the bytes.
 
 pub mod loopchain;
+pub mod state_proof;
 
 pub use loopchain::{BlockEvents, EventProof, HeaderUpdate, LoopchainClient};
+pub use state_proof::{StateProof, StateProofError};
 
 /// Why a light client refused an update or a proof (one variant per check).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

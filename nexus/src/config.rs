@@ -24,6 +24,8 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Block production.
     pub block: BlockConfig,
+    /// State storage.
+    pub state: StateConfig,
     /// Peer-to-peer networking (used when the channel has more than one validator).
     pub p2p: P2pConfig,
     /// LFT round timers (used when the channel has more than one validator).
@@ -144,6 +146,23 @@ pub struct BlockConfig {
     pub empty_block_interval_ms: u64,
 }
 
+/// State storage settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Blocks behind the head whose state the node keeps in its state tree (and can prove with
+    /// `icx_getProofForState`); older tree versions are deleted. At least 16.
+    pub history_blocks: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            history_blocks: 256,
+        }
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -154,6 +173,7 @@ impl Default for NodeConfig {
             rpc: RpcConfig::default(),
             mempool: MempoolConfig::default(),
             block: BlockConfig::default(),
+            state: StateConfig::default(),
             p2p: P2pConfig::default(),
             consensus: ConsensusConfig::default(),
             channels: vec![],
@@ -256,6 +276,18 @@ impl NodeConfig {
         }
         if self.rpc.monitor_idle_timeout_ms < 1_000 {
             return bad("rpc.monitor_idle_timeout_ms", "must be at least 1000");
+        }
+        if !(crate::ledger::state_tree::MIN_HISTORY..=10_000_000)
+            .contains(&self.state.history_blocks)
+        {
+            return bad(
+                "state.history_blocks",
+                &format!(
+                    "must be between {} and 10000000, got {}",
+                    crate::ledger::state_tree::MIN_HISTORY,
+                    self.state.history_blocks
+                ),
+            );
         }
         if self.mempool.max_txs == 0 {
             return bad("mempool.max_txs", "must be at least 1");

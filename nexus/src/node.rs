@@ -99,12 +99,14 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
             storage.channel(&genesis.channel),
             genesis,
             scores,
+            cfg.state.history_blocks,
         )?);
         let pool = Arc::new(Mempool::with_limits(crate::pool::mempool::PoolLimits {
             max_txs: cfg.mempool.max_txs,
             max_bytes: cfg.mempool.max_bytes,
             max_per_sender: cfg.mempool.max_per_sender,
         }));
+        chain.set_metrics(metrics.clone());
         let head = chain.head().header.height;
         metrics.block_committed(&chain.channel, head, 0, 0);
         let admission = Arc::new(Admission::new(

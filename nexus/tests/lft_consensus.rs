@@ -45,6 +45,7 @@ fn open_validator(dir: &std::path::Path, key: &KeyPair, genesis: &ParsedGenesis)
             storage.channel("public"),
             genesis,
             nexus::execution::score::genesis_scores(genesis),
+            256,
         )
         .expect("chain"),
     );
@@ -93,6 +94,7 @@ impl Net {
             message: String::new(),
             admin: Some(alice.address().to_string()),
             btp: None,
+            synthetic_accounts: None,
         }
         .parse()
         .expect("genesis");

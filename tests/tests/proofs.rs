@@ -1,8 +1,11 @@
 //! A client proves a receipt and an event against a block header, and the header against the
 //! validator votes, using only JSON-RPC answers (`icx_getProofForEvents`,
-//! `icx_getBlockHeaderByHeight`, `icx_getVotesByHeight`, `icx_getDataByHash`).
+//! `icx_getBlockHeaderByHeight`, `icx_getVotesByHeight`, `icx_getDataByHash`); and state
+//! entries, present and absent, against a header's state root (`icx_getProofForState`).
 
 use nexus::client::RpcClient;
+use nexus::ledger::state::{balance_key, score_key};
+use nexus_light_clients::{StateProof, StateProofError};
 use nexus_proto::block::{verify_quorum, BlockHeader, VoteSet};
 use nexus_proto::merkle::ProofStep;
 use nexus_proto::receipt::{verify_event, EventLog, Receipt};
@@ -186,4 +189,136 @@ async fn receipts_events_and_headers_are_provable_from_rpc_answers() {
     let next = header(&rpc, height + 1).await;
     assert_eq!(next.prev_hash, h.hash());
     assert_eq!(next.prev_votes_hash, votes.hash());
+}
+
+async fn state_proof(rpc: &RpcClient, params: Value) -> (StateProof, Option<Vec<u8>>, Value) {
+    let r = rpc
+        .call("icx_getProofForState", params)
+        .await
+        .expect("state proof");
+    let proof = StateProof::from_json(&r["proof"]).expect("proof shape");
+    let value = r["value"]
+        .as_str()
+        .map(|v| parse_bytes("value", v, 1 << 16).expect("hex"));
+    (proof, value, r)
+}
+
+#[tokio::test]
+async fn balances_and_score_storage_are_provable_against_a_header() {
+    let node = TestNode::start();
+    let rpc = node.rpc();
+    let god = node.funded_key();
+    let bob = Address::eoa([0xb1; 20]);
+    let st = nexus_tests::transfer(&god, bob, 777, 1);
+    let result = rpc
+        .call("icx_sendTransactionAndWait", Value::Object(st.raw))
+        .await
+        .expect("result");
+    assert_eq!(result["status"], "0x1", "{result}");
+    let height = parse_u64("blockHeight", s(&result["blockHeight"])).expect("height");
+
+    // The state root comes from the header alone, which hashes to the block hash.
+    let h = header(&rpc, height).await;
+    assert_eq!(h.hash().to_string(), s(&result["blockHash"]));
+    let root = h.state_root.0;
+    let at = |p: Value| {
+        let mut p = p;
+        p["height"] = Value::String(format!("{height:#x}"));
+        p
+    };
+
+    // Bob's balance, present: the value is 777 as 16 bytes big-endian.
+    let (p, value, r) = state_proof(&rpc, at(json!({"address": bob.to_string()}))).await;
+    assert_eq!(value, Some(777u128.to_be_bytes().to_vec()), "{r}");
+    p.verify(&root, &balance_key(&bob), value.as_deref())
+        .expect("bob's balance");
+    // A forged value, a forged root, and a proof missing a sibling are refused.
+    assert!(matches!(
+        p.verify(&root, &balance_key(&bob), Some(&778u128.to_be_bytes())),
+        Err(StateProofError::WrongValue { .. })
+    ));
+    let mut other_root = root;
+    other_root[0] ^= 1;
+    assert!(matches!(
+        p.verify(&other_root, &balance_key(&bob), value.as_deref()),
+        Err(StateProofError::WrongRoot { .. })
+    ));
+    let mut short = p.clone();
+    assert!(
+        !short.siblings.is_empty(),
+        "a proof in a tree of several keys"
+    );
+    short.siblings.pop();
+    assert!(short
+        .verify(&root, &balance_key(&bob), value.as_deref())
+        .is_err());
+    // Claiming Bob absent fails with his own leaf.
+    assert_eq!(
+        p.verify(&root, &balance_key(&bob), None),
+        Err(StateProofError::Present)
+    );
+
+    // An account that never held ICX: absent, and provably so.
+    let nobody = Address::eoa([0x0d; 20]);
+    let (p, value, _) = state_proof(&rpc, at(json!({"address": nobody.to_string()}))).await;
+    assert_eq!(value, None);
+    p.verify(&root, &balance_key(&nobody), None)
+        .expect("absence");
+    assert!(p
+        .verify(&root, &balance_key(&nobody), Some(&1u128.to_be_bytes()))
+        .is_err());
+
+    // A SCORE storage entry: the token's symbol is stored; a key it never wrote is not.
+    let token = node.init.token;
+    let key = |k: &[u8]| score_key(&token, k);
+    let symbol = format!(
+        "0x{}",
+        b"symbol"
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let (p, value, r) = state_proof(
+        &rpc,
+        at(json!({"address": token.to_string(), "key": symbol})),
+    )
+    .await;
+    assert_eq!(value.as_deref(), Some(&b"NXT"[..]), "{r}");
+    p.verify(&root, &key(b"symbol"), value.as_deref())
+        .unwrap_or_else(|e| panic!("token storage {r}: {e}"));
+    let (p, value, _) = state_proof(
+        &rpc,
+        at(json!({"address": token.to_string(), "key": "0x00"})),
+    )
+    .await;
+    assert_eq!(value, None);
+    p.verify(&root, &key(&[0]), None)
+        .expect("absent storage key");
+
+    // Bob's balance one block earlier was absent, against that block's root.
+    let earlier = header(&rpc, height - 1).await;
+    let mut params = json!({"address": bob.to_string()});
+    params["height"] = Value::String(format!("{:#x}", height - 1));
+    let (p, value, _) = state_proof(&rpc, params).await;
+    assert_eq!(value, None);
+    p.verify(&earlier.state_root.0, &balance_key(&bob), None)
+        .expect("absent before");
+
+    // Hostile parameters: typed errors, never a panic.
+    for bad in [
+        json!({"address": "hx00"}),
+        json!({"address": bob.to_string(), "key": "0x00"}),
+        json!({"address": token.to_string(), "key": format!("0x{}", "ab".repeat(5000))}),
+        json!({"address": token.to_string(), "key": "0xｆｆ"}),
+        json!({"address": bob.to_string(), "height": format!("0x{}1", "0".repeat(100_000))}),
+        json!({"address": bob.to_string(), "height": "0xffffffffffffffff"}),
+        json!({"address": bob.to_string(), "extra": 1}),
+    ] {
+        let err = rpc
+            .call("icx_getProofForState", bad.clone())
+            .await
+            .expect_err("refused");
+        assert!(!err.to_string().is_empty(), "{bad}");
+    }
+    assert!(nexus_tests::answers(&node.url()), "the node survived");
 }

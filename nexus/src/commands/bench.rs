@@ -38,6 +38,53 @@ pub struct BenchOptions {
     pub rate: u64,
     /// The nodes' `block.empty_block_interval_ms` (None: the default).
     pub empty_block_interval_ms: Option<u64>,
+    /// Accounts the state holds before the run (generated in genesis); when set, every
+    /// transfer goes to a new account, and a single node is also restarted and measured.
+    pub accounts: Option<u64>,
+}
+
+/// Starts a node process with `cfg_path`, logging beside it.
+fn spawn_node(cfg_path: &Path) -> Result<tokio::process::Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(cfg_path.with_file_name("node.log"))?;
+    tokio::process::Command::new(std::env::current_exe()?)
+        .args(["node", "--config"])
+        .arg(cfg_path)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a node")
+}
+
+/// Resident memory of a process in MiB.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Bytes of all files under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
@@ -117,6 +164,7 @@ async fn start_nodes(
     Vec<String>,
     std::path::PathBuf,
     String,
+    Vec<std::path::PathBuf>,
 )> {
     let free = free_ports(2 * opts.validators)?;
     let (configs, keystore, password) = if opts.validators == 1 {
@@ -125,6 +173,7 @@ async fn start_nodes(
             dir,
             &InitOptions {
                 listen,
+                synthetic_accounts: opts.accounts.map(|n| (n, 1)),
                 ..InitOptions::default()
             },
         )?;
@@ -133,7 +182,11 @@ async fn start_nodes(
         let ports: Vec<(u16, u16)> = (0..opts.validators)
             .map(|i| (free[2 * i], free[2 * i + 1]))
             .collect();
-        let out = crate::commands::devnet::init_network_on(dir, &InitOptions::default(), &ports)?;
+        let init = InitOptions {
+            synthetic_accounts: opts.accounts.map(|n| (n, 1)),
+            ..InitOptions::default()
+        };
+        let out = crate::commands::devnet::init_network_on(dir, &init, &ports)?;
         (
             out.nodes.into_iter().map(|n| n.config).collect(),
             out.funded_keystore,
@@ -155,25 +208,18 @@ async fn start_nodes(
         }
         std::fs::write(cfg_path, text)?;
         let cfg = crate::config::NodeConfig::load(cfg_path)?;
-        let log = std::fs::File::create(cfg_path.with_file_name("node.log"))?;
-        let child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["node", "--config"])
-            .arg(cfg_path)
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting a node")?;
-        children.push(child);
+        children.push(spawn_node(cfg_path)?);
         urls.push(format!("http://{}/api/v3/public", cfg.rpc.listen));
     }
+    // Genesis inserts generated accounts at some 100,000 per second.
+    let wait = 30 + opts.accounts.unwrap_or(0) / 20_000;
     for u in &urls {
         RpcClient::new(u.clone())
-            .wait_ready(Duration::from_secs(30))
+            .wait_ready(Duration::from_secs(wait))
             .await
-            .with_context(|| format!("{u} did not answer within 30 s"))?;
+            .with_context(|| format!("{u} did not answer within {wait} s"))?;
     }
-    Ok((children, urls, keystore, password))
+    Ok((children, urls, keystore, password, configs))
 }
 
 /// Per stage (summed over the validators): wall seconds, thread CPU seconds, items.
@@ -246,7 +292,7 @@ fn stage_summary(before: &Stages, after: &Stages, committed: f64, validators: f6
 /// Empty blocks: starts the nodes, lets them run `seconds` with no transactions, and reports
 /// blocks per second and block intervals on the first node, and CPU per block per validator.
 pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<Value> {
-    let (mut children, urls, _, _) = start_nodes(&opts, dir).await?;
+    let (mut children, urls, _, _, _) = start_nodes(&opts, dir).await?;
     let pids: Vec<String> = children
         .iter()
         .filter_map(|c| c.id().map(|p| p.to_string()))
@@ -296,7 +342,27 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
 
 /// Runs the benchmark and returns the summary.
 pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
-    let (mut children, urls, keystore_path, password) = start_nodes(&opts, dir).await?;
+    let started = Instant::now();
+    let (mut children, urls, keystore_path, password, configs) = start_nodes(&opts, dir).await?;
+    let start_secs = started.elapsed().as_secs_f64();
+    let rss_start = children
+        .first()
+        .and_then(|c| c.id())
+        .and_then(rss_mib)
+        .unwrap_or(0.0);
+    // A node that grew a large state in genesis holds the memory of building it; run the
+    // transfers on a restarted node, as an operator's node that has the state already would.
+    let mut first_restart = None;
+    if let (Some(_), 1) = (opts.accounts, opts.validators) {
+        let _ = children[0].kill().await;
+        let t = Instant::now();
+        children[0] = spawn_node(&configs[0])?;
+        RpcClient::new(urls[0].clone())
+            .wait_ready(Duration::from_secs(120))
+            .await
+            .context("the restarted node did not answer")?;
+        first_restart = Some(t.elapsed().as_secs_f64());
+    }
     let pids: Vec<String> = children
         .iter()
         .map(|c| c.id().map(|p| p.to_string()).unwrap_or_default())
@@ -332,17 +398,22 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
 
     eprintln!("signing {} transfers", opts.txs);
     let recipients: Vec<Address> = (0..1000).map(|_| KeyPair::generate().address()).collect();
+    let t_seed = now_us().to_be_bytes();
     let mut bodies: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); opts.clients];
     let mut index_of: HashMap<String, usize> = HashMap::with_capacity(opts.txs);
     for i in 0..opts.txs {
         let c = i % opts.clients;
-        let st = transfer(
-            &senders[c],
-            recipients[i % recipients.len()],
-            1,
-            i as u128,
-            nid,
-        )?;
+        let to = match opts.accounts {
+            // A new account each time: the state grows by one key per transfer.
+            Some(_) => {
+                let h = sha3_256(&[b"bench recipient", &(i as u64).to_be_bytes(), &t_seed]);
+                let mut body = [0u8; 20];
+                body.copy_from_slice(&h.0[..20]);
+                Address::eoa(body)
+            }
+            None => recipients[i % recipients.len()],
+        };
+        let st = transfer(&senders[c], to, 1, i as u128, nid)?;
         index_of.insert(st.hash.to_string(), i);
         let body = serde_json::to_vec(
             &json!({"jsonrpc": "2.0", "id": i, "method": "icx_sendTransaction", "params": st.raw}),
@@ -442,8 +513,55 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     let cpu = cpu_all(&pids) - cpu0;
     let stages1 = scrape_stages(&urls).await;
     let bench_cpu = cpu_seconds("self").unwrap_or(0.0) - self0;
+    let rss = children
+        .first()
+        .and_then(|c| c.id())
+        .and_then(rss_mib)
+        .unwrap_or(0.0);
     for c in &mut children {
         let _ = c.kill().await;
+    }
+    // With a large state, a single node is killed and restarted: time until RPC answers again.
+    let mut state = serde_json::Map::new();
+    if let (Some(n), 1) = (opts.accounts, opts.validators) {
+        let t = Instant::now();
+        let mut c = spawn_node(&configs[0])?;
+        let ready = RpcClient::new(url.clone())
+            .wait_ready(Duration::from_secs(120))
+            .await;
+        let restart = t.elapsed().as_secs_f64();
+        let rss_restart = c.id().and_then(rss_mib).unwrap_or(0.0);
+        let _ = c.kill().await;
+        ready.context("the restarted node did not answer")?;
+        let bytes = disk_bytes(&dir.join("data"));
+        let keys = n as f64 + opts.txs as f64;
+        state.insert("accounts_before".into(), json!(n));
+        state.insert(
+            "start_with_genesis_s".into(),
+            json!((start_secs * 10.0).round() / 10.0),
+        );
+        state.insert(
+            "restart_after_genesis_until_rpc_s".into(),
+            json!(first_restart.map(|r| (r * 100.0).round() / 100.0)),
+        );
+        state.insert(
+            "restart_after_run_until_rpc_s".into(),
+            json!((restart * 100.0).round() / 100.0),
+        );
+        state.insert(
+            "node_rss_mib_after_genesis".into(),
+            json!(rss_start.round()),
+        );
+        state.insert("node_rss_mib_after_run".into(), json!(rss.round()));
+        state.insert(
+            "node_rss_mib_after_restart".into(),
+            json!(rss_restart.round()),
+        );
+        state.insert("disk_bytes".into(), json!(bytes));
+        state.insert(
+            "disk_bytes_per_account".into(),
+            json!((bytes as f64 / keys.max(1.0)).round()),
+        );
     }
 
     let last_commit = committed_at.iter().map(|(_, t)| *t).max().unwrap_or(t0);
@@ -476,6 +594,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "bench_client_cpu_seconds": (bench_cpu * 100.0).round() / 100.0,
         "secp256k1_recover_per_sec_one_core": recover.round(),
         "recover_ceiling_tps_two_cores": (2.0 * recover).round(),
+        "state": Value::Object(state),
     });
     Ok(summary)
 }

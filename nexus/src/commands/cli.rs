@@ -88,6 +88,10 @@ enum Cmd {
         /// Measure empty blocks for this many seconds instead of transfers.
         #[arg(long, default_value_t = 0)]
         empty_seconds: u64,
+        /// Grow the state to this many accounts first (generated in genesis); every transfer
+        /// then goes to a new account, and a single node is restarted and measured after.
+        #[arg(long)]
+        accounts: Option<u64>,
     },
     /// Measure BTP messages through one notary channel of four validators (starts its own hub:
     /// validators, chains A and B, a portal).
@@ -276,6 +280,7 @@ async fn run(cli: Cli) -> Result<()> {
             rate,
             empty_block_interval_ms,
             empty_seconds,
+            accounts,
         } => {
             anyhow::ensure!(validators >= 1, "--validators must be at least 1");
             if empty_seconds > 0 {
@@ -288,6 +293,7 @@ async fn run(cli: Cli) -> Result<()> {
                         validators,
                         rate: 0,
                         empty_block_interval_ms,
+                        accounts: None,
                     },
                     &dir,
                     empty_seconds,
@@ -319,6 +325,7 @@ async fn run(cli: Cli) -> Result<()> {
                     validators,
                     rate,
                     empty_block_interval_ms,
+                    accounts,
                 },
                 &dir,
             )

@@ -4,7 +4,9 @@
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::keystore;
-use crate::ledger::genesis::{check_channel_name, Genesis, GenesisAccount, GenesisToken};
+use crate::ledger::genesis::{
+    check_channel_name, Genesis, GenesisAccount, GenesisToken, SyntheticAccounts,
+};
 use crate::pool::admission::now_us;
 use nexus_proto::hash::sha3_256;
 use nexus_proto::value::format_int;
@@ -29,6 +31,8 @@ pub struct InitOptions {
     pub funded_icx: u128,
     /// A second channel run by all validators but the last (multi-validator networks only).
     pub second_channel: Option<String>,
+    /// Generated accounts in genesis (count, balance of each), for benchmarks of a large state.
+    pub synthetic_accounts: Option<(u64, u128)>,
 }
 
 impl Default for InitOptions {
@@ -39,6 +43,7 @@ impl Default for InitOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 9080)),
             funded_icx: 1_000_000_000,
             second_channel: None,
+            synthetic_accounts: None,
         }
     }
 }
@@ -130,6 +135,12 @@ fn devnet_genesis(
         message: "Nexus devnet".into(),
         admin: Some(funded.address().to_string()),
         btp: None,
+        synthetic_accounts: opts
+            .synthetic_accounts
+            .map(|(count, balance)| SyntheticAccounts {
+                count: format_int(count),
+                balance: format_int(balance),
+            }),
     }
 }
 

@@ -92,9 +92,16 @@ impl SoloEngine {
     fn produce(&self, prev_votes: VoteSet) -> Result<VoteSet, NodeError> {
         // Left in the pool until committed, so a replay sent meanwhile is still refused.
         let txs = self.pool.peek(self.cfg.max_txs);
+        let t = crate::metrics::StageTimer::start();
         let proposal = self
             .chain
             .build(txs, now_us(), self.key.address(), prev_votes);
+        t.stop(
+            &self.metrics,
+            &self.chain.channel,
+            "build",
+            proposal.txs.len() as u64,
+        );
         let header = &proposal.block.header;
         let hash = header.hash();
         let sig = sign_vote(
@@ -117,7 +124,9 @@ impl SoloEngine {
         let n = proposal.txs.len();
         let mut hashes: Vec<_> = proposal.block.tx_hashes.clone();
         hashes.extend(proposal.skipped.iter().copied());
+        let t = crate::metrics::StageTimer::start();
         self.chain.commit(proposal, &votes)?;
+        t.stop(&self.metrics, &self.chain.channel, "commit", n as u64);
         self.pool.remove(&hashes);
         self.metrics
             .block_committed(&self.chain.channel, height, n as u64, self.pool.pending());

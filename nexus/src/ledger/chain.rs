@@ -10,7 +10,8 @@ use crate::execution::score::{CallContext, ScoreError, ScoreRegistry};
 use crate::execution::steps::{StepCosts, StepMeter};
 use crate::execution::{execute_block, BlockEnv};
 use crate::ledger::genesis::ParsedGenesis;
-use crate::ledger::state::{self, Overlay, PreparedState, StateCommitment, StateView, Writes};
+use crate::ledger::state::{self, Overlay, StateView, Writes};
+use crate::ledger::state_tree::{PreparedState, ProvenValue, StateTree};
 use crate::ledger::storage::{ChannelStore, Kind};
 use nexus_proto::block::{
     validators_hash, Block, BlockHeader, VoteSet, HEADER_VERSION, MAX_BLOCK_TX_BYTES,
@@ -84,6 +85,8 @@ struct Pending {
 /// blocks from the head to it, their transactions, and whether the parent is the head.
 struct Ancestry {
     parent: BlockHeader,
+    /// Height of the head the writes start from.
+    head_height: u64,
     writes: Writes,
     txs: std::collections::HashSet<Hash32>,
     on_head: bool,
@@ -131,11 +134,12 @@ pub struct Chain {
     pub total_supply: u128,
     store: ChannelStore,
     scores: ScoreRegistry,
-    commitment: Mutex<StateCommitment>,
+    tree: StateTree,
     head: RwLock<Arc<Block>>,
     pending: Mutex<HashMap<Hash32, Arc<Pending>>>,
     committed: broadcast::Sender<Committed>,
     waiters: Mutex<HashMap<Hash32, Vec<oneshot::Sender<()>>>>,
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 fn corrupt(what: &'static str, e: impl std::fmt::Display) -> NodeError {
@@ -153,6 +157,7 @@ impl Chain {
         store: ChannelStore,
         genesis: &ParsedGenesis,
         scores: ScoreRegistry,
+        state_history: u64,
     ) -> Result<Self, NodeError> {
         let genesis_json =
             serde_json::to_vec(&genesis.source).map_err(|e| NodeError::Config(e.to_string()))?;
@@ -170,13 +175,14 @@ impl Chain {
             treasury: genesis.treasury,
             costs: StepCosts::default(),
             total_supply: genesis.total_supply(),
+            tree: StateTree::new(store.clone(), state_history),
             store,
             scores,
-            commitment: Mutex::new(StateCommitment::default()),
             head: RwLock::new(Arc::new(placeholder)),
             pending: Mutex::new(HashMap::new()),
             committed: tx,
             waiters: Mutex::new(HashMap::new()),
+            metrics: std::sync::OnceLock::new(),
         };
         match chain.store.get(Kind::Meta, b"genesis")? {
             Some(stored) if stored == genesis_json => {
@@ -185,6 +191,12 @@ impl Chain {
                 if format.as_deref() != Some(&HEADER_VERSION.to_be_bytes()[..]) {
                     return Err(NodeError::Config(format!(
                         "the data directory of channel {} holds blocks of an older format (block headers before version {HEADER_VERSION}, which carry the consensus round); start from a fresh data_dir",
+                        genesis.channel
+                    )));
+                }
+                if chain.store.get(Kind::Meta, b"tree_base")?.is_none() {
+                    return Err(NodeError::Config(format!(
+                        "the data directory of channel {} was written by a Nexus before the state tree: its state roots commit to bucketed state, which no header of this version can match, so it cannot be converted in place. Move it aside and start from a fresh data_dir (a validator catches up from its peers; a devnet: `nexus devnet` makes a new one)",
                         genesis.channel
                     )));
                 }
@@ -233,36 +245,35 @@ impl Chain {
                 .install(&mut ctx)
                 .map_err(|e| NodeError::Config(format!("installing SCORE {address}: {e}")))?;
         }
-        let writes = ov.into_writes();
-        let prepared = self.lock_commitment().prepare(&writes);
+        let mut writes = ov.into_writes();
+        let chunks = synthetic_chunks(g);
+        for c in 0..chunks {
+            let chunk = synthetic_chunk(g, c, &mut writes);
+            self.tree.genesis_chunk(&chunk, c, put_state)?;
+            if (c + 1) % 10 == 0 {
+                tracing::info!(channel = %self.channel, accounts = (c + 1) * SYNTHETIC_CHUNK, "generating genesis accounts");
+            }
+        }
+        let mut batch = self.store.batch();
+        put_state(&mut batch, &writes);
+        let prepared = self.tree.finish_genesis(&writes, chunks, &mut batch)?;
         let block = Block {
             header: genesis_header(g, prepared.root),
             tx_hashes: vec![],
             prev_votes: VoteSet::default(),
         };
-        let mut batch = self.store.batch();
         batch.put(Kind::Meta, b"genesis", genesis_json);
         batch.put(Kind::Meta, b"header_version", &HEADER_VERSION.to_be_bytes());
         self.put_block(&mut batch, &block, &[&g.validators]);
-        for (k, v) in &writes {
-            match v {
-                Some(v) => batch.put(Kind::State, k, v),
-                None => batch.delete(Kind::State, k),
-            }
-        }
         batch.put(Kind::Meta, b"head", &0u64.to_be_bytes());
         batch.commit()?;
-        self.lock_commitment().apply(prepared);
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(block);
         tracing::info!(channel = %self.channel, state_root = %self.state_root(), "genesis written");
         Ok(())
     }
 
     fn load(&self) -> Result<(), NodeError> {
-        let mut c = StateCommitment::default();
-        self.store
-            .for_each(Kind::State, |k, v| c.load_entry(k, v))?;
-        c.finish_load();
+        self.tree.load()?;
         let h = self
             .store
             .get(Kind::Meta, b"head")?
@@ -272,25 +283,30 @@ impl Chain {
         let block = self
             .block_by_height(h)?
             .ok_or_else(|| corrupt("head block", format!("height {h} missing")))?;
-        if block.header.state_root != c.root() {
+        let root = self.tree.root_at(h)?;
+        if root != Some(block.header.state_root) {
             return Err(corrupt(
                 "state",
                 format!(
-                    "root {} differs from head {}'s {}",
-                    c.root(),
-                    h,
+                    "the state tree's root after block {h} is {root:?}, the header says {}",
                     block.header.state_root
                 ),
             ));
         }
-        *self.lock_commitment() = c;
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(block);
         tracing::info!(channel = %self.channel, height = h, "chain loaded");
         Ok(())
     }
 
-    fn lock_commitment(&self) -> std::sync::MutexGuard<'_, StateCommitment> {
-        self.commitment.lock().unwrap_or_else(|p| p.into_inner())
+    /// Where the chain reports the time its state tree takes (stage `state_tree`).
+    pub fn set_metrics(&self, m: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(m);
+    }
+
+    fn tree_stage(&self, t: crate::metrics::StageTimer, txs: usize) {
+        if let Some(m) = self.metrics.get() {
+            t.stop(m, &self.channel, "state_tree", txs as u64);
+        }
     }
 
     /// The last committed block.
@@ -300,7 +316,22 @@ impl Chain {
 
     /// The current state root.
     pub fn state_root(&self) -> Hash32 {
-        self.lock_commitment().root()
+        self.head().header.state_root
+    }
+
+    /// The value of a state key after block `height` with its proof against that block's state
+    /// root; `None` when the height is not committed or its state version was pruned.
+    pub fn state_proof(&self, key: &[u8], height: u64) -> Result<Option<ProvenValue>, NodeError> {
+        let head = self.head().header.height;
+        if height > head || height < self.tree.oldest_kept(head) {
+            return Ok(None);
+        }
+        self.tree.proof(key, height).map(Some)
+    }
+
+    /// The oldest height whose state this node can still prove.
+    pub fn oldest_state(&self) -> u64 {
+        self.tree.oldest_kept(self.head().header.height)
     }
 
     /// Subscribes to commits.
@@ -331,6 +362,7 @@ impl Chain {
         let round = head.header.height.saturating_add(1);
         let a = Ancestry {
             parent: head.header.clone(),
+            head_height: head.header.height,
             writes: Writes::new(),
             txs: Default::default(),
             on_head: true,
@@ -338,7 +370,15 @@ impl Chain {
         let mut txs = self.fresh(&a, txs);
         cap_bytes(&mut txs);
         self.build_from(
-            &a.parent, a.writes, true, txs, timestamp, round, leader, prev_votes,
+            &a.parent,
+            a.head_height,
+            a.writes,
+            true,
+            txs,
+            timestamp,
+            round,
+            leader,
+            prev_votes,
         )
     }
 
@@ -362,7 +402,15 @@ impl Chain {
         txs.truncate(max_txs);
         cap_bytes(&mut txs);
         Ok(self.build_from(
-            &a.parent, a.writes, a.on_head, txs, timestamp, round, leader, prev_votes,
+            &a.parent,
+            a.head_height,
+            a.writes,
+            a.on_head,
+            txs,
+            timestamp,
+            round,
+            leader,
+            prev_votes,
         ))
     }
 
@@ -373,6 +421,7 @@ impl Chain {
         if *parent == head.hash() {
             return Ok(Ancestry {
                 parent: head.header.clone(),
+                head_height: head.header.height,
                 writes: Writes::new(),
                 txs: Default::default(),
                 on_head: true,
@@ -405,6 +454,7 @@ impl Chain {
         }
         Ok(Ancestry {
             parent: header,
+            head_height: head.header.height,
             writes,
             txs,
             on_head: false,
@@ -423,6 +473,7 @@ impl Chain {
     fn build_from(
         &self,
         parent: &BlockHeader,
+        head_height: u64,
         base: Writes,
         on_head: bool,
         txs: Vec<Arc<SignedTransaction>>,
@@ -445,14 +496,25 @@ impl Chain {
             .filter(|(i, _)| executed.skipped.binary_search(i).is_err())
             .map(|(_, t)| t)
             .collect();
-        let (state_root, prepared) = if on_head {
-            let prepared = self.lock_commitment().prepare(&writes);
-            (prepared.root, Some(prepared))
+        let timer = crate::metrics::StageTimer::start();
+        let prepared = if on_head {
+            self.tree.prepare(&writes, head_height)
         } else {
             let mut all = base;
             all.extend(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
-            (self.lock_commitment().prepare(&all).root, None)
+            self.tree.prepare(&all, head_height)
         };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // As for a state read: going on would make this node disagree with itself.
+                tracing::error!(%e, "state tree read failed; stopping");
+                std::process::exit(70);
+            }
+        };
+        self.tree_stage(timer, txs.len());
+        let state_root = prepared.root;
+        let prepared = on_head.then_some(prepared);
         let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
         let receipt_hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
         // Validator sets come from the parent's state: a change is scheduled at least
@@ -559,6 +621,7 @@ impl Chain {
         let (base, on_head) = (a.writes, a.on_head);
         let p = self.build_from(
             &parent,
+            a.head_height,
             base,
             on_head,
             txs,
@@ -634,9 +697,10 @@ impl Chain {
                 reason: format!("block {hash} at height {h} does not extend the head {head_hash}"),
             });
         }
+        let timer = crate::metrics::StageTimer::start();
         let prepared = match p.prepared {
             Some(prepared) => prepared,
-            None => self.lock_commitment().prepare(&p.writes),
+            None => self.tree.prepare(&p.writes, h - 1)?,
         };
         if prepared.root != p.block.header.state_root {
             return Err(NodeError::Corrupt {
@@ -658,17 +722,14 @@ impl Chain {
             batch.put(Kind::Txs, &tx.hash.0, &v);
             batch.put(Kind::Receipts, &tx.hash.0, &r.encode());
         }
-        for (k, v) in &p.writes {
-            match v {
-                Some(v) => batch.put(Kind::State, k, v),
-                None => batch.delete(Kind::State, k),
-            }
-        }
+        put_state(&mut batch, &p.writes);
+        self.tree.write(&prepared, h, &mut batch)?;
+        self.tree_stage(timer, 0);
         batch.put(Kind::Meta, b"head", &h.to_be_bytes());
         batch.put(Kind::Meta, b"head_votes", &votes.to_rlp());
         batch.commit()?;
+        self.tree.committed(&prepared);
 
-        self.lock_commitment().apply(prepared);
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -968,6 +1029,48 @@ fn proposal_key(hash: &Hash32) -> Vec<u8> {
     key
 }
 
+/// Adds state writes to the flat state in a batch.
+fn put_state(batch: &mut crate::ledger::storage::Batch<'_>, writes: &Writes) {
+    for (k, v) in writes {
+        match v {
+            Some(v) => batch.put(Kind::State, k, v),
+            None => batch.delete(Kind::State, k),
+        }
+    }
+}
+
+/// Generated genesis accounts per tree version.
+const SYNTHETIC_CHUNK: u64 = 100_000;
+
+/// How many chunks of [`SYNTHETIC_CHUNK`] generated accounts the genesis asks for.
+fn synthetic_chunks(g: &ParsedGenesis) -> u64 {
+    match g.synthetic {
+        Some((count, balance)) if balance > 0 => count.div_ceil(SYNTHETIC_CHUNK),
+        _ => 0,
+    }
+}
+
+/// Chunk `c` of the generated genesis accounts. An account the genesis also funds explicitly
+/// gets both balances, in `explicit` (written after the chunks).
+fn synthetic_chunk(g: &ParsedGenesis, c: u64, explicit: &mut Writes) -> Writes {
+    let (count, balance) = g.synthetic.unwrap_or((0, 0));
+    let value = balance.to_be_bytes().to_vec();
+    let mut chunk = Writes::new();
+    for i in c * SYNTHETIC_CHUNK..count.min((c + 1) * SYNTHETIC_CHUNK) {
+        let k = state::balance_key(&crate::ledger::genesis::synthetic_address(i));
+        match explicit.get_mut(&k) {
+            Some(Some(v)) => {
+                let sum = state::decode_u128(Some(v.clone())).saturating_add(balance);
+                *v = sum.to_be_bytes().to_vec();
+            }
+            _ => {
+                chunk.insert(k, Some(value.clone()));
+            }
+        }
+    }
+    chunk
+}
+
 fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
     let vh = validators_hash(&g.validators);
     BlockHeader {
@@ -1033,6 +1136,7 @@ mod tests {
             message: String::new(),
             admin: None,
             btp: None,
+            synthetic_accounts: None,
         }
         .parse()
         .unwrap()
@@ -1044,6 +1148,7 @@ mod tests {
             storage.channel("public"),
             g,
             crate::execution::score::genesis_scores(g),
+            crate::ledger::state_tree::MIN_HISTORY,
         )
         .unwrap()
     }
@@ -1348,6 +1453,7 @@ mod tests {
             storage.channel("public"),
             &other,
             crate::execution::score::genesis_scores(&other),
+            16,
         )
         .err()
         .unwrap()
@@ -1359,11 +1465,30 @@ mod tests {
         let mut b = store.batch();
         b.delete(Kind::Meta, b"header_version");
         b.commit().unwrap();
-        let err = Chain::open(store, &g, crate::execution::score::genesis_scores(&g))
+        let err = Chain::open(
+            store.clone(),
+            &g,
+            crate::execution::score::genesis_scores(&g),
+            16,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("older format"), "{err}");
+
+        // A folder written before the state tree (no tree marker) is refused, saying what to do.
+        let mut b = store.batch();
+        b.put(Kind::Meta, b"header_version", &HEADER_VERSION.to_be_bytes());
+        b.delete(Kind::Meta, b"tree_base");
+        b.commit().unwrap();
+        let err = Chain::open(store, &g, crate::execution::score::genesis_scores(&g), 16)
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("older format"), "{err}");
+        assert!(
+            err.contains("before the state tree") && err.contains("fresh data_dir"),
+            "{err}"
+        );
     }
 
     #[test]

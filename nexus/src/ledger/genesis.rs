@@ -36,6 +36,32 @@ pub struct Genesis {
     /// BTP role of the channel, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub btp: Option<GenesisBtp>,
+    /// Generated accounts (for benchmarks of a large state), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic_accounts: Option<SyntheticAccounts>,
+}
+
+/// `count` accounts whose addresses are derived from their index (see [`synthetic_address`]),
+/// each holding `balance`: a state of millions of accounts without a genesis file of gigabytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticAccounts {
+    /// How many, T_INT (at most [`MAX_SYNTHETIC_ACCOUNTS`]).
+    pub count: String,
+    /// Balance of each in loop, T_INT.
+    pub balance: String,
+}
+
+/// Most generated accounts a genesis may ask for.
+pub const MAX_SYNTHETIC_ACCOUNTS: u64 = 100_000_000;
+
+/// The address of generated account `i`: `hx` + the first 20 bytes of
+/// SHA3-256("nexus synthetic account" || i as 8 bytes big-endian).
+pub fn synthetic_address(i: u64) -> Address {
+    let h = nexus_proto::hash::sha3_256(&[b"nexus synthetic account", &i.to_be_bytes()]);
+    let mut body = [0u8; 20];
+    body.copy_from_slice(&h.0[..20]);
+    Address::eoa(body)
 }
 
 /// The BTP role of a channel: a chain with a BMC (community chains), or a Nexus notary channel.
@@ -103,6 +129,8 @@ pub struct ParsedGenesis {
     pub admin: Option<Address>,
     /// BTP role, checked.
     pub btp: Option<GenesisBtp>,
+    /// Generated accounts: how many, and the balance of each.
+    pub synthetic: Option<(u64, u128)>,
     /// The source, as stored in the genesis block.
     pub source: Genesis,
 }
@@ -167,6 +195,23 @@ impl Genesis {
                 .ok_or_else(|| NodeError::Config("genesis balances overflow 2^128".into()))?;
             accounts.push((addr, bal));
         }
+        let synthetic = match &self.synthetic_accounts {
+            None => None,
+            Some(s) => {
+                let count = cfg(value::parse_u64("synthetic_accounts.count", &s.count))?;
+                if count > MAX_SYNTHETIC_ACCOUNTS {
+                    return Err(NodeError::Config(format!(
+                        "genesis synthetic_accounts.count: at most {MAX_SYNTHETIC_ACCOUNTS}, got {count}"
+                    )));
+                }
+                let balance = cfg(value::parse_u128("synthetic_accounts.balance", &s.balance))?;
+                balance
+                    .checked_mul(u128::from(count))
+                    .and_then(|s| s.checked_add(total))
+                    .ok_or_else(|| NodeError::Config("genesis balances overflow 2^128".into()))?;
+                Some((count, balance))
+            }
+        };
         let validators = self
             .validators
             .iter()
@@ -237,6 +282,7 @@ impl Genesis {
                 .map(|a| cfg(Address::parse("admin", a)))
                 .transpose()?,
             btp: self.btp.clone(),
+            synthetic,
             source: self,
         })
     }
@@ -245,6 +291,7 @@ impl Genesis {
 impl ParsedGenesis {
     /// Sum of the genesis balances (ICX is never minted or burnt afterwards).
     pub fn total_supply(&self) -> u128 {
-        self.accounts.iter().map(|(_, b)| *b).sum()
+        let (count, each) = self.synthetic.unwrap_or((0, 0));
+        self.accounts.iter().map(|(_, b)| *b).sum::<u128>() + each * u128::from(count)
     }
 }

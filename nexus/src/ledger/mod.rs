@@ -3,4 +3,5 @@
 pub mod chain;
 pub mod genesis;
 pub mod state;
+pub mod state_tree;
 pub mod storage;

@@ -28,9 +28,15 @@ pub enum Kind {
     Data,
     /// node bookkeeping (head height, last votes, genesis).
     Meta,
+    /// state tree node key (borsh) -> node (borsh).
+    TreeNodes,
+    /// key hash (32) + tree version (8 BE) -> 1 + value, or 0 for a deletion.
+    TreeValues,
+    /// tree version (8 BE) -> the nodes and values that version made stale.
+    TreeStale,
 }
 
-const KINDS: [(Kind, &str); 7] = [
+const KINDS: [(Kind, &str); 10] = [
     (Kind::Blocks, "blocks"),
     (Kind::BlockHashes, "block_hashes"),
     (Kind::Txs, "txs"),
@@ -38,6 +44,9 @@ const KINDS: [(Kind, &str); 7] = [
     (Kind::State, "state"),
     (Kind::Data, "data"),
     (Kind::Meta, "meta"),
+    (Kind::TreeNodes, "tree_nodes"),
+    (Kind::TreeValues, "tree_values"),
+    (Kind::TreeStale, "tree_stale"),
 ];
 
 fn cf_name(channel: &str, kind: Kind) -> String {
@@ -49,6 +58,9 @@ fn cf_name(channel: &str, kind: Kind) -> String {
     format!("{channel}/{suffix}")
 }
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// The node's database.
 pub struct Storage {
     db: Arc<DB>,
@@ -56,16 +68,31 @@ pub struct Storage {
 
 /// Column family options: Bloom filters in table files and in the memtable, so a lookup of a
 /// key that is not there (a new transaction's hash, on every admission and block check) rarely
-/// reads a block or walks the memtable. Files written without filters stay readable.
-fn cf_options() -> Options {
+/// reads a block or walks the memtable; one block cache shared by all of them (the state tree's
+/// upper nodes are read for every block). Files written without filters stay readable.
+fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
     let mut o = Options::default();
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
+    table.set_block_cache(cache);
+    if name.ends_with("/tree_nodes") {
+        // Nodes are hashes (nothing to compress) read by point lookups on every block.
+        o.set_compression_type(rocksdb::DBCompressionType::None);
+        table.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
+    }
     o.set_block_based_table_factory(&table);
     o.set_memtable_whole_key_filtering(true);
     o.set_memtable_prefix_bloom_ratio(0.1);
     o
 }
+
+/// Memory for the shared block cache.
+const BLOCK_CACHE_BYTES: usize = 256 << 20;
+/// Memtables of all column families together; past it the largest is flushed.
+const WRITE_BUFFERS_BYTES: usize = 128 << 20;
+/// Write-ahead log kept before the column families it holds are flushed (bounds what a
+/// restart replays).
+const WAL_BYTES: u64 = 64 << 20;
 
 impl Storage {
     /// Opens (or creates) the database with column families for `channels`.
@@ -74,6 +101,9 @@ impl Storage {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
+        opts.set_db_write_buffer_size(WRITE_BUFFERS_BYTES);
+        opts.set_max_total_wal_size(WAL_BYTES);
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let mut names: Vec<String> = DB::list_cf(&opts, path).unwrap_or_default();
         for ch in channels {
             for (k, _) in KINDS {
@@ -85,7 +115,7 @@ impl Storage {
         }
         let cfs = names
             .iter()
-            .map(|n| ColumnFamilyDescriptor::new(n, cf_options()));
+            .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &cache)));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(Storage { db: Arc::new(db) })
     }
@@ -103,7 +133,7 @@ impl Storage {
 #[derive(Clone)]
 pub struct ChannelStore {
     db: Arc<DB>,
-    names: [String; 7],
+    names: [String; KINDS.len()],
 }
 
 fn index(kind: Kind) -> usize {
@@ -124,14 +154,39 @@ impl ChannelStore {
         Ok(self.db.get_cf(self.cf(kind)?, key)?)
     }
 
-    /// Visits every entry of a column family in key order.
-    pub fn for_each(&self, kind: Kind, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), NodeError> {
-        for item in self
-            .db
-            .iterator_cf(self.cf(kind)?, IteratorMode::From(&[], Direction::Forward))
-        {
+    /// The last entry whose key is at most `key` and starts with `prefix`.
+    pub fn last_at_or_before(
+        &self,
+        kind: Kind,
+        key: &[u8],
+        prefix: &[u8],
+    ) -> Result<Option<Entry>, NodeError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(kind)?);
+        it.seek_for_prev(key);
+        if let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if k.starts_with(prefix) {
+                return Ok(Some((k.to_vec(), v.to_vec())));
+            }
+        }
+        it.status()?;
+        Ok(None)
+    }
+
+    /// Visits entries in key order from `start` while `f` returns true.
+    pub fn scan_from(
+        &self,
+        kind: Kind,
+        start: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), NodeError> {
+        for item in self.db.iterator_cf(
+            self.cf(kind)?,
+            IteratorMode::From(start, Direction::Forward),
+        ) {
             let (k, v) = item?;
-            f(&k, &v);
+            if !f(&k, &v) {
+                break;
+            }
         }
         Ok(())
     }

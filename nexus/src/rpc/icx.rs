@@ -52,7 +52,7 @@ pub(super) fn module(
     debug: bool,
 ) -> Result<RpcModule<Arc<ChannelApi>>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(api);
-    let sync: [(&'static str, Handler); 17] = [
+    let sync: [(&'static str, Handler); 18] = [
         ("icx_getLastBlock", get_last_block),
         ("icx_getBlockByHeight", get_block_by_height),
         ("icx_getBlockByHash", get_block_by_hash),
@@ -69,6 +69,7 @@ pub(super) fn module(
         ("icx_sendTransaction", send_transaction),
         ("icx_getProofForResult", get_proof_for_result),
         ("icx_getProofForEvents", get_proof_for_events),
+        ("icx_getProofForState", get_proof_for_state),
         ("icx_getNetworkInfo", get_network_info),
     ];
     for (name, f) in sync.into_iter().chain(super::btp::METHODS) {
@@ -326,6 +327,52 @@ fn get_transaction_by_hash(api: &ChannelApi, o: Map<String, Value>) -> Result<Va
 fn send_transaction(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
     let h = api.admission.admit(Value::Object(o))?;
     Ok(Value::String(h.to_string()))
+}
+
+/// Longest SCORE storage key a state proof is asked for.
+const MAX_STATE_KEY_BYTES: usize = 1024;
+
+/// A state entry's value after block `height` (default: the last) with its proof against that
+/// block's state root: an account's balance (`address` alone: the value is the balance as 16
+/// bytes big-endian, absent for zero) or a SCORE's storage entry (`address` of the SCORE and
+/// `key`). Checked by `nexus_light_clients::StateProof::verify` with the header's state root.
+fn get_proof_for_state(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
+    p::only(&o, &["address", "key", "height"])?;
+    let address = p::address(&o, "address")?;
+    let key = match p::opt_string(&o, "key")? {
+        None => crate::ledger::state::balance_key(&address),
+        Some(k) => {
+            if !address.is_contract() {
+                return Err(IconError::invalid_params(format!(
+                    "key: storage keys belong to SCOREs (cx addresses), got {address}"
+                )));
+            }
+            let k = nexus_proto::value::parse_bytes("key", k, MAX_STATE_KEY_BYTES)?;
+            crate::ledger::state::score_key(&address, &k)
+        }
+    };
+    let head = api.chain.head().header.height;
+    let height = match p::opt_string(&o, "height")? {
+        Some(h) => parse_u64("height", h)?,
+        None => head,
+    };
+    let (value, proof) = api.chain.state_proof(&key, height)?.ok_or_else(|| {
+        IconError::not_found(format!(
+            "no state at height {}: this node keeps heights {} to {}",
+            format_int(height),
+            format_int(api.chain.oldest_state()),
+            format_int(head)
+        ))
+    })?;
+    let block = block_at(api, height)?;
+    Ok(json!({
+        "height": format_int(height),
+        "blockHash": block.hash().to_string(),
+        "stateRoot": block.header.state_root.to_string(),
+        "key": format_bytes(&key),
+        "value": value.map(|v| format_bytes(&v)),
+        "proof": proof.to_json(),
+    }))
 }
 
 fn get_proof_for_result(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {

@@ -1,0 +1,647 @@
+//! The authenticated state tree: a Jellyfish Merkle tree (the `jmt` crate) kept in RocksDB
+//! beside the flat state, one tree version per block, old versions pruned behind a window.
+//!
+//! Its hash is SHA-256, as in jmt's own `Sha256Jmt` and the ICS-23 proof specs IBC light clients
+//! check (transaction and block hashes stay SHA3-256): hashing is a third of the tree's cost
+//! per block, and SHA-256 runs on the CPU's SHA extensions where SHA3 has none.
+//!
+//! Execution reads the flat state (one get per key); the tree is touched only to commit a
+//! block's writes (the paths of the keys it changed) and to answer proofs. Nothing in memory or
+//! at start grows with the number of keys.
+//!
+//! Tree version `v` holds the state after block `v - base`, where `base` is the number of extra
+//! versions genesis used (a genesis with millions of accounts is inserted in chunks).
+//! Per version, `TreeStale` records the nodes that version replaced and the keys it wrote; once a
+//! version leaves the window, those nodes and the older values of those keys are deleted.
+
+use crate::error::NodeError;
+use crate::ledger::state::Writes;
+use crate::ledger::storage::{Batch, ChannelStore, Kind};
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use nexus_proto::Hash32;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The tree's hash.
+pub type TreeHasher = sha2::Sha256;
+
+/// jmt's proof of a key's value (or absence) against a state root.
+type TreeProof = jmt::proof::SparseMerkleProof<TreeHasher>;
+
+pub use nexus_light_clients::StateProof;
+
+/// A state entry's value (absent: `None`) with its proof.
+pub type ProvenValue = (Option<Vec<u8>>, StateProof);
+
+/// A stale record: node keys (encoded) and key hashes.
+type Stale<'a> = (Vec<&'a [u8]>, Vec<[u8; 32]>);
+
+/// The same proof in the shape light clients check ([`nexus_light_clients::state_proof`]):
+/// each sibling as its hash.
+fn to_light(p: &TreeProof) -> Result<StateProof, NodeError> {
+    use nexus_light_clients::state_proof::{inner_hash, Leaf, PLACEHOLDER};
+    let v = serde_json::to_value(p).map_err(tree_error)?;
+    let bytes32 = |v: &serde_json::Value| -> Result<[u8; 32], NodeError> {
+        let list: Vec<u8> = serde_json::from_value(v.clone()).map_err(tree_error)?;
+        list.try_into()
+            .map_err(|_| tree_error("a proof hash is not 32 bytes"))
+    };
+    let leaf_of = |l: &serde_json::Value| -> Result<Leaf, NodeError> {
+        Ok(Leaf {
+            key_hash: bytes32(&l["key_hash"])?,
+            value_hash: bytes32(&l["value_hash"])?,
+        })
+    };
+    let leaf = match &v["leaf"] {
+        serde_json::Value::Null => None,
+        l => Some(leaf_of(l)?),
+    };
+    let mut siblings = Vec::new();
+    for s in v["siblings"].as_array().into_iter().flatten() {
+        let h = if let Some(n) = s.get("Internal") {
+            inner_hash(&bytes32(&n["left_child"])?, &bytes32(&n["right_child"])?)
+        } else if let Some(l) = s.get("Leaf") {
+            let l = leaf_of(l)?;
+            let mut h = <TreeHasher as sha2::Digest>::new();
+            sha2::Digest::update(&mut h, b"JMT::LeafNode");
+            sha2::Digest::update(&mut h, l.key_hash);
+            sha2::Digest::update(&mut h, l.value_hash);
+            sha2::Digest::finalize(h).into()
+        } else {
+            PLACEHOLDER
+        };
+        siblings.push(h);
+    }
+    Ok(StateProof { leaf, siblings })
+}
+
+/// Fewest block versions a node keeps: a proposal is prepared on the head while the next
+/// commit prunes, so the versions just behind the head must survive a commit.
+pub const MIN_HISTORY: u64 = 16;
+
+/// Nodes this close to the root (in nibbles) are kept decoded in memory: every block reads
+/// them. Depth 4 is at most 69,905 nodes, some 70 MB at full width.
+const CACHED_DEPTH: usize = 4;
+
+/// Entries past which the cache is emptied and refilled (old versions read for proofs would
+/// otherwise accumulate).
+const CACHE_LIMIT: usize = 150_000;
+
+/// Stale versions pruned per commit at most (a node that was stopped catches up gradually).
+const PRUNE_PER_COMMIT: usize = 4;
+
+/// The hash a state key is stored under in the tree.
+pub fn key_hash(key: &[u8]) -> KeyHash {
+    KeyHash::with::<TreeHasher>(key)
+}
+
+fn tree_error(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Corrupt {
+        what: "state tree",
+        reason: e.to_string(),
+    }
+}
+
+fn value_key(kh: &KeyHash, version: Version) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&kh.0);
+    k[32..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// The committed nodes near the root, by node key (a node key's content never changes).
+type NodeCache = Mutex<HashMap<NodeKey, Node>>;
+
+struct Reader<'a>(&'a ChannelStore, &'a NodeCache);
+
+fn lock(c: &NodeCache) -> std::sync::MutexGuard<'_, HashMap<NodeKey, Node>> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TreeReader for Reader<'_> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let shallow = node_key.nibble_path().num_nibbles() <= CACHED_DEPTH;
+        if shallow {
+            if let Some(n) = lock(self.1).get(node_key) {
+                return Ok(Some(n.clone()));
+            }
+        }
+        let k = borsh::to_vec(node_key)?;
+        match self.0.get(Kind::TreeNodes, &k)? {
+            Some(v) => {
+                let n: Node = borsh::from_slice(&v)?;
+                if shallow {
+                    let mut c = lock(self.1);
+                    if c.len() >= CACHE_LIMIT {
+                        c.clear();
+                    }
+                    c.insert(node_key.clone(), n.clone());
+                }
+                Ok(Some(n))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let found = self.0.last_at_or_before(
+            Kind::TreeValues,
+            &value_key(&key_hash, max_version),
+            &key_hash.0,
+        )?;
+        Ok(match found {
+            Some((_, v)) if v.first() == Some(&1) => Some(v[1..].to_vec()),
+            _ => None,
+        })
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        anyhow::bail!("the state tree is never restored from chunks")
+    }
+}
+
+/// A block's tree update, computed without writing anything; install it with
+/// [`StateTree::write`] in the block's batch.
+pub struct PreparedState {
+    /// The state root after the writes.
+    pub root: Hash32,
+    version: Version,
+    update: TreeUpdateBatch,
+}
+
+/// One channel's state tree.
+pub struct StateTree {
+    store: ChannelStore,
+    history: u64,
+    base: AtomicU64,
+    cache: NodeCache,
+}
+
+impl StateTree {
+    /// The tree of a channel that keeps `history` block versions (at least [`MIN_HISTORY`]).
+    pub fn new(store: ChannelStore, history: u64) -> Self {
+        StateTree {
+            store,
+            history: history.max(MIN_HISTORY),
+            base: AtomicU64::new(0),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads how many versions genesis used (call once when opening a stored chain).
+    pub fn load(&self) -> Result<(), NodeError> {
+        let b = self
+            .store
+            .get(Kind::Meta, b"tree_base")?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| tree_error("meta tree_base is missing"))?;
+        self.base.store(u64::from_be_bytes(b), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The tree version holding the state after block `height`.
+    fn version(&self, height: u64) -> Version {
+        self.base.load(Ordering::Relaxed).saturating_add(height)
+    }
+
+    fn put(&self, writes: &Writes, version: Version) -> Result<PreparedState, NodeError> {
+        let reader = Reader(&self.store, &self.cache);
+        let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
+        let upserts: Option<Vec<(KeyHash, OwnedValue)>> = writes
+            .iter()
+            .map(|(k, v)| v.clone().map(|v| (key_hash(k), v)))
+            .collect();
+        let (root, update) = match upserts {
+            // No deletions (most blocks): the batch insert hashes each changed node once,
+            // where inserting key by key rehashes the 16-way nodes on the path for every key.
+            Some(set) if !set.is_empty() => tree
+                .batch_put_value_sets(vec![set], None, version)
+                .map(|(roots, update)| (roots[0], update)),
+            _ => {
+                let set = writes.iter().map(|(k, v)| (key_hash(k), v.clone()));
+                tree.put_value_set(set, version)
+            }
+        }
+        .map_err(tree_error)?;
+        Ok(PreparedState {
+            root: Hash32(root.0),
+            version,
+            update,
+        })
+    }
+
+    /// The root after applying `writes` (everything not yet final since the head, then the new
+    /// block's) to the state after block `head_height`.
+    pub fn prepare(&self, writes: &Writes, head_height: u64) -> Result<PreparedState, NodeError> {
+        self.put(writes, self.version(head_height).saturating_add(1))
+    }
+
+    /// Genesis, part 1 (optional, repeated): writes one chunk of a large genesis as tree
+    /// version `version` (0, 1, ...) in its own batch, with `flat` adding the chunk to the flat
+    /// state, so a genesis of millions of accounts never sits in memory whole. A crash before
+    /// [`Self::finish_genesis`] redoes genesis from the start.
+    pub fn genesis_chunk(
+        &self,
+        chunk: &Writes,
+        version: Version,
+        flat: impl Fn(&mut Batch<'_>, &Writes),
+    ) -> Result<(), NodeError> {
+        let p = self.put(chunk, version)?;
+        let mut b = self.store.batch();
+        self.put_update(&p, &mut b)?;
+        flat(&mut b, chunk);
+        b.commit_relaxed()
+    }
+
+    /// Genesis, part 2: the last writes as version `version` (the number of chunks before it),
+    /// added to the genesis block's batch; that version is the state of block 0.
+    pub fn finish_genesis(
+        &self,
+        writes: &Writes,
+        version: Version,
+        batch: &mut Batch<'_>,
+    ) -> Result<PreparedState, NodeError> {
+        let p = self.put(writes, version)?;
+        self.base.store(version, Ordering::Relaxed);
+        batch.put(Kind::Meta, b"tree_base", &version.to_be_bytes());
+        self.put_update(&p, batch)?;
+        Ok(p)
+    }
+
+    /// Adds a prepared update for block `height` to the block's batch, and prunes versions that
+    /// left the window.
+    pub fn write(
+        &self,
+        p: &PreparedState,
+        height: u64,
+        batch: &mut Batch<'_>,
+    ) -> Result<(), NodeError> {
+        if p.version != self.version(height) {
+            return Err(tree_error(format!(
+                "update for version {} offered for block {height} (version {})",
+                p.version,
+                self.version(height)
+            )));
+        }
+        self.put_update(p, batch)?;
+        if let Some(limit) = p.version.checked_sub(self.history) {
+            self.prune(limit, batch)?;
+        }
+        Ok(())
+    }
+
+    /// After the batch holding `p` is on disk: its nodes near the root replace the ones they
+    /// made stale in the cache.
+    pub fn committed(&self, p: &PreparedState) {
+        let mut c = lock(&self.cache);
+        if c.len() >= CACHE_LIMIT {
+            c.clear();
+        }
+        for s in &p.update.stale_node_index_batch {
+            c.remove(&s.node_key);
+        }
+        for (k, n) in p.update.node_batch.nodes() {
+            if k.nibble_path().num_nibbles() <= CACHED_DEPTH {
+                c.insert(k.clone(), n.clone());
+            }
+        }
+    }
+
+    fn put_update(&self, p: &PreparedState, batch: &mut Batch<'_>) -> Result<(), NodeError> {
+        let nb = &p.update.node_batch;
+        for (k, n) in nb.nodes() {
+            batch.put(
+                Kind::TreeNodes,
+                &borsh::to_vec(k).map_err(tree_error)?,
+                &borsh::to_vec(n).map_err(tree_error)?,
+            );
+        }
+        let mut stale_nodes: Vec<NodeKey> = p
+            .update
+            .stale_node_index_batch
+            .iter()
+            .map(|s| s.node_key.clone())
+            .collect();
+        if stale_nodes.is_empty() && p.version > 0 {
+            // A version that changed nothing copies the previous root without marking it
+            // stale; mark it here, or every empty block would leave a root behind for good.
+            if let Some(root) = nb.nodes().keys().find(|k| k.nibble_path().is_empty()) {
+                stale_nodes.push(NodeKey::new(p.version - 1, root.nibble_path().clone()));
+            }
+        }
+        let mut stale = Vec::new();
+        stale.extend_from_slice(&(stale_nodes.len() as u32).to_be_bytes());
+        for n in &stale_nodes {
+            let k = borsh::to_vec(n).map_err(tree_error)?;
+            stale.extend_from_slice(&(k.len() as u32).to_be_bytes());
+            stale.extend_from_slice(&k);
+        }
+        for ((version, kh), v) in nb.values() {
+            let stored = match v {
+                Some(v) => [&[1u8][..], v].concat(),
+                None => vec![0],
+            };
+            batch.put(Kind::TreeValues, &value_key(kh, *version), &stored);
+            stale.extend_from_slice(&kh.0);
+        }
+        batch.put(Kind::TreeStale, &p.version.to_be_bytes(), &stale);
+        Ok(())
+    }
+
+    /// Deletes what versions up to `limit` made stale: the nodes they replaced and the older
+    /// values of the keys they wrote. Versions from `limit` on stay complete.
+    fn prune(&self, limit: Version, batch: &mut Batch<'_>) -> Result<(), NodeError> {
+        let mut due = Vec::new();
+        self.store.scan_from(Kind::TreeStale, &[], |k, v| {
+            let Ok(version) = <[u8; 8]>::try_from(k).map(u64::from_be_bytes) else {
+                return false;
+            };
+            if version > limit || due.len() >= PRUNE_PER_COMMIT {
+                return false;
+            }
+            due.push((version, v.to_vec()));
+            true
+        })?;
+        for (version, blob) in due {
+            let (nodes, keys) = decode_stale(&blob).ok_or_else(|| {
+                tree_error(format!("stale record of version {version} is malformed"))
+            })?;
+            for n in nodes {
+                batch.delete(Kind::TreeNodes, n);
+            }
+            for kh in keys {
+                let end = value_key(&KeyHash(kh), version);
+                self.store
+                    .scan_from(Kind::TreeValues, &value_key(&KeyHash(kh), 0), |k, _| {
+                        if k >= &end[..] {
+                            return false;
+                        }
+                        batch.delete(Kind::TreeValues, k);
+                        true
+                    })?;
+            }
+            batch.delete(Kind::TreeStale, &version.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// The state root after block `height`, when that version is kept.
+    pub fn root_at(&self, height: u64) -> Result<Option<Hash32>, NodeError> {
+        let reader = Reader(&self.store, &self.cache);
+        let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
+        Ok(tree
+            .get_root_hash_option(self.version(height))
+            .map_err(tree_error)?
+            .map(|r| Hash32(r.0)))
+    }
+
+    /// The oldest height whose state can still be proven, given the head.
+    pub fn oldest_kept(&self, head_height: u64) -> u64 {
+        head_height.saturating_sub(self.history)
+    }
+
+    /// The value of `key` after block `height`, with its proof against that block's state root.
+    pub fn proof(&self, key: &[u8], height: u64) -> Result<ProvenValue, NodeError> {
+        let reader = Reader(&self.store, &self.cache);
+        let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
+        let (v, p) = tree
+            .get_with_proof(key_hash(key), self.version(height))
+            .map_err(tree_error)?;
+        Ok((v, to_light(&p)?))
+    }
+}
+
+/// Splits a stale record into node keys and key hashes.
+fn decode_stale(blob: &[u8]) -> Option<Stale<'_>> {
+    let n = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
+    let mut at = 4;
+    let mut nodes = Vec::with_capacity(n.min(blob.len()));
+    for _ in 0..n {
+        let len = u32::from_be_bytes(blob.get(at..at + 4)?.try_into().ok()?) as usize;
+        at += 4;
+        nodes.push(blob.get(at..at.checked_add(len)?)?);
+        at += len;
+    }
+    let rest = blob.get(at..)?;
+    if rest.len() % 32 != 0 {
+        return None;
+    }
+    let keys = rest
+        .chunks_exact(32)
+        .map(|c| c.try_into().unwrap_or([0; 32]))
+        .collect();
+    Some((nodes, keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::storage::Storage;
+
+    fn tree(dir: &std::path::Path, history: u64) -> (Storage, StateTree) {
+        let s = Storage::open(dir, &["public".to_string()]).unwrap();
+        let t = StateTree::new(s.channel("public"), history);
+        (s, t)
+    }
+
+    fn writes(items: &[(&str, Option<&str>)]) -> Writes {
+        items
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    /// Writes genesis (empty) and then `blocks`, one version each; returns the roots.
+    fn commit_all(s: &Storage, t: &StateTree, blocks: &[Writes]) -> Vec<Hash32> {
+        let store = s.channel("public");
+        let mut b = store.batch();
+        let mut roots = vec![t.finish_genesis(&Writes::new(), 0, &mut b).unwrap().root];
+        b.commit().unwrap();
+        for (i, w) in blocks.iter().enumerate() {
+            let h = i as u64 + 1;
+            let p = t.prepare(w, h - 1).unwrap();
+            let mut b = store.batch();
+            t.write(&p, h, &mut b).unwrap();
+            b.commit().unwrap();
+            t.committed(&p);
+            roots.push(p.root);
+        }
+        roots
+    }
+
+    #[test]
+    fn root_depends_on_content_not_history() {
+        let d1 = tempfile::tempdir().unwrap();
+        let (s1, t1) = tree(d1.path(), 16);
+        let r1 = commit_all(&s1, &t1, &[writes(&[("a1", Some("x")), ("a2", Some("y"))])]);
+        assert_ne!(r1[0], r1[1]);
+        // The same content another way: in two blocks, with a key added and deleted again.
+        let d2 = tempfile::tempdir().unwrap();
+        let (s2, t2) = tree(d2.path(), 16);
+        let r2 = commit_all(
+            &s2,
+            &t2,
+            &[
+                writes(&[("a1", Some("old")), ("a3", Some("z"))]),
+                writes(&[("a1", Some("x")), ("a2", Some("y")), ("a3", None)]),
+            ],
+        );
+        assert_eq!(r1[1], r2[2]);
+        assert_eq!(t2.root_at(2).unwrap(), Some(r2[2]));
+        assert_eq!(t2.root_at(1).unwrap(), Some(r2[1]));
+    }
+
+    #[test]
+    fn prepare_changes_nothing_and_builds_on_pending_writes() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), 16);
+        let r = commit_all(&s, &t, &[writes(&[("k", Some("1"))])]);
+        // Two blocks not final yet, prepared together on the head, give the root of both.
+        let both = writes(&[("k", Some("2")), ("j", Some("3"))]);
+        let p = t.prepare(&both, 1).unwrap();
+        assert_eq!(t.root_at(1).unwrap(), Some(r[1]));
+        assert_eq!(t.root_at(2).unwrap(), None, "nothing written");
+        let d2 = tempfile::tempdir().unwrap();
+        let (s2, t2) = tree(d2.path(), 16);
+        let r2 = commit_all(
+            &s2,
+            &t2,
+            &[
+                writes(&[("k", Some("1"))]),
+                writes(&[("k", Some("2"))]),
+                writes(&[("j", Some("3"))]),
+            ],
+        );
+        assert_eq!(p.root, r2[3]);
+    }
+
+    #[test]
+    fn proofs_of_present_and_absent_keys_verify_and_forged_ones_do_not() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), 64);
+        let mut blocks = vec![];
+        for i in 0..50 {
+            blocks.push(writes(&[(&format!("key{i}"), Some(&format!("v{i}")))]));
+        }
+        blocks.push(writes(&[("key7", Some("changed"))]));
+        let roots = commit_all(&s, &t, &blocks);
+        let head = blocks.len() as u64;
+        let root = roots[head as usize];
+        // Checked by the light client's code, which shares nothing with jmt but the rules.
+        let (v, proof) = t.proof(b"key7", head).unwrap();
+        assert_eq!(v.as_deref(), Some(&b"changed"[..]));
+        proof.verify(&root.0, b"key7", Some(b"changed")).unwrap();
+        assert!(proof.verify(&root.0, b"key7", Some(b"v7")).is_err());
+        // The value of an older height, against that height's root.
+        let (v, old) = t.proof(b"key7", 20).unwrap();
+        assert_eq!(v.as_deref(), Some(&b"v7"[..]));
+        old.verify(&roots[20].0, b"key7", Some(b"v7")).unwrap();
+        assert!(old.verify(&root.0, b"key7", Some(b"v7")).is_err());
+        // A key never written, and one not written yet at height 3.
+        let (v, absent) = t.proof(b"nobody", head).unwrap();
+        assert_eq!(v, None);
+        absent.verify(&root.0, b"nobody", None).unwrap();
+        assert!(absent.verify(&root.0, b"key7", None).is_err());
+        let (v, early) = t.proof(b"key40", 3).unwrap();
+        assert_eq!(v, None);
+        early.verify(&roots[3].0, b"key40", None).unwrap();
+        // Every key of a larger tree, present and absent, at the head.
+        for i in 0..50 {
+            let k = format!("key{i}");
+            let (v, p) = t.proof(k.as_bytes(), head).unwrap();
+            p.verify(&root.0, k.as_bytes(), v.as_deref()).unwrap();
+            let k = format!("none{i}");
+            let (v, p) = t.proof(k.as_bytes(), head).unwrap();
+            assert_eq!(v, None);
+            p.verify(&root.0, k.as_bytes(), None).unwrap();
+        }
+    }
+
+    #[test]
+    fn versions_behind_the_window_are_pruned_and_the_rest_stay_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), 16);
+        let mut blocks = vec![];
+        for i in 0..60 {
+            // The same keys again and again (stale values) and empty blocks (copied roots).
+            if i % 3 == 0 {
+                blocks.push(Writes::new());
+            } else {
+                blocks.push(writes(&[("hot", Some(&format!("{i}"))), ("x", Some("1"))]));
+            }
+        }
+        let roots = commit_all(&s, &t, &blocks);
+        let head = 60u64;
+        assert_eq!(t.oldest_kept(head), head - 16);
+        for h in t.oldest_kept(head)..=head {
+            assert_eq!(t.root_at(h).unwrap(), Some(roots[h as usize]), "height {h}");
+            let (v, p) = t.proof(b"hot", h).unwrap();
+            p.verify(&roots[h as usize].0, b"hot", v.as_deref())
+                .unwrap();
+        }
+        assert_eq!(t.root_at(10).unwrap(), None, "pruned");
+        // Only the kept versions' values of `hot` remain (plus the one they still read).
+        let store = s.channel("public");
+        let mut values = 0;
+        let kh = key_hash(b"hot");
+        store
+            .scan_from(Kind::TreeValues, &kh.0, |k, _| {
+                values += usize::from(k.starts_with(&kh.0));
+                k.starts_with(&kh.0)
+            })
+            .unwrap();
+        assert!(values <= 16 + 1, "{values} versions of one key kept");
+        let mut nodes = 0;
+        store
+            .scan_from(Kind::TreeNodes, &[], |_, _| {
+                nodes += 1;
+                true
+            })
+            .unwrap();
+        assert!(nodes < 120, "{nodes} nodes for 2 keys over 17 versions");
+    }
+
+    #[test]
+    fn genesis_in_chunks_counts_versions_from_its_last_chunk() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), 16);
+        let store = s.channel("public");
+        let flat = |b: &mut Batch<'_>, w: &Writes| {
+            for (k, v) in w {
+                b.put(Kind::State, k, v.as_deref().unwrap_or_default());
+            }
+        };
+        t.genesis_chunk(&writes(&[("a", Some("1"))]), 0, flat)
+            .unwrap();
+        t.genesis_chunk(&writes(&[("b", Some("2"))]), 1, flat)
+            .unwrap();
+        let mut b = store.batch();
+        let p = t
+            .finish_genesis(&writes(&[("c", Some("3"))]), 2, &mut b)
+            .unwrap();
+        b.commit().unwrap();
+        assert_eq!(t.root_at(0).unwrap(), Some(p.root));
+        assert_eq!(store.get(Kind::State, b"a").unwrap(), Some(b"1".to_vec()));
+        let (v, _) = t.proof(b"a", 0).unwrap();
+        assert_eq!(v, Some(b"1".to_vec()));
+        // Reopened, the base is read back.
+        let t2 = StateTree::new(store.clone(), 16);
+        t2.load().unwrap();
+        assert_eq!(t2.root_at(0).unwrap(), Some(p.root));
+        let one = writes(&[("d", Some("4"))]);
+        let q = t2.prepare(&one, 0).unwrap();
+        let mut b = store.batch();
+        t2.write(&q, 1, &mut b).unwrap();
+        b.commit().unwrap();
+        assert_eq!(t2.root_at(1).unwrap(), Some(q.root));
+        // An update prepared for another height is refused.
+        let r = t2.prepare(&one, 0).unwrap();
+        assert!(t2.write(&r, 2, &mut store.batch()).is_err());
+    }
+}
