@@ -1,5 +1,6 @@
 //! SIGKILL during a stream of transfers: every transaction whose result was returned survives,
-//! balances still sum to the total supply, and the node goes on.
+//! balances still sum to the total supply, the state tree proves them against the head's
+//! header, and the node goes on.
 
 use nexus::client::RpcClient;
 use nexus_proto::{Address, KeyPair};
@@ -126,6 +127,42 @@ async fn sigkill_during_transfers_loses_nothing_returned() {
         senders_total > 0 && senders_total <= 4 * 1_000_000_000_000_000_000_000,
         "balances do not add up: {senders_total}"
     );
+
+    // The state tree survived with the flat state: a receiver's balance is proven against the
+    // state root of the head's header (and the node checked that root against its tree when it
+    // opened).
+    let head = height(&rpc).await;
+    let raw = rpc
+        .call(
+            "icx_getBlockHeaderByHeight",
+            json!({"height": format!("{head:#x}")}),
+        )
+        .await
+        .expect("header");
+    let header = nexus_proto::block::BlockHeader::from_rlp(
+        &nexus_proto::value::parse_bytes("header", raw.as_str().expect("hex"), 1 << 20)
+            .expect("hex"),
+    )
+    .expect("header RLP");
+    for r in &receivers {
+        let p = rpc
+            .call(
+                "icx_getProofForState",
+                json!({"address": r.to_string(), "height": format!("{head:#x}")}),
+            )
+            .await
+            .expect("state proof");
+        let value = balance(&rpc, r).await.to_be_bytes();
+        let present = p["value"].as_str().is_some();
+        nexus_light_clients::StateProof::from_json(&p["proof"])
+            .expect("proof")
+            .verify(
+                &header.state_root.0,
+                &nexus::ledger::state::balance_key(r),
+                present.then_some(&value[..]),
+            )
+            .expect("a receiver's balance after the crash");
+    }
 
     // The node goes on.
     let h = height(&rpc).await;

@@ -254,7 +254,7 @@ impl StateTree {
     ) -> Result<(), NodeError> {
         let p = self.put(chunk, version)?;
         let mut b = self.store.batch();
-        self.put_update(&p, &mut b)?;
+        self.put_update(&p, &mut b, true)?;
         flat(&mut b, chunk);
         b.commit_relaxed()
     }
@@ -270,7 +270,7 @@ impl StateTree {
         let p = self.put(writes, version)?;
         self.base.store(version, Ordering::Relaxed);
         batch.put(Kind::Meta, b"tree_base", &version.to_be_bytes());
-        self.put_update(&p, batch)?;
+        self.put_update(&p, batch, true)?;
         Ok(p)
     }
 
@@ -289,7 +289,7 @@ impl StateTree {
                 self.version(height)
             )));
         }
-        self.put_update(p, batch)?;
+        self.put_update(p, batch, false)?;
         if let Some(limit) = p.version.checked_sub(self.history) {
             self.prune(limit, batch)?;
         }
@@ -313,7 +313,14 @@ impl StateTree {
         }
     }
 
-    fn put_update(&self, p: &PreparedState, batch: &mut Batch<'_>) -> Result<(), NodeError> {
+    /// Adds an update's nodes and values to `batch`. What it made stale is recorded for pruning
+    /// later or, for genesis (whose earlier versions nobody reads), deleted at once.
+    fn put_update(
+        &self,
+        p: &PreparedState,
+        batch: &mut Batch<'_>,
+        genesis: bool,
+    ) -> Result<(), NodeError> {
         let nb = &p.update.node_batch;
         for (k, n) in nb.nodes() {
             batch.put(
@@ -334,6 +341,19 @@ impl StateTree {
             if let Some(root) = nb.nodes().keys().find(|k| k.nibble_path().is_empty()) {
                 stale_nodes.push(NodeKey::new(p.version - 1, root.nibble_path().clone()));
             }
+        }
+        if genesis {
+            for n in &stale_nodes {
+                batch.delete(Kind::TreeNodes, &borsh::to_vec(n).map_err(tree_error)?);
+            }
+            for ((version, kh), v) in nb.values() {
+                let stored = match v {
+                    Some(v) => [&[1u8][..], v].concat(),
+                    None => vec![0],
+                };
+                batch.put(Kind::TreeValues, &value_key(kh, *version), &stored);
+            }
+            return Ok(());
         }
         let mut stale = Vec::new();
         stale.extend_from_slice(&(stale_nodes.len() as u32).to_be_bytes());

@@ -191,6 +191,13 @@ impl ChannelStore {
         Ok(())
     }
 
+    /// Rewrites a column family's files into sorted, non-overlapping ones (after a bulk load).
+    pub fn compact(&self, kind: Kind) -> Result<(), NodeError> {
+        self.db
+            .compact_range_cf(self.cf(kind)?, None::<&[u8]>, None::<&[u8]>);
+        Ok(())
+    }
+
     /// Starts a write batch.
     pub fn batch(&self) -> Batch<'_> {
         Batch {
