@@ -35,7 +35,15 @@ pub struct Metrics {
     stage_wall: Family<StageLabel, Counter<f64, AtomicU64>>,
     stage_cpu: Family<StageLabel, Counter<f64, AtomicU64>>,
     stage_items: Family<StageLabel, Counter>,
+    finality: Family<ChannelLabel, Histogram>,
 }
+
+/// Upper bounds (seconds) of the block finality histogram's buckets: fine below 100 ms, where
+/// the goals are.
+pub const FINALITY_BUCKETS: [f64; 20] = [
+    0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030, 0.040, 0.050, 0.060, 0.080,
+    0.100, 0.150, 0.200, 0.300, 0.500, 1.0, 2.0,
+];
 
 /// CPU time the calling thread has used (zero where the clock is not available).
 pub fn thread_cpu() -> Duration {
@@ -117,8 +125,17 @@ impl Default for Metrics {
             "Transactions handled per stage",
             stage_items.clone(),
         );
+        let finality = Family::<ChannelLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(FINALITY_BUCKETS.into_iter())
+        });
+        registry.register(
+            "block_finality_seconds",
+            "Time from this validator first holding a block (built or received) to its commit",
+            finality.clone(),
+        );
         Metrics {
             registry,
+            finality,
             height,
             txs,
             mempool,
@@ -154,6 +171,15 @@ impl Metrics {
     pub fn rpc_call(&self, method: &'static str, took: Duration) {
         self.rpc_latency
             .get_or_create(&MethodLabel { method })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records how long a block took from first seen to final on this validator.
+    pub fn block_final(&self, channel: &str, took: Duration) {
+        self.finality
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_string(),
+            })
             .observe(took.as_secs_f64());
     }
 

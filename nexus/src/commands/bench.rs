@@ -225,23 +225,102 @@ async fn start_nodes(
 /// Per stage (summed over the validators): wall seconds, thread CPU seconds, items.
 type Stages = std::collections::BTreeMap<String, [f64; 3]>;
 
+/// The text of a node's `/metrics` (the node of RPC URL `u`).
+async fn metrics_text(u: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = u
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())?;
+    let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+    let req = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    let mut body = String::new();
+    s.write_all(req.as_bytes()).await.ok()?;
+    s.read_to_string(&mut body).await.ok()?;
+    Some(body)
+}
+
+/// Cumulative counts of the public channel's block finality histogram on each node, by bucket
+/// bound (the last is +Inf).
+async fn scrape_finality(urls: &[String]) -> Vec<Vec<f64>> {
+    let mut out = Vec::new();
+    for u in urls {
+        let body = metrics_text(u).await.unwrap_or_default();
+        let mut counts = vec![0.0; crate::metrics::FINALITY_BUCKETS.len() + 1];
+        for line in body.lines() {
+            if !line.starts_with("nexus_block_finality_seconds_bucket{")
+                || !line.contains("channel=\"public\"")
+            {
+                continue;
+            }
+            let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next());
+            let v: f64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0.0);
+            let i = match le {
+                Some("+Inf") => Some(crate::metrics::FINALITY_BUCKETS.len()),
+                Some(b) => b.parse::<f64>().ok().and_then(|b| {
+                    crate::metrics::FINALITY_BUCKETS
+                        .iter()
+                        .position(|x| (x - b).abs() < 1e-9)
+                }),
+                None => None,
+            };
+            if let Some(i) = i {
+                counts[i] = v;
+            }
+        }
+        out.push(counts);
+    }
+    out
+}
+
+/// Block finality p50 and p99 in ms per node between two scrapes (linear within a bucket).
+fn finality_summary(before: &[Vec<f64>], after: &[Vec<f64>]) -> Value {
+    let bounds = crate::metrics::FINALITY_BUCKETS;
+    let per_node: Vec<Value> = after
+        .iter()
+        .enumerate()
+        .map(|(n, a)| {
+            let cum: Vec<f64> = a
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c - before.get(n).and_then(|b| b.get(i)).copied().unwrap_or(0.0))
+                .collect();
+            let total = cum.last().copied().unwrap_or(0.0);
+            let q = |p: f64| {
+                if total <= 0.0 {
+                    return Value::Null;
+                }
+                let want = p * total;
+                let i = cum.iter().position(|c| *c >= want).unwrap_or(cum.len() - 1);
+                let hi = bounds
+                    .get(i)
+                    .copied()
+                    .unwrap_or(bounds[bounds.len() - 1] * 2.0);
+                let lo = if i == 0 { 0.0 } else { bounds[i - 1] };
+                let below = if i == 0 { 0.0 } else { cum[i - 1] };
+                let frac = if cum[i] > below {
+                    (want - below) / (cum[i] - below)
+                } else {
+                    1.0
+                };
+                json!(((lo + (hi - lo) * frac) * 1e4).round() / 10.0)
+            };
+            json!({"blocks": total, "p50_ms": q(0.5), "p99_ms": q(0.99)})
+        })
+        .collect();
+    Value::Array(per_node)
+}
+
 /// Reads the `nexus_stage_*` counters of the public channel from each node's `/metrics`.
 async fn scrape_stages(urls: &[String]) -> Stages {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut out = Stages::new();
     for u in urls {
-        let Some(host) = u.strip_prefix("http://").and_then(|r| r.split('/').next()) else {
+        let Some(body) = metrics_text(u).await else {
             continue;
         };
-        let Ok(mut s) = tokio::net::TcpStream::connect(host).await else {
-            continue;
-        };
-        let req = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
-        let mut body = String::new();
-        if s.write_all(req.as_bytes()).await.is_err() || s.read_to_string(&mut body).await.is_err()
-        {
-            continue;
-        }
         for line in body.lines() {
             let slot = if line.starts_with("nexus_stage_wall_seconds_total{") {
                 0
@@ -302,10 +381,12 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
     // Let the validators connect and settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let h0 = height(rpc.call("icx_getLastBlock", Value::Null).await?);
+    let fin0 = scrape_finality(&urls).await;
     let cpu0: f64 = pids.iter().map(|p| cpu_seconds(p).unwrap_or(0.0)).sum();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let h1 = height(rpc.call("icx_getLastBlock", Value::Null).await?);
+    let fin1 = scrape_finality(&urls).await;
     let wall = t0.elapsed().as_secs_f64();
     let cpu: f64 = pids
         .iter()
@@ -335,6 +416,7 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
         "blocks_per_sec": ((blocks as f64 / wall) * 10.0).round() / 10.0,
         "block_interval_ms_p50": (percentile(&gaps, 0.5) * 100.0).round() / 100.0,
         "block_interval_ms_p99": (percentile(&gaps, 0.99) * 100.0).round() / 100.0,
+        "block_finality_per_validator": finality_summary(&fin0, &fin1),
         "node_cpu_ms_per_block_per_validator": if blocks > 0 { (cpu * 1e3 / blocks as f64 / opts.validators as f64 * 100.0).round() / 100.0 } else { 0.0 },
         "secp256k1_recover_per_sec_one_core": recover.round(),
     }))
@@ -432,6 +514,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     };
     let cpu0 = cpu_all(&pids);
     let stages0 = scrape_stages(&urls).await;
+    let fin0 = scrape_finality(&urls).await;
     let self0 = cpu_seconds("self").unwrap_or(0.0);
     let t0 = Instant::now();
     let sent_at = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; opts.txs]));
@@ -512,6 +595,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     intervals.sort_by(|a, b| a.total_cmp(b));
     let cpu = cpu_all(&pids) - cpu0;
     let stages1 = scrape_stages(&urls).await;
+    let fin1 = scrape_finality(&urls).await;
     let bench_cpu = cpu_seconds("self").unwrap_or(0.0) - self0;
     let rss = children
         .first()
@@ -591,10 +675,35 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "node_cpu_us_per_tx": if committed > 0 { (cpu * 1e6 / committed as f64).round() } else { 0.0 },
         "node_cpu_us_per_tx_per_validator": if committed > 0 { (cpu * 1e6 / committed as f64 / opts.validators as f64).round() } else { 0.0 },
         "stages": stage_summary(&stages0, &stages1, committed as f64, opts.validators as f64),
+        "block_finality_per_validator": finality_summary(&fin0, &fin1),
         "bench_client_cpu_seconds": (bench_cpu * 100.0).round() / 100.0,
         "secp256k1_recover_per_sec_one_core": recover.round(),
         "recover_ceiling_tps_two_cores": (2.0 * recover).round(),
         "state": Value::Object(state),
     });
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finality_quantiles_interpolate_within_buckets_and_subtract_the_first_scrape() {
+        let n = crate::metrics::FINALITY_BUCKETS.len() + 1;
+        // Before: 10 blocks at most 2 ms. After: 100 more, all between 8 and 10 ms.
+        let mut before = vec![10.0; n];
+        before[0] = 10.0;
+        let mut after = vec![0.0; n];
+        for (i, c) in after.iter_mut().enumerate() {
+            *c = if i < 4 { 10.0 } else { 110.0 };
+        }
+        let s = finality_summary(&[before], &[after]);
+        assert_eq!(s[0]["blocks"], json!(100.0));
+        assert_eq!(s[0]["p50_ms"], json!(9.0));
+        assert_eq!(s[0]["p99_ms"], json!(10.0));
+        // No blocks: no quantiles.
+        let s = finality_summary(&[vec![0.0; n]], &[vec![0.0; n]]);
+        assert_eq!(s[0]["p99_ms"], Value::Null);
+    }
 }

@@ -99,6 +99,8 @@ pub struct Driver {
     executed: HashMap<Hash32, Proposal>,
     committed_txs: u64,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// When this validator first held each block not yet final (built or received).
+    seen: HashMap<Hash32, std::time::Instant>,
 }
 
 impl Driver {
@@ -111,6 +113,7 @@ impl Driver {
             executed: HashMap::new(),
             committed_txs: 0,
             metrics: None,
+            seen: HashMap::new(),
         }
     }
 
@@ -164,13 +167,18 @@ impl Driver {
             match a {
                 Action::BuildBlock { round, parent } => {
                     let t = crate::metrics::StageTimer::start();
+                    let started = std::time::Instant::now();
                     if let Some((block, payload)) = self.build(core, round, parent, now_us) {
+                        self.seen.insert(block.hash, started);
                         self.stage_done(t, "build", self.txs_of(&block.hash));
                         queue.extend(core.on_block_built(block, payload));
                     }
                 }
                 Action::CheckBlock(p) => {
                     let t = crate::metrics::StageTimer::start();
+                    self.seen
+                        .entry(p.block.hash)
+                        .or_insert_with(std::time::Instant::now);
                     let leader = core.proposer_of(&p);
                     let checked = self
                         .ensure_executed(core, &p.block.parent, now_us)
@@ -364,6 +372,14 @@ impl Driver {
         self.pool.remove(&hashes);
         let h = block.height;
         self.executed.retain(|_, p| p.block.header.height > h);
+        if let Some(seen) = self.seen.remove(&block.hash) {
+            if let Some(m) = &self.metrics {
+                m.block_final(&self.chain.channel, seen.elapsed());
+            }
+        }
+        // Blocks that lost their round are never final: forget them after a minute.
+        self.seen
+            .retain(|_, t| t.elapsed() < std::time::Duration::from_secs(60));
         Ok(())
     }
 }
