@@ -63,8 +63,9 @@ pub struct Proposal {
     /// Their receipts.
     pub receipts: Vec<Receipt>,
     writes: Writes,
-    /// The new commitment, when the block was built directly on the head.
-    prepared: Option<PreparedState>,
+    /// The block's state tree update (on its parent's), when every not-yet-final ancestor's
+    /// update was at hand.
+    prepared: Option<Arc<PreparedState>>,
     validators: Vec<Address>,
     next_validators: Vec<Address>,
     /// Transactions the builder left out because their sender could not pay the full fee.
@@ -79,17 +80,20 @@ struct Pending {
     header: BlockHeader,
     tx_hashes: Vec<Hash32>,
     writes: Writes,
+    tree: Option<Arc<PreparedState>>,
 }
 
 /// What a child of some block builds on: the parent's header, the writes of the not-yet-final
-/// blocks from the head to it, their transactions, and whether the parent is the head.
+/// blocks from the head to it, their transactions, and their state tree updates.
 struct Ancestry {
     parent: BlockHeader,
     /// Height of the head the writes start from.
     head_height: u64,
     writes: Writes,
     txs: std::collections::HashSet<Hash32>,
-    on_head: bool,
+    /// The tree updates of the not-yet-final blocks from the head to the parent, oldest first
+    /// (None when one is missing).
+    overlay: Option<Vec<Arc<PreparedState>>>,
 }
 
 /// Announced after every commit.
@@ -373,21 +377,11 @@ impl Chain {
             head_height: head.header.height,
             writes: Writes::new(),
             txs: Default::default(),
-            on_head: true,
+            overlay: Some(vec![]),
         };
         let mut txs = self.fresh(&a, txs);
         cap_bytes(&mut txs);
-        self.build_from(
-            &a.parent,
-            a.head_height,
-            a.writes,
-            true,
-            txs,
-            timestamp,
-            round,
-            leader,
-            prev_votes,
-        )
+        self.build_from(a, txs, timestamp, round, leader, prev_votes)
     }
 
     /// Executes up to `max_txs` of `txs` (skipping any already final or in an ancestor) as a
@@ -409,17 +403,7 @@ impl Chain {
         let mut txs = self.fresh(&a, txs);
         txs.truncate(max_txs);
         cap_bytes(&mut txs);
-        Ok(self.build_from(
-            &a.parent,
-            a.head_height,
-            a.writes,
-            a.on_head,
-            txs,
-            timestamp,
-            round,
-            leader,
-            prev_votes,
-        ))
+        Ok(self.build_from(a, txs, timestamp, round, leader, prev_votes))
     }
 
     /// The parent's header, and the writes and transactions of every not-yet-final block from
@@ -432,7 +416,7 @@ impl Chain {
                 head_height: head.header.height,
                 writes: Writes::new(),
                 txs: Default::default(),
-                on_head: true,
+                overlay: Some(vec![]),
             });
         }
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -460,12 +444,13 @@ impl Chain {
             writes.extend(p.writes.iter().map(|(k, v)| (k.clone(), v.clone())));
             txs.extend(p.tx_hashes.iter().copied());
         }
+        let overlay = chain.iter().rev().map(|p| p.tree.clone()).collect();
         Ok(Ancestry {
             parent: header,
             head_height: head.header.height,
             writes,
             txs,
-            on_head: false,
+            overlay,
         })
     }
 
@@ -480,21 +465,19 @@ impl Chain {
     #[allow(clippy::too_many_arguments)]
     fn build_from(
         &self,
-        parent: &BlockHeader,
-        head_height: u64,
-        base: Writes,
-        on_head: bool,
+        a: Ancestry,
         txs: Vec<Arc<SignedTransaction>>,
         timestamp: u64,
         round: u64,
         leader: Address,
         prev_votes: VoteSet,
     ) -> Proposal {
+        let parent = &a.parent;
         let height = parent.height.saturating_add(1);
         let timestamp = timestamp.max(parent.timestamp.saturating_add(1));
         let db = DbView(&self.store);
         let mut view = Overlay::new(&db);
-        view.merge(base.clone());
+        view.merge(a.writes.clone());
         let executed = execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
         let (receipts, writes) = (executed.receipts, executed.writes);
         let skipped: Vec<Hash32> = executed.skipped.iter().map(|i| txs[*i].hash).collect();
@@ -505,12 +488,17 @@ impl Chain {
             .map(|(_, t)| t)
             .collect();
         let timer = crate::metrics::StageTimer::start();
-        let prepared = if on_head {
-            self.tree.prepare(&writes, head_height)
-        } else {
-            let mut all = base;
-            all.extend(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
-            self.tree.prepare(&all, head_height)
+        // The block's own update on its parent's (kept until both are final), or, when an
+        // ancestor's update is missing, the root alone from all the writes since the head.
+        let overlay = a.overlay.clone();
+        let own = overlay.is_some();
+        let prepared = match &overlay {
+            Some(o) => self.tree.prepare_on(&writes, parent.height, o),
+            None => {
+                let mut all = a.writes;
+                all.extend(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                self.tree.prepare(&all, a.head_height)
+            }
         };
         let prepared = match prepared {
             Ok(p) => p,
@@ -522,7 +510,7 @@ impl Chain {
         };
         self.tree_stage(timer, txs.len());
         let state_root = prepared.root;
-        let prepared = on_head.then_some(prepared);
+        let prepared = own.then(|| Arc::new(prepared));
         let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash).collect();
         let receipt_hashes: Vec<Hash32> = receipts.iter().map(Receipt::hash).collect();
         // Validator sets come from the parent's state: a change is scheduled at least
@@ -626,12 +614,8 @@ impl Chain {
                     .into(),
             );
         }
-        let (base, on_head) = (a.writes, a.on_head);
         let p = self.build_from(
-            &parent,
-            a.head_height,
-            base,
-            on_head,
+            a,
             txs,
             block.header.timestamp,
             block.header.round,
@@ -659,6 +643,7 @@ impl Chain {
             header: p.block.header.clone(),
             tx_hashes: p.block.tx_hashes.clone(),
             writes: p.writes.clone(),
+            tree: p.prepared.clone(),
         });
         self.pending
             .lock()
@@ -708,7 +693,7 @@ impl Chain {
         let timer = crate::metrics::StageTimer::start();
         let prepared = match p.prepared {
             Some(prepared) => prepared,
-            None => self.tree.prepare(&p.writes, h - 1)?,
+            None => Arc::new(self.tree.prepare(&p.writes, h - 1)?),
         };
         if prepared.root != p.block.header.state_root {
             return Err(NodeError::Corrupt {

@@ -22,7 +22,7 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use nexus_proto::Hash32;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The tree's hash.
 pub type TreeHasher = sha2::Sha256;
@@ -114,7 +114,9 @@ fn value_key(kh: &KeyHash, version: Version) -> [u8; 40] {
 /// The committed nodes near the root, by node key (a node key's content never changes).
 type NodeCache = Mutex<HashMap<NodeKey, Node>>;
 
-struct Reader<'a>(&'a ChannelStore, &'a NodeCache);
+/// Reads nodes from the updates of not-yet-final ancestors (newest last), then the cache, then
+/// RocksDB.
+struct Reader<'a>(&'a ChannelStore, &'a NodeCache, &'a [Arc<PreparedState>]);
 
 fn lock(c: &NodeCache) -> std::sync::MutexGuard<'_, HashMap<NodeKey, Node>> {
     c.lock().unwrap_or_else(|p| p.into_inner())
@@ -122,6 +124,11 @@ fn lock(c: &NodeCache) -> std::sync::MutexGuard<'_, HashMap<NodeKey, Node>> {
 
 impl TreeReader for Reader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        for p in self.2.iter().rev() {
+            if let Some(n) = p.update.node_batch.get_node(node_key) {
+                return Ok(Some(n.clone()));
+            }
+        }
         let shallow = node_key.nibble_path().num_nibbles() <= CACHED_DEPTH;
         if shallow {
             if let Some(n) = lock(self.1).get(node_key) {
@@ -211,7 +218,16 @@ impl StateTree {
     }
 
     fn put(&self, writes: &Writes, version: Version) -> Result<PreparedState, NodeError> {
-        let reader = Reader(&self.store, &self.cache);
+        self.put_on(writes, version, &[])
+    }
+
+    fn put_on(
+        &self,
+        writes: &Writes,
+        version: Version,
+        overlay: &[Arc<PreparedState>],
+    ) -> Result<PreparedState, NodeError> {
+        let reader = Reader(&self.store, &self.cache, overlay);
         let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
         let upserts: Option<Vec<(KeyHash, OwnedValue)>> = writes
             .iter()
@@ -240,6 +256,23 @@ impl StateTree {
     /// block's) to the state after block `head_height`.
     pub fn prepare(&self, writes: &Writes, head_height: u64) -> Result<PreparedState, NodeError> {
         self.put(writes, self.version(head_height).saturating_add(1))
+    }
+
+    /// The update of a block at `parent_height + 1` whose parent and the blocks between it and
+    /// the head are not final yet: `overlay` holds their updates, oldest first (each prepared on
+    /// the one before, the first on the head). The result is the block's own update, ready to
+    /// write once they are written.
+    pub fn prepare_on(
+        &self,
+        writes: &Writes,
+        parent_height: u64,
+        overlay: &[Arc<PreparedState>],
+    ) -> Result<PreparedState, NodeError> {
+        self.put_on(
+            writes,
+            self.version(parent_height).saturating_add(1),
+            overlay,
+        )
     }
 
     /// Genesis, part 1 (optional, repeated): writes one chunk of a large genesis as tree
@@ -413,7 +446,7 @@ impl StateTree {
 
     /// The state root after block `height`, when that version is kept.
     pub fn root_at(&self, height: u64) -> Result<Option<Hash32>, NodeError> {
-        let reader = Reader(&self.store, &self.cache);
+        let reader = Reader(&self.store, &self.cache, &[]);
         let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
         Ok(tree
             .get_root_hash_option(self.version(height))
@@ -428,7 +461,7 @@ impl StateTree {
 
     /// The value of `key` after block `height`, with its proof against that block's state root.
     pub fn proof(&self, key: &[u8], height: u64) -> Result<ProvenValue, NodeError> {
-        let reader = Reader(&self.store, &self.cache);
+        let reader = Reader(&self.store, &self.cache, &[]);
         let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
         let (v, p) = tree
             .get_with_proof(key_hash(key), self.version(height))
@@ -581,6 +614,42 @@ mod tests {
             assert_eq!(v, None);
             p.verify(&root.0, k.as_bytes(), None).unwrap();
         }
+    }
+
+    #[test]
+    fn updates_prepared_on_pending_ancestors_equal_merged_ones_and_commit_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), 16);
+        commit_all(&s, &t, &[writes(&[("k", Some("1")), ("old", Some("x"))])]);
+        // Blocks 2 and 3, neither final: 3 is prepared on 2's update.
+        let w2 = writes(&[("k", Some("2")), ("j", Some("3"))]);
+        let w3 = writes(&[("k", Some("4")), ("old", None), ("n", Some("5"))]);
+        let p2 = Arc::new(t.prepare(&w2, 1).unwrap());
+        let p3 = t.prepare_on(&w3, 2, std::slice::from_ref(&p2)).unwrap();
+        let mut merged = w2.clone();
+        merged.extend(w3.clone());
+        assert_eq!(p3.root, t.prepare(&merged, 1).unwrap().root);
+        assert_eq!(t.root_at(2).unwrap(), None, "nothing written yet");
+        // Committed in order, the prepared updates are the tree.
+        let store = s.channel("public");
+        for (h, p) in [(2u64, &*p2), (3, &p3)] {
+            let mut b = store.batch();
+            t.write(p, h, &mut b).unwrap();
+            b.commit().unwrap();
+            t.committed(p);
+        }
+        assert_eq!(t.root_at(3).unwrap(), Some(p3.root));
+        let (v, proof) = t.proof(b"k", 3).unwrap();
+        assert_eq!(v.as_deref(), Some(&b"4"[..]));
+        proof.verify(&p3.root.0, b"k", v.as_deref()).unwrap();
+        let (v, proof) = t.proof(b"old", 3).unwrap();
+        assert_eq!(v, None);
+        proof.verify(&p3.root.0, b"old", None).unwrap();
+        // A sibling of block 3 on the same parent has its own update.
+        let other = t
+            .prepare_on(&writes(&[("z", Some("9"))]), 2, std::slice::from_ref(&p2))
+            .unwrap();
+        assert_ne!(other.root, p3.root);
     }
 
     #[test]
