@@ -499,10 +499,13 @@ pub async fn run_network(
             .create(true)
             .append(true)
             .open(&log_path)?;
+        // The portal runs in its own folder: hand it the config's absolute path (a relative
+        // `--dir`, the default `.devnet`, would otherwise be resolved from inside that folder).
+        let portal_config = std::fs::canonicalize(&hub.portal_config)?;
         children.push(
             tokio::process::Command::new(exe.with_file_name("portal"))
                 .arg("--config")
-                .arg(&hub.portal_config)
+                .arg(&portal_config)
                 .current_dir(portal_dir)
                 .stdout(log.try_clone()?)
                 .stderr(log)
