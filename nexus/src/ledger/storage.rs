@@ -89,7 +89,7 @@ fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
 /// Memory for the shared block cache.
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
 /// Memtables of all column families together; past it the largest is flushed.
-const WRITE_BUFFERS_BYTES: usize = 256 << 20;
+const WRITE_BUFFERS_BYTES: usize = 128 << 20;
 /// Write-ahead log kept before the column families it holds are flushed (bounds what a
 /// restart replays).
 const WAL_BYTES: u64 = 128 << 20;
