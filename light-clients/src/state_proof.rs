@@ -13,6 +13,7 @@
 //! The RPC shape (`icx_getProofForState`'s `proof`): `{"leaf": {"keyHash": "0x..", "valueHash":
 //! "0x.."} | null, "siblings": ["0x..", ...]}` with siblings from the leaf's level upwards.
 
+use nexus_proto::value::{format_bytes, parse_hash};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -106,7 +107,8 @@ pub fn key_hash(key: &[u8]) -> [u8; 32] {
     sha256(&[key])
 }
 
-fn leaf_hash(l: &Leaf) -> [u8; 32] {
+/// The hash of a leaf.
+pub fn leaf_hash(l: &Leaf) -> [u8; 32] {
     sha256(&[LEAF_DOMAIN, &l.key_hash, &l.value_hash])
 }
 
@@ -115,33 +117,17 @@ pub fn inner_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     sha256(&[INTERNAL_DOMAIN, left, right])
 }
 
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + 2 * b.len());
-    s.push_str("0x");
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
-}
-
 /// Decodes `0x` + 64 hex digits.
 fn hash32(what: &str, v: &Value) -> Result<[u8; 32], StateProofError> {
-    let bad = || {
+    let s = v.as_str().ok_or_else(|| {
         StateProofError::Malformed(format!(
             "{what}: expected 0x and 64 hex digits, got {}",
             short(v)
         ))
-    };
-    let s = v.as_str().ok_or_else(bad)?;
-    let digits = s.strip_prefix("0x").ok_or_else(bad)?;
-    if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+    })?;
+    parse_hash(what, s)
+        .map(|h| h.0)
+        .map_err(|e| StateProofError::Malformed(e.to_string()))
 }
 
 fn short(v: &Value) -> String {
@@ -205,10 +191,10 @@ impl StateProof {
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "leaf": self.leaf.map(|l| serde_json::json!({
-                "keyHash": hex(&l.key_hash),
-                "valueHash": hex(&l.value_hash),
+                "keyHash": format_bytes(&l.key_hash),
+                "valueHash": format_bytes(&l.value_hash),
             })),
-            "siblings": self.siblings.iter().map(|s| hex(s)).collect::<Vec<_>>(),
+            "siblings": self.siblings.iter().map(|s| format_bytes(s)).collect::<Vec<_>>(),
         })
     }
 
@@ -229,15 +215,15 @@ impl StateProof {
             (Some(v), Some(leaf)) => {
                 if leaf.key_hash != kh {
                     return Err(StateProofError::OtherKey {
-                        expected: hex(&kh),
-                        found: hex(&leaf.key_hash),
+                        expected: format_bytes(&kh),
+                        found: format_bytes(&leaf.key_hash),
                     });
                 }
                 let vh = sha256(&[v]);
                 if leaf.value_hash != vh {
                     return Err(StateProofError::WrongValue {
-                        expected: hex(&vh),
-                        found: hex(&leaf.value_hash),
+                        expected: format_bytes(&vh),
+                        found: format_bytes(&leaf.value_hash),
                     });
                 }
             }
@@ -264,8 +250,8 @@ impl StateProof {
         }
         if h != *root {
             return Err(StateProofError::WrongRoot {
-                expected: hex(root),
-                computed: hex(&h),
+                expected: format_bytes(root),
+                computed: format_bytes(&h),
             });
         }
         Ok(())

@@ -41,7 +41,7 @@ type Stale<'a> = (Vec<&'a [u8]>, Vec<[u8; 32]>);
 /// The same proof in the shape light clients check ([`nexus_light_clients::state_proof`]):
 /// each sibling as its hash.
 fn to_light(p: &TreeProof) -> Result<StateProof, NodeError> {
-    use nexus_light_clients::state_proof::{inner_hash, Leaf, PLACEHOLDER};
+    use nexus_light_clients::state_proof::{inner_hash, leaf_hash, Leaf, PLACEHOLDER};
     let v = serde_json::to_value(p).map_err(tree_error)?;
     let bytes32 = |v: &serde_json::Value| -> Result<[u8; 32], NodeError> {
         let list: Vec<u8> = serde_json::from_value(v.clone()).map_err(tree_error)?;
@@ -63,12 +63,7 @@ fn to_light(p: &TreeProof) -> Result<StateProof, NodeError> {
         let h = if let Some(n) = s.get("Internal") {
             inner_hash(&bytes32(&n["left_child"])?, &bytes32(&n["right_child"])?)
         } else if let Some(l) = s.get("Leaf") {
-            let l = leaf_of(l)?;
-            let mut h = <TreeHasher as sha2::Digest>::new();
-            sha2::Digest::update(&mut h, b"JMT::LeafNode");
-            sha2::Digest::update(&mut h, l.key_hash);
-            sha2::Digest::update(&mut h, l.value_hash);
-            sha2::Digest::finalize(h).into()
+            leaf_hash(&leaf_of(l)?)
         } else {
             PLACEHOLDER
         };
@@ -375,16 +370,16 @@ impl StateTree {
                 stale_nodes.push(NodeKey::new(p.version - 1, root.nibble_path().clone()));
             }
         }
+        for ((version, kh), v) in nb.values() {
+            let stored = match v {
+                Some(v) => [&[1u8][..], v].concat(),
+                None => vec![0],
+            };
+            batch.put(Kind::TreeValues, &value_key(kh, *version), &stored);
+        }
         if genesis {
             for n in &stale_nodes {
                 batch.delete(Kind::TreeNodes, &borsh::to_vec(n).map_err(tree_error)?);
-            }
-            for ((version, kh), v) in nb.values() {
-                let stored = match v {
-                    Some(v) => [&[1u8][..], v].concat(),
-                    None => vec![0],
-                };
-                batch.put(Kind::TreeValues, &value_key(kh, *version), &stored);
             }
             return Ok(());
         }
@@ -395,12 +390,7 @@ impl StateTree {
             stale.extend_from_slice(&(k.len() as u32).to_be_bytes());
             stale.extend_from_slice(&k);
         }
-        for ((version, kh), v) in nb.values() {
-            let stored = match v {
-                Some(v) => [&[1u8][..], v].concat(),
-                None => vec![0],
-            };
-            batch.put(Kind::TreeValues, &value_key(kh, *version), &stored);
+        for (_, kh) in nb.values().keys() {
             stale.extend_from_slice(&kh.0);
         }
         batch.put(Kind::TreeStale, &p.version.to_be_bytes(), &stale);
