@@ -3,9 +3,11 @@
 //! event proofs against what it verified. Notary validators run one per attached chain; the
 //! portal only carries the bytes.
 
+pub mod ethereum;
 pub mod loopchain;
 pub mod state_proof;
 
+pub use ethereum::{EthClient, EthLog, EthUpdate, ReceiptProof};
 pub use loopchain::{BlockEvents, EventProof, HeaderUpdate, LoopchainClient};
 pub use state_proof::{StateProof, StateProofError};
 
