@@ -147,6 +147,11 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
             rpc: cfg.rpc.clone(),
             metrics: metrics.clone(),
             btp: genesis.btp.clone(),
+            notary_key: genesis
+                .btp
+                .as_ref()
+                .filter(|b| b.notary)
+                .map(|_| key.clone()),
         }));
         tracing::info!(channel = %chain.channel, height = head, validators = chain.validators.len(), "channel started");
         chains.push(chain);

@@ -2,6 +2,8 @@
 //! JSON-RPC. The binary is found next to the test executable (`target/<profile>/nexus`) or at
 //! `NEXUS_BIN`; ICON's Python SDK is run with `NEXUS_PYTHON` (set by `.ci/run`).
 
+pub mod eth;
+
 use nexus::client::RpcClient;
 use nexus::commands::devnet::{init, InitOptions, InitOutput};
 use nexus_proto::{Address, KeyPair, SignedTransaction, Transaction, TxData};

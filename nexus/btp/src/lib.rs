@@ -4,6 +4,7 @@
 
 pub mod bmc;
 pub mod cert;
+pub mod decision;
 mod error;
 pub mod event;
 pub mod stored_client;

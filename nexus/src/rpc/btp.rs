@@ -6,7 +6,12 @@
 //! - `btp_getMessages {height}`: the BTP `Message` events of the BMC (or the notary SCORE) in
 //!   that block, each with its encoded event proof, and whether the block changes the
 //!   validator set (a relayer must carry such a header even without messages);
-//! - `btp_getProof {height, index, event}`: the encoded proof of one event.
+//! - `btp_getProof {height, index, event}`: the encoded proof of one event;
+//! - `btp_getDecision {height}` (notary channels): the Keccak-256 decision of a final block
+//!   for verifiers that check signatures with `ecrecover` (`nexus_btp::decision`), this
+//!   validator's signature of it, and each message with its path. A validator signs only
+//!   final blocks, so it never signs two decisions for one height; a portal collects more than
+//!   2/3 of the signatures from the validators and submits them with the messages.
 //!
 //! Every answer is bytes a light client verifies; the node is not trusted for any of it.
 
@@ -22,8 +27,9 @@ use nexus_proto::Address;
 use serde_json::{json, Map, Value};
 
 /// The methods, for the channel's method table.
-pub(super) const METHODS: [(&str, super::icx::Handler); 4] = [
+pub(super) const METHODS: [(&str, super::icx::Handler); 5] = [
     ("btp_getNetworkInfo", network_info),
+    ("btp_getDecision", decision),
     ("btp_getHeader", header),
     ("btp_getMessages", messages),
     ("btp_getProof", proof),
@@ -145,4 +151,92 @@ fn proof(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
             ))
         })?;
     Ok(Value::String(format_bytes(&proof.encode())))
+}
+
+fn decision(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
+    use nexus_btp::decision::{eth_address, leaf_hash, Decision, MessageTree};
+    p::only(&o, &["height"])?;
+    let (b, score) = role(api)?;
+    if !b.notary {
+        return Err(IconError::not_found(format!(
+            "channel {} is not a notary channel: only notaries sign decisions",
+            api.chain.channel
+        )));
+    }
+    let height = p::u64(&o, "height")?;
+    let block = block_at(api, height)?;
+    if api.chain.votes_for(height)?.is_none() {
+        return Err(IconError::not_found(format!(
+            "block {} is not final yet (no votes)",
+            format_int(height)
+        )));
+    }
+    let h = &block.header;
+    if h.next_validators_hash != h.validators_hash {
+        return Err(IconError::invalid_params(format!(
+            "block {} changes the notary set; a decision naming the next set by Ethereum \
+             address is not supported yet (rotate such verifiers by their owner)",
+            format_int(height)
+        )));
+    }
+    let receipts = api.chain.receipts_of(&block)?;
+    let mut messages = Vec::new();
+    for e in receipts.iter().flat_map(|r| &r.event_logs) {
+        if e.score_address != score {
+            continue;
+        }
+        if let Ok(m) = MessageEvent::parse(e) {
+            messages.push(m);
+        }
+    }
+    let tree = MessageTree::new(
+        messages
+            .iter()
+            .map(|m| leaf_hash(&m.next, m.seq, &m.msg))
+            .collect(),
+    )
+    .ok_or_else(|| IconError::internal("too many messages in one block"))?;
+    let d = Decision {
+        src: b.network.clone(),
+        height,
+        block_hash: block.hash(),
+        messages_root: tree.root(),
+        next_set: vec![],
+    };
+    let validators = api
+        .chain
+        .data(&h.validators_hash)?
+        .and_then(|raw| decode_validators(&raw).ok())
+        .unwrap_or_default();
+    let signer = api
+        .notary_key
+        .as_ref()
+        .filter(|k| validators.contains(&k.address()));
+    let out: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let path = tree
+                .path(i)
+                .unwrap_or_else(|| unreachable!("leaf {i} exists"));
+            json!({
+                "next": m.next,
+                "seq": format_int(m.seq),
+                "msg": format_bytes(&m.msg),
+                "path": path.siblings.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "sides": format_int(path.sides),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "src": d.src,
+        "height": format_int(height),
+        "blockHash": d.block_hash.to_string(),
+        "messagesRoot": d.messages_root.to_string(),
+        "nextSet": [],
+        "decisionHash": d.hash().to_string(),
+        "signer": signer.map(|k| format_bytes(&eth_address(k))),
+        "signature": signer.map(|k| format_bytes(&d.sign(k))),
+        "messages": out,
+    }))
 }

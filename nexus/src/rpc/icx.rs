@@ -31,6 +31,8 @@ pub struct ChannelApi {
     pub metrics: Arc<Metrics>,
     /// The channel's BTP role, if its genesis gives it one (`btp_*` methods).
     pub btp: Option<crate::ledger::genesis::GenesisBtp>,
+    /// The node's validator key, on notary channels (it signs decisions of final blocks).
+    pub notary_key: Option<nexus_proto::KeyPair>,
 }
 
 pub(super) type Handler = fn(&ChannelApi, Map<String, Value>) -> Result<Value, IconError>;
