@@ -35,6 +35,46 @@ pub struct PortalConfig {
     pub inbound: Vec<InboundLink>,
     /// Notary channels out to destination chains.
     pub outbound: Vec<OutboundLink>,
+    /// Notary channels out to Ethereum BMCs (Solidity).
+    pub eth_outbound: Vec<EthOutboundLink>,
+}
+
+/// A notary channel's messages out to a Solidity BMC on an Ethereum chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EthOutboundLink {
+    /// Name in logs, metrics and the progress file.
+    pub name: String,
+    /// JSON-RPC URL of the notary channel on Nexus.
+    pub notary: String,
+    /// The same notary channel on the other validators: each is asked for its signature of a
+    /// block's decision, so list them all.
+    #[serde(default)]
+    pub notary_backups: Vec<String>,
+    /// JSON-RPC URL of the Ethereum node.
+    pub destination: String,
+    /// The BMC contract (`0x...`).
+    pub bmc: String,
+    /// File holding the relayer's Ethereum secret key (hex, first line). `PORTAL_ETH_KEY`
+    /// overrides it.
+    pub key_file: PathBuf,
+    /// Most gas one relay transaction may use (batches are split to stay under it).
+    #[serde(default = "default_max_gas")]
+    pub max_gas: u64,
+    /// Most messages in one relay transaction.
+    #[serde(default = "default_max_messages")]
+    pub max_messages: usize,
+    /// Height to scan from when there is no progress yet.
+    #[serde(default)]
+    pub start_height: u64,
+}
+
+fn default_max_gas() -> u64 {
+    10_000_000
+}
+
+fn default_max_messages() -> usize {
+    100
 }
 
 /// A source chain's messages into its Nexus notary channel.
@@ -90,6 +130,7 @@ impl Default for PortalConfig {
             progress_every_s: 10,
             inbound: vec![],
             outbound: vec![],
+            eth_outbound: vec![],
         }
     }
 }
@@ -108,8 +149,30 @@ impl PortalConfig {
     /// Checks values and names.
     pub fn validate(&self) -> Result<(), PortalError> {
         let bad = |m: String| Err(PortalError::Config(m));
-        if self.inbound.is_empty() && self.outbound.is_empty() {
-            return bad("no links: add [[inbound]] or [[outbound]] sections".into());
+        if self.inbound.is_empty() && self.outbound.is_empty() && self.eth_outbound.is_empty() {
+            return bad(
+                "no links: add [[inbound]], [[outbound]] or [[eth_outbound]] sections".into(),
+            );
+        }
+        for l in &self.eth_outbound {
+            if !(100_000..=30_000_000).contains(&l.max_gas) {
+                return bad(format!(
+                    "{}: max_gas: expected 100000..=30000000, got {}",
+                    l.name, l.max_gas
+                ));
+            }
+            if !(1..=1000).contains(&l.max_messages) {
+                return bad(format!(
+                    "{}: max_messages: expected 1..=1000, got {}",
+                    l.name, l.max_messages
+                ));
+            }
+            if l.bmc.parse::<alloy::primitives::Address>().is_err() {
+                return bad(format!(
+                    "{}: bmc: expected a 0x address of 40 hex digits, got {:?}",
+                    l.name, l.bmc
+                ));
+            }
         }
         if self.poll_ms == 0 || self.poll_ms > 60_000 {
             return bad(format!("poll_ms: expected 1..=60000, got {}", self.poll_ms));
@@ -128,6 +191,7 @@ impl PortalConfig {
             .iter()
             .map(|l| l.name.as_str())
             .chain(self.outbound.iter().map(|l| l.name.as_str()))
+            .chain(self.eth_outbound.iter().map(|l| l.name.as_str()))
             .collect();
         for n in &names {
             if n.is_empty()

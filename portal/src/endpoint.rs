@@ -157,6 +157,19 @@ impl Endpoint {
         Ok(s.to_string())
     }
 
+    /// `btp_getDecision` of a final notary block (this validator's signature and the messages
+    /// with their paths).
+    pub async fn decision(&self, height: u64) -> Result<Value, PortalError> {
+        self.call("btp_getDecision", json!({"height": format!("{height:#x}")}))
+            .await
+    }
+
+    /// `btp_getNetworkInfo`'s network.
+    pub async fn network(&self) -> Result<String, PortalError> {
+        let v = self.call("btp_getNetworkInfo", Value::Null).await?;
+        Ok(self.str_field(&v, "network")?.to_string())
+    }
+
     /// A read-only SCORE call.
     pub async fn query(
         &self,

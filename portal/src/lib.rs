@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod eth_worker;
 pub mod metrics;
 pub mod progress;
 pub mod supervisor;
@@ -55,4 +56,12 @@ pub enum PortalError {
     /// Signing failed.
     #[error("signing: {0}")]
     Sign(#[from] nexus_proto::ProtoError),
+    /// An Ethereum node did not answer, or a transaction failed.
+    #[error("{endpoint}: {what}")]
+    Eth {
+        /// The URL.
+        endpoint: String,
+        /// What went wrong.
+        what: String,
+    },
 }

@@ -56,6 +56,10 @@ pub async fn run(cfg: PortalConfig) -> Result<(), PortalError> {
         );
         workers.push(tokio::spawn(w.run(stop_rx.clone())));
     }
+    for l in &cfg.eth_outbound {
+        let w = crate::eth_worker::EthWorker::new(l, cfg.clone(), metrics.clone())?;
+        workers.push(tokio::spawn(w.run(stop_rx.clone())));
+    }
     tracing::info!(relayer = %key.address(), metrics = %local, links = workers.len(), "portal started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| PortalError::Config(e.to_string()))?;

@@ -118,7 +118,8 @@ impl Hub {
         }
     }
 
-    fn portal_dir(&self) -> PathBuf {
+    /// The portal folder (keystore, configs, logs, progress).
+    pub fn portal_dir(&self) -> PathBuf {
         self.layout
             .portal_config
             .parent()
@@ -148,6 +149,13 @@ impl Hub {
             std::fs::write(&path, text).expect("portal config");
             path
         };
+        self.spawn_portal_with(i, &config);
+    }
+
+    /// Starts portal `i` with its own config file (relative paths in it are from the portal
+    /// folder, where the relayer's keystore is).
+    pub fn spawn_portal_with(&mut self, i: usize, config: &std::path::Path) {
+        let dir = self.portal_dir();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -155,7 +163,7 @@ impl Hub {
             .expect("log");
         let child = Command::new(nexus_bin().with_file_name("portal"))
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .current_dir(&dir)
             .env("RUST_LOG", "info,nexus_portal=debug")
             .stdout(log.try_clone().expect("log"))

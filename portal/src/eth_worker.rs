@@ -1,0 +1,523 @@
+//! A notary channel's messages out to a Solidity BMC on Ethereum. Each pass reads what the
+//! verifier has delivered (its context for the source: notary set, last sequence), scans the
+//! notary channel's final blocks for messages to the BMC's network, gathers more than 2/3 of the
+//! validators' signatures of each block's decision (`btp_getDecision` on every validator),
+//! checks them against the verifier's set, and submits `handleRelayMessage` in batches under
+//! the gas cap. Before a pass it waits for its own pending transactions, so a restart or a
+//! replaced transaction never sends a message twice; the verifier refuses duplicates anyway.
+
+use crate::config::{EthOutboundLink, PortalConfig};
+use crate::endpoint::Endpoint;
+use crate::metrics::Metrics;
+use crate::progress::{Progress, ProgressFile};
+use crate::PortalError;
+use alloy::primitives::{Address as EthAddress, Bytes};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use nexus_btp::decision::{encode_relay, Decision, MessagePath, RelayItem};
+use nexus_proto::hash::keccak256;
+use nexus_proto::value::{parse_bytes, parse_u128, parse_u64};
+use nexus_proto::{Hash32, Signature};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface EthBmc {
+        function network() external view returns (string);
+        function verifier() external view returns (address);
+        function handleRelayMessage(bytes relay) external;
+    }
+
+    #[sol(rpc)]
+    interface EthVerifier {
+        function context(string src) external view returns (address[] set, uint64 height, uint256 rxSeq);
+    }
+}
+
+/// Most notary blocks scanned in one pass.
+pub const MAX_BLOCKS_PER_PASS: u64 = 500;
+
+/// The worker of one `[[eth_outbound]]` link.
+pub struct EthWorker {
+    name: String,
+    link: EthOutboundLink,
+    notary: Endpoint,
+    validators: Vec<Endpoint>,
+    provider: DynProvider,
+    relayer: EthAddress,
+    progress: ProgressFile,
+    cfg: Arc<PortalConfig>,
+    metrics: Arc<Metrics>,
+}
+
+/// What the destination holds for the source.
+struct Ends {
+    src: String,
+    dst: String,
+    bmc: EthBmc::EthBmcInstance<DynProvider>,
+    verifier: EthVerifier::EthVerifierInstance<DynProvider>,
+}
+
+fn eth_err(url: &str, what: impl std::fmt::Display) -> PortalError {
+    PortalError::Eth {
+        endpoint: url.to_string(),
+        what: what.to_string(),
+    }
+}
+
+/// Reads the relayer's Ethereum key (`PORTAL_ETH_KEY`, or the first line of `key_file`).
+fn load_key(link: &EthOutboundLink) -> Result<PrivateKeySigner, PortalError> {
+    let text = match std::env::var("PORTAL_ETH_KEY") {
+        Ok(k) => k,
+        Err(_) => std::fs::read_to_string(&link.key_file).map_err(|e| {
+            PortalError::Config(format!(
+                "{}: key_file {}: {e}",
+                link.name,
+                link.key_file.display()
+            ))
+        })?,
+    };
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .map_err(|_| {
+            PortalError::Config(format!(
+                "{}: key_file: expected a secret key of 64 hex digits",
+                link.name
+            ))
+        })
+}
+
+impl EthWorker {
+    /// A worker for `link`.
+    pub fn new(
+        link: &EthOutboundLink,
+        cfg: Arc<PortalConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, PortalError> {
+        let signer = load_key(link)?;
+        let relayer = signer.address();
+        let url = link
+            .destination
+            .parse()
+            .map_err(|e| PortalError::Config(format!("{}: destination: {e}", link.name)))?;
+        let provider = ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(url)
+            .erased();
+        let validators = std::iter::once(&link.notary)
+            .chain(&link.notary_backups)
+            .map(|u| Endpoint::new(u))
+            .collect();
+        Ok(EthWorker {
+            name: link.name.clone(),
+            notary: Endpoint::with_backups(&link.notary, &link.notary_backups),
+            validators,
+            provider,
+            relayer,
+            progress: ProgressFile::new(&cfg.state_dir, &link.name),
+            link: link.clone(),
+            cfg,
+            metrics,
+        })
+    }
+
+    async fn ends(&self) -> Result<Ends, PortalError> {
+        let url = &self.link.destination;
+        let bmc_addr: EthAddress = self
+            .link
+            .bmc
+            .parse()
+            .map_err(|_| PortalError::Config(format!("{}: bmc address", self.name)))?;
+        let bmc = EthBmc::new(bmc_addr, self.provider.clone());
+        let dst = bmc.network().call().await.map_err(|e| eth_err(url, e))?;
+        let v = bmc.verifier().call().await.map_err(|e| eth_err(url, e))?;
+        let src = self.notary.network().await?;
+        tracing::info!(link = %self.name, %src, %dst, relayer = %self.relayer, "ethereum link");
+        Ok(Ends {
+            src,
+            dst,
+            bmc,
+            verifier: EthVerifier::new(v, self.provider.clone()),
+        })
+    }
+
+    /// Waits until none of the relayer's transactions is pending (after a restart, or while a
+    /// replaced one settles), so a pass reads the delivered sequence after them.
+    async fn settle(&self) -> Result<(), PortalError> {
+        let url = &self.link.destination;
+        let started = Instant::now();
+        loop {
+            let latest = self
+                .provider
+                .get_transaction_count(self.relayer)
+                .latest()
+                .await
+                .map_err(|e| eth_err(url, e))?;
+            let pending = self
+                .provider
+                .get_transaction_count(self.relayer)
+                .pending()
+                .await
+                .map_err(|e| eth_err(url, e))?;
+            if pending <= latest {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err(eth_err(
+                    url,
+                    format!(
+                        "{} transactions of the relayer still pending after 120 s",
+                        pending - latest
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Signatures of the decision at `height` from the validators, those in `set` only, and the
+    /// decision itself.
+    async fn gather(
+        &self,
+        height: u64,
+        set: &[EthAddress],
+    ) -> Result<(Decision, Vec<[u8; 65]>, Value), PortalError> {
+        let answers =
+            futures::future::join_all(self.validators.iter().map(|v| v.decision(height))).await;
+        let mut sigs = Vec::new();
+        let mut signers = Vec::new();
+        let mut first: Option<(Decision, Value)> = None;
+        for a in answers.into_iter().flatten() {
+            let d = parse_decision(&a).map_err(|what| PortalError::Answer {
+                endpoint: self.notary.url().to_string(),
+                what,
+            })?;
+            if first.as_ref().is_some_and(|(f, _)| f.hash() != d.hash()) {
+                tracing::warn!(link = %self.name, height, "validators answered different decisions; keeping the first");
+                continue;
+            }
+            if let Some(sig) = a["signature"]
+                .as_str()
+                .and_then(|s| parse_bytes("signature", s, 65).ok())
+            {
+                if let Some(who) = signer_of(&d, &sig) {
+                    if set.contains(&who) && !signers.contains(&who) {
+                        signers.push(who);
+                        sigs.push(sig.try_into().unwrap_or([0u8; 65]));
+                    }
+                }
+            }
+            if first.is_none() {
+                first = Some((d, a));
+            }
+        }
+        let (d, a) = first.ok_or_else(|| PortalError::Answer {
+            endpoint: self.notary.url().to_string(),
+            what: format!("no validator gave the decision of block {height}"),
+        })?;
+        Ok((d, sigs, a))
+    }
+
+    async fn pass(&self, ends: &Ends, last_log: &mut Instant) -> Result<(), PortalError> {
+        let url = &self.link.destination;
+        self.settle().await?;
+        let start = self
+            .progress
+            .load()?
+            .map(|p| p.height)
+            .unwrap_or(self.link.start_height);
+        let last = self.notary.last_height().await?;
+        // The newest block may not be final yet; its decision waits for the next pass.
+        let end = last
+            .saturating_sub(1)
+            .min(start.saturating_add(MAX_BLOCKS_PER_PASS));
+        let ctx = ends
+            .verifier
+            .context(ends.src.clone())
+            .call()
+            .await
+            .map_err(|e| eth_err(url, e))?;
+        let need = ctx.set.len() * 2 / 3 + 1;
+        let mut rx = u128::try_from(ctx.rxSeq).unwrap_or(u128::MAX);
+        let mut height = start;
+        while height < end {
+            let h = height + 1;
+            let block = self.notary.messages(h).await?;
+            let wanted = block
+                .messages
+                .iter()
+                .any(|m| m.next == ends.dst && m.seq > rx);
+            if wanted {
+                let (d, sigs, answer) = self.gather(h, &ctx.set).await?;
+                if sigs.len() < need {
+                    return Err(PortalError::Answer {
+                        endpoint: self.notary.url().to_string(),
+                        what: format!(
+                            "block {h}: {} valid signatures of {} notaries, need {need}",
+                            sigs.len(),
+                            ctx.set.len()
+                        ),
+                    });
+                }
+                let items =
+                    relay_items(&answer, &ends.dst, rx).map_err(|what| PortalError::Answer {
+                        endpoint: self.notary.url().to_string(),
+                        what,
+                    })?;
+                let sigs = &sigs[..need];
+                let mut chunk = self.link.max_messages;
+                let mut at = 0;
+                while at < items.len() {
+                    let part = &items[at..items.len().min(at + chunk)];
+                    let relay: Bytes = encode_relay(&d, sigs, part).into();
+                    let call = ends.bmc.handleRelayMessage(relay);
+                    let gas = call.estimate_gas().await.map_err(|e| eth_err(url, e))?;
+                    if gas > self.link.max_gas {
+                        if chunk == 1 {
+                            return Err(eth_err(
+                                url,
+                                format!(
+                                    "one message needs {gas} gas, above max_gas {}",
+                                    self.link.max_gas
+                                ),
+                            ));
+                        }
+                        chunk = chunk.div_ceil(2);
+                        continue;
+                    }
+                    let receipt = call
+                        .gas(gas + gas / 5)
+                        .send()
+                        .await
+                        .map_err(|e| eth_err(url, e))?
+                        .get_receipt()
+                        .await
+                        .map_err(|e| eth_err(url, e))?;
+                    if !receipt.status() {
+                        return Err(PortalError::Refused {
+                            tx: receipt.transaction_hash.to_string(),
+                            reason: "handleRelayMessage reverted".into(),
+                        });
+                    }
+                    self.metrics.relayed(&self.name, part.len() as u64);
+                    rx = part.last().map(|i| i.seq).unwrap_or(rx);
+                    at += part.len();
+                }
+            }
+            height = h;
+            self.progress.save(Progress { height })?;
+        }
+        self.metrics
+            .progress(&self.name, height, last.saturating_sub(height));
+        if last_log.elapsed() >= Duration::from_secs(self.cfg.progress_every_s) {
+            *last_log = Instant::now();
+            let wei = self
+                .provider
+                .get_balance(self.relayer)
+                .await
+                .map_err(|e| eth_err(url, e))?;
+            let wei = u128::try_from(wei).unwrap_or(u128::MAX);
+            self.metrics.balance(&self.name, wei);
+            if wei < self.cfg.low_balance_warning {
+                tracing::warn!(link = %self.name, wei, "relayer balance is low on {url}");
+            }
+            tracing::info!(link = %self.name, height, notary_last = last, delivered_seq = %rx, "progress");
+        }
+        Ok(())
+    }
+
+    /// Runs until `stop` turns true: passes, a pause when caught up, backoff after errors.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(self.cfg.backoff_ms);
+        let poll = Duration::from_millis(self.cfg.poll_ms);
+        let mut ends = None;
+        let mut last_log = Instant::now() - Duration::from_secs(self.cfg.progress_every_s);
+        loop {
+            let step = async {
+                if ends.is_none() {
+                    ends = Some(self.ends().await?);
+                }
+                match &ends {
+                    Some(e) => self.pass(e, &mut last_log).await,
+                    None => Ok(()),
+                }
+            };
+            let wait = match step.await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(self.cfg.backoff_ms);
+                    poll
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    tracing::warn!(link = %self.name, error = %why, retry_ms = backoff.as_millis() as u64, "relay step failed");
+                    self.metrics.error(&self.name, &why);
+                    let w = backoff;
+                    backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
+                    w
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+fn hash_field(v: &Value, k: &str) -> Result<Hash32, String> {
+    Hash32::parse(k, v[k].as_str().unwrap_or_default()).map_err(|e| e.to_string())
+}
+
+/// The decision in a `btp_getDecision` answer (recomputed here, never taken on trust).
+fn parse_decision(v: &Value) -> Result<Decision, String> {
+    Ok(Decision {
+        src: v["src"]
+            .as_str()
+            .ok_or("src: expected a string")?
+            .to_string(),
+        height: parse_u64("height", v["height"].as_str().unwrap_or_default())
+            .map_err(|e| e.to_string())?,
+        block_hash: hash_field(v, "blockHash")?,
+        messages_root: hash_field(v, "messagesRoot")?,
+        next_set: vec![],
+    })
+}
+
+/// The Ethereum address that signed `d`, if the signature is well formed.
+fn signer_of(d: &Decision, sig: &[u8]) -> Option<EthAddress> {
+    let mut icon: [u8; 65] = sig.try_into().ok()?;
+    icon[64] = icon[64].checked_sub(27)?;
+    let public = Signature(icon).recover(&d.hash()).ok()?;
+    let h = keccak256(&[&public.serialize_uncompressed()[1..]]);
+    Some(EthAddress::from_slice(&h.0[12..]))
+}
+
+/// The messages of a decision answer for `dst` after sequence `rx`, in order.
+fn relay_items(v: &Value, dst: &str, rx: u128) -> Result<Vec<RelayItem>, String> {
+    let list = v["messages"]
+        .as_array()
+        .ok_or("messages: expected a list")?;
+    let mut out = Vec::new();
+    for m in list.iter().filter(|m| m["next"] == dst) {
+        let seq =
+            parse_u128("seq", m["seq"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+        if seq <= rx {
+            continue;
+        }
+        let siblings = m["path"]
+            .as_array()
+            .ok_or("path: expected a list")?
+            .iter()
+            .map(|s| {
+                Hash32::parse("path", s.as_str().unwrap_or_default()).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if siblings.len() > 64 {
+            return Err(format!("path of {} siblings", siblings.len()));
+        }
+        out.push(RelayItem {
+            seq,
+            msg: parse_bytes(
+                "msg",
+                m["msg"].as_str().unwrap_or_default(),
+                nexus_proto::btp::MAX_MESSAGE_BYTES,
+            )
+            .map_err(|e| e.to_string())?,
+            path: MessagePath {
+                siblings,
+                sides: parse_u128("sides", m["sides"].as_str().unwrap_or_default())
+                    .map_err(|e| e.to_string())?,
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nexus_btp::decision::{eth_address, leaf_hash, MessageTree};
+    use nexus_proto::value::format_bytes;
+    use nexus_proto::KeyPair;
+    use serde_json::json;
+
+    fn answer(key: &KeyPair) -> (Decision, Value) {
+        let msgs = [
+            ("0x539.eth", 1u128, b"a".to_vec()),
+            ("0x2.loop", 7, b"b".to_vec()),
+            ("0x539.eth", 2, b"c".to_vec()),
+        ];
+        let tree =
+            MessageTree::new(msgs.iter().map(|(n, s, m)| leaf_hash(n, *s, m)).collect()).unwrap();
+        let d = Decision {
+            src: "0x1.loop".into(),
+            height: 5,
+            block_hash: Hash32([3; 32]),
+            messages_root: tree.root(),
+            next_set: vec![],
+        };
+        let messages: Vec<Value> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, s, m))| {
+                let p = tree.path(i).unwrap();
+                json!({"next": n, "seq": format!("{s:#x}"), "msg": format_bytes(m),
+                       "path": p.siblings.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                       "sides": format!("{:#x}", p.sides)})
+            })
+            .collect();
+        let v = json!({"src": d.src, "height": "0x5", "blockHash": d.block_hash.to_string(),
+                       "messagesRoot": d.messages_root.to_string(), "messages": messages,
+                       "signature": format_bytes(&d.sign(key))});
+        (d, v)
+    }
+
+    #[test]
+    fn the_decision_is_recomputed_and_the_signer_recovered() {
+        let k = KeyPair::generate();
+        let (d, v) = answer(&k);
+        assert_eq!(parse_decision(&v).unwrap(), d);
+        let sig = parse_bytes("s", v["signature"].as_str().unwrap(), 65).unwrap();
+        assert_eq!(signer_of(&d, &sig), Some(EthAddress::from(eth_address(&k))));
+        let mut other = d.clone();
+        other.height = 6;
+        assert_ne!(
+            signer_of(&other, &sig),
+            Some(EthAddress::from(eth_address(&k)))
+        );
+        let mut bad = sig.clone();
+        bad[64] = 3;
+        assert_eq!(signer_of(&d, &bad), None, "v below 27");
+        assert!(
+            parse_decision(&json!({"src": "x", "height": "0x5", "blockHash": "0x12"})).is_err()
+        );
+    }
+
+    #[test]
+    fn relay_items_keep_the_destinations_messages_after_the_delivered_sequence() {
+        let (d, v) = answer(&KeyPair::generate());
+        let items = relay_items(&v, "0x539.eth", 0).unwrap();
+        assert_eq!(items.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![1, 2]);
+        for (i, idx) in items.iter().zip([0usize, 2]) {
+            let leaf = leaf_hash("0x539.eth", i.seq, &i.msg);
+            assert_eq!(
+                MessageTree::root_from(leaf, &i.path),
+                d.messages_root,
+                "leaf {idx}"
+            );
+        }
+        assert_eq!(relay_items(&v, "0x539.eth", 1).unwrap().len(), 1);
+        assert!(relay_items(&v, "0x9.eth", 0).unwrap().is_empty());
+        let mut long = v.clone();
+        long["messages"][0]["path"] = json!(vec![Hash32::ZERO.to_string(); 65]);
+        assert!(relay_items(&long, "0x539.eth", 0).is_err());
+    }
+}

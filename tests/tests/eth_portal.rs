@@ -1,0 +1,168 @@
+//! The portal's Ethereum side, with real processes: four Nexus validators notarize token
+//! transfers from chain A to chain B; a portal with an `[[eth_outbound]]` link gathers the
+//! validators' decision signatures and delivers the messages to a Solidity BMC on anvil that
+//! stands in for B. The portal is SIGKILLed while messages wait and restarted: every message
+//! arrives once, in order, and no relay transaction of the portal reverts.
+
+// Every unwrap here is an assertion about a real chain's answer; a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
+use alloy::primitives::{Address as EthAddress, U256};
+use alloy::providers::Provider;
+use alloy::sol_types::SolValue;
+use nexus_proto::KeyPair;
+use nexus_tests::eth::{deploy, Anvil, NexusVerifier, BMC, DEV_KEY};
+use nexus_tests::hub::{tail, Hub, ICX};
+use std::time::{Duration, Instant};
+
+/// Anvil's second dev account: the portal's Ethereum wallet.
+const RELAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+async fn wait_rx(
+    bmv: &NexusVerifier::NexusVerifierInstance<alloy::providers::DynProvider>,
+    src: &str,
+    n: u64,
+    hub: &Hub,
+) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rx = bmv.context(src.into()).call().await.unwrap().rxSeq;
+        if rx >= U256::from(n) {
+            assert_eq!(rx, U256::from(n), "more messages than were sent");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rx} of {n} delivered on Ethereum; eth portal log:\n{}",
+            tail(
+                &std::fs::read_to_string(hub.portal_dir().join("portal-9.log")).unwrap_or_default(),
+                40
+            )
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restart() {
+    let mut hub = Hub::start().await;
+    let (a, b) = (hub.chain(0).network.clone(), hub.chain(1).network.clone());
+    let god = hub.funded_key();
+    let bob = KeyPair::generate();
+
+    // The Solidity BMC for B's network, trusting the four validators for notary-a.
+    let anvil = Anvil::start();
+    let provider = anvil.provider(DEV_KEY);
+    let bmc_addr = deploy(&provider, "BMC", &(b.clone(),).abi_encode_params()).await;
+    let bmv_addr = deploy(
+        &provider,
+        "NexusVerifier",
+        &(bmc_addr, b.clone()).abi_encode_params(),
+    )
+    .await;
+    let bmc = BMC::new(bmc_addr, provider.clone());
+    let bmv = NexusVerifier::new(bmv_addr, provider.clone());
+    assert!(bmc
+        .setVerifier(bmv_addr)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+        .status());
+    let set: Vec<EthAddress> = hub
+        .nexus
+        .init
+        .nodes
+        .iter()
+        .map(|n| {
+            let cfg = nexus::config::NodeConfig::load(&n.config).unwrap();
+            let k =
+                nexus::keystore::load(&cfg.keystore, &cfg.keystore_password().unwrap()).unwrap();
+            EthAddress::from(nexus_btp::decision::eth_address(&k))
+        })
+        .collect();
+    assert!(bmv
+        .addSource(a.clone(), set)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+        .status());
+
+    // A portal with only the Ethereum link.
+    let notary = hub.chain(0).notary_channel.clone();
+    let urls: Vec<String> = (0..4)
+        .map(|i| hub.nexus.rpc_on(i, &notary).url().to_string())
+        .collect();
+    let dir = hub.portal_dir();
+    std::fs::write(dir.join("eth.key"), format!("{RELAYER_KEY}\n")).unwrap();
+    let port = nexus_tests::free_ports(1)[0];
+    let config = format!(
+        "keystore = \"relayer.json\"\nkeystore_password_file = \"relayer.password\"\nstate_dir = \"state-eth\"\n\
+         listen = \"127.0.0.1:{port}\"\npoll_ms = 100\nprogress_every_s = 1\n\n[[eth_outbound]]\nname = \"a-to-eth\"\n\
+         notary = \"{}\"\nnotary_backups = {:?}\ndestination = \"{}\"\nbmc = \"{bmc_addr}\"\nkey_file = \"eth.key\"\nmax_messages = 4\n",
+        urls[0],
+        &urls[1..],
+        anvil.url,
+    );
+    let path = dir.join("portal-eth.toml");
+    std::fs::write(&path, config).unwrap();
+    hub.spawn_portal_with(9, &path);
+
+    // Three transfers A -> B arrive on Ethereum (B's own BMC gets them through the first portal).
+    for _ in 0..3 {
+        hub.send_icx(0, &god, &bob.address(), ICX).await;
+    }
+    wait_rx(&bmv, &a, 3, &hub).await;
+
+    // Killed while five more wait; restarted, it delivers them once.
+    hub.kill_portal(9);
+    for _ in 0..5 {
+        hub.send_icx(0, &god, &bob.address(), ICX).await;
+    }
+    hub.spawn_portal_with(9, &path);
+    wait_rx(&bmv, &a, 8, &hub).await;
+
+    // Every relay transaction the portal sent succeeded (none was a duplicate the verifier
+    // refused), and each answered request went back as a reply message.
+    let relayer: EthAddress = alloy::signers::local::PrivateKeySigner::from_slice(
+        &hex::decode(RELAYER_KEY.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap()
+    .address();
+    let sent = provider.get_transaction_count(relayer).await.unwrap();
+    assert!(sent >= 2, "{sent} relay transactions");
+    let last = provider.get_block_number().await.unwrap();
+    let mut relays = 0;
+    for n in 1..=last {
+        let block = provider
+            .get_block_by_number(n.into())
+            .full()
+            .await
+            .unwrap()
+            .unwrap();
+        for tx in block.transactions.txns() {
+            if tx.inner.signer() == relayer {
+                let r = provider
+                    .get_transaction_receipt(*tx.inner.hash())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(r.status(), "relay transaction in block {n} reverted");
+                relays += 1;
+            }
+        }
+    }
+    assert_eq!(relays, sent, "every relay transaction was mined");
+    assert_eq!(
+        bmc.txSeq().call().await.unwrap(),
+        U256::from(8),
+        "eight replies (no token service here)"
+    );
+    let log = std::fs::read_to_string(dir.join("portal-9.log")).unwrap();
+    assert!(log.contains("a-to-eth"), "the link logs its progress");
+}
