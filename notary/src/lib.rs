@@ -7,15 +7,22 @@
 //! fails the whole transaction and changes nothing. Storage: `src/...` the light client of the
 //! source, `cfg/network` the source network, `rx` the last source sequence, `out/<dst>` the
 //! last sequence sent to each destination.
+//!
+//! The source is a loopchain-style chain (`setSource`: headers with their votes, event Merkle
+//! proofs) or an Ethereum chain (`setEthSource`: headers by parent hash from a checkpoint,
+//! receipt Merkle-Patricia proofs of the source BMC's `Message` logs after a confirmation
+//! depth; see `nexus_btp::stored_eth_client`).
 
 use nexus_btp::bmc::{get_u128, read_setup, set_u128, MAX_PROOFS, MAX_UPDATES};
 use nexus_btp::event::{check_sequence, MessageEvent};
+use nexus_btp::stored_eth_client::{self, EthSetup};
 use nexus_btp::{check_network, stored_client, BtpError};
 use nexus_proto::btp::BtpMessage;
 use nexus_proto::value::format_int;
 use nexus_proto::Address;
 use nexus_score::{
-    expect_params, failure, param_bytes_list, param_string, CallContext, NativeScore, ScoreError,
+    expect_params, failure, param_bytes, param_bytes_list, param_int, param_string, CallContext,
+    NativeScore, ScoreError,
 };
 use serde_json::{json, Map, Value};
 
@@ -50,6 +57,19 @@ impl NotaryScore {
                 "_emitter",
             ],
         )?;
+        self.check_admin(ctx)?;
+        let network = param_string(p, "_network", nexus_btp::MAX_NETWORK_BYTES)?;
+        check_network("_network", &network)?;
+        let setup = read_setup(p)?;
+        if stored_eth_client::exists(ctx, PREFIX) {
+            return Err(BtpError::VerifierExists(network).into());
+        }
+        stored_client::install(ctx, PREFIX, &network, setup)?;
+        ctx.set(b"cfg/network", network.into_bytes())?;
+        Ok(Value::Null)
+    }
+
+    fn check_admin(&self, ctx: &CallContext<'_, '_>) -> Result<(), ScoreError> {
         if self.admin != Some(ctx.from) {
             return Err(BtpError::NotAdmin {
                 admin: self
@@ -60,10 +80,52 @@ impl NotaryScore {
             }
             .into());
         }
+        Ok(())
+    }
+
+    fn set_eth_source(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        p: &Map<String, Value>,
+    ) -> Result<Value, ScoreError> {
+        expect_params(
+            p,
+            &[
+                "_network",
+                "_chainId",
+                "_checkpoint",
+                "_confirmations",
+                "_emitter",
+            ],
+        )?;
+        self.check_admin(ctx)?;
         let network = param_string(p, "_network", nexus_btp::MAX_NETWORK_BYTES)?;
         check_network("_network", &network)?;
-        let setup = read_setup(p)?;
-        stored_client::install(ctx, PREFIX, &network, setup)?;
+        if stored_client::exists(ctx, PREFIX) {
+            return Err(BtpError::VerifierExists(network).into());
+        }
+        let chain_id = u64::try_from(param_int(p, "_chainId")?)
+            .map_err(|_| ScoreError::invalid_param("_chainId: expected at most 64 bits"))?;
+        let confirmations = u64::try_from(param_int(p, "_confirmations")?)
+            .map_err(|_| ScoreError::invalid_param("_confirmations: expected at most 64 bits"))?;
+        let checkpoint = param_bytes(p, "_checkpoint")?
+            .ok_or_else(|| ScoreError::invalid_param("missing parameter _checkpoint"))?;
+        let emitter = param_bytes(p, "_emitter")?
+            .and_then(|b| <[u8; 20]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| {
+                ScoreError::invalid_param("_emitter: expected the 20 bytes of a contract address")
+            })?;
+        stored_eth_client::install(
+            ctx,
+            PREFIX,
+            &network,
+            EthSetup {
+                chain_id,
+                checkpoint,
+                confirmations,
+                emitter,
+            },
+        )?;
         ctx.set(b"cfg/network", network.into_bytes())?;
         Ok(Value::Null)
     }
@@ -78,10 +140,18 @@ impl NotaryScore {
             source(ctx).ok_or_else(|| ScoreError::from(BtpError::NoVerifier("source".into())))?;
         let updates = param_bytes_list(p, "_updates", MAX_UPDATES, 256 * 1024)?;
         let proofs = param_bytes_list(p, "_proofs", MAX_PROOFS, 128 * 1024)?;
-        stored_client::apply_updates(ctx, PREFIX, &updates)?;
+        let eth = stored_eth_client::exists(ctx, PREFIX);
+        if eth {
+            stored_eth_client::apply_updates(ctx, PREFIX, &updates)?;
+        } else {
+            stored_client::apply_updates(ctx, PREFIX, &updates)?;
+        }
         for (i, raw) in proofs.iter().enumerate() {
-            let ev = stored_client::verify_event(ctx, PREFIX, i, raw)?;
-            let m = MessageEvent::parse(&ev)?;
+            let m = if eth {
+                stored_eth_client::verify_message(ctx, PREFIX, i, raw)?
+            } else {
+                MessageEvent::parse(&stored_client::verify_event(ctx, PREFIX, i, raw)?)?
+            };
             check_sequence(get_u128(ctx, b"rx"), m.seq)?;
             set_u128(ctx, b"rx", m.seq)?;
             let msg =
@@ -122,6 +192,7 @@ impl NativeScore for NotaryScore {
             {"type": "function", "name": "getStatus", "inputs": [], "outputs": [{"type": "dict"}], "readonly": "0x1"},
             {"type": "function", "name": "getOutSeq", "inputs": [i("_dst", "str")], "outputs": [{"type": "int"}], "readonly": "0x1"},
             {"type": "function", "name": "setSource", "inputs": [i("_network", "str"), i("_nid", "int"), i("_channel", "str"), i("_checkpoint", "bytes"), i("_validators", "bytes"), i("_emitter", "Address")], "outputs": []},
+            {"type": "function", "name": "setEthSource", "inputs": [i("_network", "str"), i("_chainId", "int"), i("_checkpoint", "bytes"), i("_confirmations", "int"), i("_emitter", "bytes")], "outputs": []},
             {"type": "function", "name": "relay", "inputs": [i("_updates", "[]bytes"), i("_proofs", "[]bytes")], "outputs": []},
             {"type": "eventlog", "name": "Message", "inputs": [
                 {"name": "_next", "type": "str", "indexed": "0x1"},
@@ -149,8 +220,18 @@ impl NativeScore for NotaryScore {
         match method {
             "getStatus" => {
                 expect_params(p, &[])?;
+                if let Some((height, chain_id)) = stored_eth_client::status(ctx, PREFIX) {
+                    return Ok(json!({
+                        "source": source(ctx),
+                        "kind": "eth",
+                        "height": format_int(height),
+                        "chainId": format_int(chain_id),
+                        "rxSeq": format_int(get_u128(ctx, b"rx")),
+                    }));
+                }
                 let lc = stored_client::status(ctx, PREFIX);
                 Ok(json!({
+                    "kind": "loopchain",
                     "source": source(ctx),
                     "height": lc.as_ref().map(|(h, _, _)| format_int(*h)),
                     "nid": lc.as_ref().map(|(_, n, _)| format_int(*n)),
@@ -167,6 +248,7 @@ impl NativeScore for NotaryScore {
                 ))))
             }
             "setSource" => self.set_source(ctx, p),
+            "setEthSource" => self.set_eth_source(ctx, p),
             "relay" => self.relay(ctx, p),
             other => Err(ScoreError::new(
                 failure::METHOD_NOT_FOUND,
@@ -178,3 +260,6 @@ impl NativeScore for NotaryScore {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod eth_tests;

@@ -8,6 +8,7 @@ pub mod decision;
 mod error;
 pub mod event;
 pub mod stored_client;
+pub mod stored_eth_client;
 pub mod token;
 
 pub use error::BtpError;
