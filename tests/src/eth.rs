@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub const CHAIN_ID: u64 = 1337;
 /// Anvil's first dev account (its well-known test key), which deploys and relays.
 pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// Anvil's third dev account, a user in the tests.
+pub const USER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 
 alloy::sol! {
     #[sol(rpc, all_derives)]
@@ -56,6 +58,26 @@ alloy::sol! {
         error BadPath(uint256 seq);
         error Replayed(uint256 seq, uint256 last);
         error Gap(uint256 expected, uint256 got);
+    }
+
+    #[sol(rpc, all_derives)]
+    interface TokenService {
+        function network() external view returns (string);
+        function nativeToken() external view returns (string);
+        function lockedFor(bytes32 net) external view returns (uint256);
+        function wrapped(bytes32 token) external view returns (address);
+        function pendingOf(uint256 sn) external view returns (address from, string token, uint256 amount);
+        function transferNative(string to) external payable returns (uint256);
+        function transferWrapped(string token, uint256 amount, string to) external returns (uint256);
+        event TransferStart(address indexed from, string to, uint256 indexed sn, uint256 value);
+        event TransferEnd(address indexed from, uint256 indexed sn, int256 code, string message);
+    }
+
+    #[sol(rpc, all_derives)]
+    interface WrappedToken {
+        function totalSupply() external view returns (uint256);
+        function balanceOf(address who) external view returns (uint256);
+        function transfer(address to, uint256 value) external returns (bool);
     }
 
     #[sol(rpc, all_derives)]
@@ -180,4 +202,48 @@ pub async fn deploy(provider: &DynProvider, name: &str, args: &[u8]) -> EthAddre
     receipt
         .contract_address
         .unwrap_or_else(|| panic!("{name}: no contract address"))
+}
+
+/// A notary decision of `src` at `height` over `msgs` (seq, BTP message) for `next`, and every
+/// message with its path (what Nexus notaries sign, built as `btp_getDecision` builds it).
+pub fn decide(
+    src: &str,
+    height: u64,
+    next: &str,
+    msgs: &[(u128, Vec<u8>)],
+    next_set: Vec<[u8; 20]>,
+) -> (
+    nexus_btp::decision::Decision,
+    Vec<nexus_btp::decision::RelayItem>,
+) {
+    use nexus_btp::decision::{leaf_hash, Decision, MessageTree, RelayItem};
+    let tree = MessageTree::new(msgs.iter().map(|(s, m)| leaf_hash(next, *s, m)).collect())
+        .expect("a small tree");
+    let items = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, (seq, msg))| RelayItem {
+            seq: *seq,
+            msg: msg.clone(),
+            path: tree.path(i).expect("a leaf"),
+        })
+        .collect();
+    let d = Decision {
+        src: src.into(),
+        height,
+        block_hash: nexus_proto::Hash32([height as u8; 32]),
+        messages_root: tree.root(),
+        next_set,
+    };
+    (d, items)
+}
+
+/// The relay of `d` signed by `signers`, ABI-encoded for `handleRelayMessage`.
+pub fn relay(
+    d: &nexus_btp::decision::Decision,
+    signers: &[&nexus_proto::KeyPair],
+    items: &[nexus_btp::decision::RelayItem],
+) -> alloy::primitives::Bytes {
+    let sigs: Vec<[u8; 65]> = signers.iter().map(|k| d.sign(k)).collect();
+    nexus_btp::decision::encode_relay(d, &sigs, items).into()
 }

@@ -10,10 +10,10 @@
 use alloy::primitives::{Address as EthAddress, Bytes, I256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::sol_types::{SolEvent, SolInterface, SolValue};
-use nexus_btp::decision::{encode_relay, eth_address, leaf_hash, Decision, MessageTree, RelayItem};
+use nexus_btp::decision::{encode_relay, eth_address, Decision, RelayItem};
 use nexus_proto::btp::{BtpMessage, ErrorMessage};
-use nexus_proto::{Hash32, KeyPair};
-use nexus_tests::eth::{deploy, Anvil, NexusVerifier, TestService, BMC, DEV_KEY};
+use nexus_proto::KeyPair;
+use nexus_tests::eth::{deploy, relay, Anvil, NexusVerifier, TestService, BMC, DEV_KEY};
 
 const HERE: &str = "0x539.eth";
 const SRC: &str = "0x3.loop";
@@ -92,37 +92,14 @@ fn btp(sn: i128, payload: &[u8], nsn: i128) -> Vec<u8> {
     .encode()
 }
 
-/// A decision over `msgs` (seq, message) for `next` with every path.
+/// A decision of the source over `msgs` (seq, message) for `next` with every path.
 fn decide(
     height: u64,
     next: &str,
     msgs: &[(u128, Vec<u8>)],
     next_set: Vec<[u8; 20]>,
 ) -> (Decision, Vec<RelayItem>) {
-    let tree =
-        MessageTree::new(msgs.iter().map(|(s, m)| leaf_hash(next, *s, m)).collect()).unwrap();
-    let items = msgs
-        .iter()
-        .enumerate()
-        .map(|(i, (seq, msg))| RelayItem {
-            seq: *seq,
-            msg: msg.clone(),
-            path: tree.path(i).unwrap(),
-        })
-        .collect();
-    let d = Decision {
-        src: SRC.into(),
-        height,
-        block_hash: Hash32([height as u8; 32]),
-        messages_root: tree.root(),
-        next_set,
-    };
-    (d, items)
-}
-
-fn relay(d: &Decision, signers: &[&KeyPair], items: &[RelayItem]) -> Bytes {
-    let sigs: Vec<[u8; 65]> = signers.iter().map(|k| d.sign(k)).collect();
-    encode_relay(d, &sigs, items).into()
+    nexus_tests::eth::decide(SRC, height, next, msgs, next_set)
 }
 
 impl Setup {

@@ -687,3 +687,20 @@ fn network_addresses_are_checked() {
     }
     assert!(crate::check_network("n", &format!("0x{}.loop", "1".repeat(100))).is_err());
 }
+
+#[test]
+fn token_ids_name_their_home_network_and_symbol() {
+    use crate::token::token_home;
+    assert_eq!(token_home("btp-0x101.loop-ICX"), Some("0x101.loop"));
+    assert_eq!(token_home("btp-0x539.eth-ETH"), Some("0x539.eth"));
+    for bad in [
+        "btp-0x539.eth-",
+        "btp--ETH",
+        "0x539.eth-ETH",
+        "btp-0x539.eth-eth",
+        "btp-x-ÉTH",
+        "btp-0x1.loop-TOOLONGSYMBOLXXXXX",
+    ] {
+        assert_eq!(token_home(bad), None, "{bad}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The `token` service: moves a chain's native coin to another chain, where it appears as a
-//! wrapped token (`btp-<home network>-ICX`) kept by the BMC, and back. The coin sent away stays
+//! wrapped token (`btp-<home network>-<symbol>`: `btp-0x101.loop-ICX`, or `btp-0x539.eth-ETH`
+//! for Ether coming from Ethereum) kept by the BMC, and back. The coin sent away stays
 //! locked in the BMC's balance on its home chain, so locked = wrapped supply elsewhere + in
 //! flight. A transfer the destination refuses comes back as an error reply and is refunded;
 //! nothing is lost or minted twice.
@@ -56,9 +57,17 @@ pub fn native_token(network: &str) -> String {
     format!("btp-{network}-ICX")
 }
 
-/// The home network of a token id.
+/// The home network of a token id `btp-<network>-<symbol>` (`btp-0x101.loop-ICX`,
+/// `btp-0x539.eth-ETH`): the network that holds the coin locked.
 pub fn token_home(token: &str) -> Option<&str> {
-    token.strip_prefix("btp-")?.strip_suffix("-ICX")
+    let (net, symbol) = token.strip_prefix("btp-")?.rsplit_once('-')?;
+    let ok = !net.is_empty()
+        && !symbol.is_empty()
+        && symbol.len() <= 16
+        && symbol
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    ok.then_some(net)
 }
 
 fn wrapped_key(token: &str, owner: &Address) -> Vec<u8> {
@@ -182,7 +191,7 @@ pub(crate) fn call(
             }
             let home = token_home(&token).ok_or_else(|| {
                 ScoreError::from(BtpError::Service(format!(
-                    "_token: expected btp-<network>-ICX, got {token:?}"
+                    "_token: expected btp-<network>-<SYMBOL>, got {token:?}"
                 )))
             })?;
             let (net, _) = split_btp_address("_to", &to)?;
