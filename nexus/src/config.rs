@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub consensus: ConsensusConfig,
     /// More channels this node runs besides the one of `genesis`.
     pub channels: Vec<ChannelConfig>,
+    /// This validator's own Ethereum JSON-RPC endpoint per notary channel of an Ethereum
+    /// source (`notary-eth = "http://127.0.0.1:8545"`): relayed headers must be on its chain.
+    pub eth_endpoints: std::collections::BTreeMap<String, String>,
     /// Log filter (`info`, `nexus=debug`, ...); `RUST_LOG` overrides it.
     pub log: String,
 }
@@ -177,6 +180,7 @@ impl Default for NodeConfig {
             p2p: P2pConfig::default(),
             consensus: ConsensusConfig::default(),
             channels: vec![],
+            eth_endpoints: Default::default(),
             log: "info".into(),
         }
     }
@@ -250,6 +254,14 @@ impl NodeConfig {
     /// Checks that every value is usable, naming the first one that is not.
     pub fn validate(&self) -> Result<(), NodeError> {
         let bad = |what: &str, why: &str| Err(NodeError::Config(format!("{what}: {why}")));
+        for (channel, url) in &self.eth_endpoints {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 512 {
+                return bad(
+                    &format!("eth_endpoints.{channel}"),
+                    &format!("expected an http(s):// JSON-RPC URL, got {url:?}"),
+                );
+            }
+        }
         if self.rpc.max_request_bytes < 1024 {
             return bad("rpc.max_request_bytes", "must be at least 1024");
         }

@@ -114,6 +114,13 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
             pool.clone(),
             cfg.mempool.timestamp_window_ms,
         ));
+        let eth_check = cfg.eth_endpoints.get(&genesis.channel).map(|url| {
+            tracing::info!(channel = %genesis.channel, endpoint = %url, "relayed Ethereum headers are checked against this endpoint");
+            Arc::new(crate::consensus::eth_check::EthEndpointCheck::new(url))
+        });
+        if let Some(c) = &eth_check {
+            admission.set_eth_check(c.clone());
+        }
         // One validator: the node is the whole set. More: LFT over libp2p.
         let engine = if chain.validators.len() == 1 {
             let solo = SoloEngine::new(
@@ -136,7 +143,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
                 cfg,
                 metrics.clone(),
                 net,
-            )?;
+            )?
+            .with_eth_check(eth_check);
             tokio::spawn(lft.run(stop_rx.clone()))
         };
         engines.push(engine);

@@ -220,12 +220,15 @@ impl NativeScore for NotaryScore {
         match method {
             "getStatus" => {
                 expect_params(p, &[])?;
-                if let Some((height, chain_id)) = stored_eth_client::status(ctx, PREFIX) {
+                if let Some((height, chain_id, confirmations)) =
+                    stored_eth_client::status(ctx, PREFIX)
+                {
                     return Ok(json!({
                         "source": source(ctx),
                         "kind": "eth",
                         "height": format_int(height),
                         "chainId": format_int(chain_id),
+                        "confirmations": format_int(confirmations),
                         "rxSeq": format_int(get_u128(ctx, b"rx")),
                     }));
                 }

@@ -37,6 +37,32 @@ pub struct PortalConfig {
     pub outbound: Vec<OutboundLink>,
     /// Notary channels out to Ethereum BMCs (Solidity).
     pub eth_outbound: Vec<EthOutboundLink>,
+    /// Ethereum BMCs' messages into their notary channels.
+    pub eth_inbound: Vec<EthInboundLink>,
+}
+
+/// An Ethereum chain's BMC messages into its notary channel on Nexus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EthInboundLink {
+    /// Name in logs, metrics and the progress file.
+    pub name: String,
+    /// JSON-RPC URL of the Ethereum node.
+    pub source: String,
+    /// The source BMC contract (`0x...`), whose `Message` logs are relayed.
+    pub bmc: String,
+    /// JSON-RPC URL of the notary channel on Nexus.
+    pub notary: String,
+    /// The same notary channel on other validators, tried when `notary` does not answer.
+    #[serde(default)]
+    pub notary_backups: Vec<String>,
+    /// Most headers in one relay transaction.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+}
+
+fn default_max_headers() -> usize {
+    128
 }
 
 /// A notary channel's messages out to a Solidity BMC on an Ethereum chain.
@@ -131,6 +157,7 @@ impl Default for PortalConfig {
             inbound: vec![],
             outbound: vec![],
             eth_outbound: vec![],
+            eth_inbound: vec![],
         }
     }
 }
@@ -149,10 +176,28 @@ impl PortalConfig {
     /// Checks values and names.
     pub fn validate(&self) -> Result<(), PortalError> {
         let bad = |m: String| Err(PortalError::Config(m));
-        if self.inbound.is_empty() && self.outbound.is_empty() && self.eth_outbound.is_empty() {
+        if self.inbound.is_empty()
+            && self.outbound.is_empty()
+            && self.eth_outbound.is_empty()
+            && self.eth_inbound.is_empty()
+        {
             return bad(
-                "no links: add [[inbound]], [[outbound]] or [[eth_outbound]] sections".into(),
+                "no links: add [[inbound]], [[outbound]], [[eth_inbound]] or [[eth_outbound]] sections".into(),
             );
+        }
+        for l in &self.eth_inbound {
+            if !(1..=256).contains(&l.max_headers) {
+                return bad(format!(
+                    "{}: max_headers: expected 1..=256, got {}",
+                    l.name, l.max_headers
+                ));
+            }
+            if l.bmc.parse::<alloy::primitives::Address>().is_err() {
+                return bad(format!(
+                    "{}: bmc: expected a 0x address of 40 hex digits, got {:?}",
+                    l.name, l.bmc
+                ));
+            }
         }
         for l in &self.eth_outbound {
             if !(100_000..=30_000_000).contains(&l.max_gas) {
@@ -192,6 +237,7 @@ impl PortalConfig {
             .map(|l| l.name.as_str())
             .chain(self.outbound.iter().map(|l| l.name.as_str()))
             .chain(self.eth_outbound.iter().map(|l| l.name.as_str()))
+            .chain(self.eth_inbound.iter().map(|l| l.name.as_str()))
             .collect();
         for n in &names {
             if n.is_empty()

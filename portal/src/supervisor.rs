@@ -56,6 +56,10 @@ pub async fn run(cfg: PortalConfig) -> Result<(), PortalError> {
         );
         workers.push(tokio::spawn(w.run(stop_rx.clone())));
     }
+    for l in &cfg.eth_inbound {
+        let w = crate::eth_inbound::EthInbound::new(l, key.clone(), cfg.clone(), metrics.clone())?;
+        workers.push(tokio::spawn(w.run(stop_rx.clone())));
+    }
     for l in &cfg.eth_outbound {
         let w = crate::eth_worker::EthWorker::new(l, cfg.clone(), metrics.clone())?;
         workers.push(tokio::spawn(w.run(stop_rx.clone())));

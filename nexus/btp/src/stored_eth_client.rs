@@ -152,10 +152,10 @@ fn save(
     ctx.set(&key(prefix, b"ehead"), new_head.to_be_bytes().to_vec())
 }
 
-/// The verified head number and the chain id, if a client is stored.
-pub fn status(ctx: &CallContext<'_, '_>, prefix: &[u8]) -> Option<(u64, u64)> {
+/// The verified head number, the chain id and the confirmations, if a client is stored.
+pub fn status(ctx: &CallContext<'_, '_>, prefix: &[u8]) -> Option<(u64, u64, u64)> {
     let cfg = load_cfg(ctx, prefix).ok()?;
-    Some((head(ctx, prefix).ok()?, cfg.chain_id))
+    Some((head(ctx, prefix).ok()?, cfg.chain_id, cfg.confirmations))
 }
 
 /// Applies encoded header updates ([`EthUpdate`]) in order; any refusal fails the whole call.

@@ -101,6 +101,8 @@ pub struct Driver {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// When this validator first held each block not yet final (built or received).
     seen: HashMap<Hash32, std::time::Instant>,
+    /// On a notary channel of an Ethereum source: the validator's own Ethereum endpoint.
+    eth_check: Option<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
 }
 
 impl Driver {
@@ -114,7 +116,17 @@ impl Driver {
             committed_txs: 0,
             metrics: None,
             seen: HashMap::new(),
+            eth_check: None,
         }
+    }
+
+    /// Checks relayed Ethereum headers against the validator's own endpoint before voting.
+    pub fn with_eth_check(
+        mut self,
+        check: Option<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
+    ) -> Self {
+        self.eth_check = check;
+        self
     }
 
     /// Records the time of building, checking and committing blocks as stages.
@@ -301,6 +313,9 @@ impl Driver {
         let p = self.execute(block, payload, now_us, leader)?;
         if p.block.prev_votes != votes_of(justify) {
             return Err("the block's prev_votes are not the proposal's QC".into());
+        }
+        if let Some(c) = &self.eth_check {
+            c.check(&p.txs)?;
         }
         self.chain.remember(&p);
         self.executed.insert(block.hash, p);

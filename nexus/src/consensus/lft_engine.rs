@@ -52,6 +52,15 @@ pub struct LftEngine {
 }
 
 impl LftEngine {
+    /// Checks relayed Ethereum headers against the validator's own endpoint before voting.
+    pub fn with_eth_check(
+        mut self,
+        check: Option<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
+    ) -> Self {
+        self.driver = self.driver.with_eth_check(check);
+        self
+    }
+
     /// Resumes consensus from disk and joins the channel's peers.
     pub fn new(
         chain: Arc<Chain>,

@@ -2,5 +2,6 @@
 //! engine (LFT over libp2p) and the single-validator engine.
 
 pub mod driver;
+pub mod eth_check;
 pub mod lft_engine;
 pub mod solo;

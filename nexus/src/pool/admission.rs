@@ -35,6 +35,7 @@ pub struct Admission {
     window_us: u64,
     gossip: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
     last_expiry_us: AtomicU64,
+    eth_check: std::sync::OnceLock<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
 }
 
 /// Microseconds since the epoch by the node's clock.
@@ -68,6 +69,7 @@ impl Admission {
             window_us: window_ms.saturating_mul(1000),
             gossip: std::sync::OnceLock::new(),
             last_expiry_us: AtomicU64::new(0),
+            eth_check: std::sync::OnceLock::new(),
         }
     }
 
@@ -119,6 +121,12 @@ impl Admission {
         let _ = self.gossip.set(tx);
     }
 
+    /// Refuses relay transactions whose Ethereum headers the validator's own endpoint does not
+    /// have (notary channels of Ethereum sources).
+    pub fn set_eth_check(&self, check: Arc<crate::consensus::eth_check::EthEndpointCheck>) {
+        let _ = self.eth_check.set(check);
+    }
+
     /// Checks a transaction and adds it to the pool; returns its hash.
     pub fn admit(&self, params: Value) -> Result<Hash32, IconError> {
         self.admit_inner(params, true)
@@ -167,6 +175,15 @@ impl Admission {
         if self.pool.contains(&hash) || self.chain.has_transaction(&hash)? {
             return Err(duplicate());
         }
+        let st = match self.eth_check.get() {
+            Some(c) => {
+                let st = Arc::new(st);
+                c.check(std::slice::from_ref(&st))
+                    .map_err(IconError::invalid_params)?;
+                Arc::try_unwrap(st).unwrap_or_else(|a| (*a).clone())
+            }
+            None => st,
+        };
         let tx = &st.tx;
         let need = tx
             .value

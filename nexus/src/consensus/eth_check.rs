@@ -1,0 +1,137 @@
+//! A notary validator's own check of Ethereum headers: on a notary channel whose source is an
+//! Ethereum chain, the validator asks its own Ethereum node for the hash of every header a
+//! relay carries, and refuses (does not admit, does not vote for) a transaction or proposal
+//! whose header is not on that node's chain. The notary SCORE's light client checks that the
+//! headers link up; this check ties them to the real chain, since on a dev chain nothing in a
+//! header proves it was produced by the chain's consensus.
+
+use nexus_btp::NOTARY_ADDRESS;
+use nexus_client::rpc::RpcClient;
+use nexus_light_clients::ethereum::{EthHeader, EthUpdate, MAX_UPDATE_BYTES};
+use nexus_proto::value::parse_bytes;
+use nexus_proto::{Hash32, SignedTransaction, TxData};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Hashes confirmed by the endpoint that are remembered.
+const KNOWN_LIMIT: usize = 8192;
+/// Longest wait for the endpoint per check.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The check, with the validator's Ethereum endpoint.
+pub struct EthEndpointCheck {
+    url: String,
+    known: Mutex<HashMap<u64, Hash32>>,
+}
+
+/// The (number, hash) of every header in the relay transactions among `txs` (undecodable
+/// updates are left to the notary SCORE, which refuses them).
+pub fn relayed_headers(txs: &[Arc<SignedTransaction>]) -> Vec<(u64, Hash32)> {
+    let mut out = Vec::new();
+    for st in txs {
+        let TxData::Call { method, params } = &st.tx.data else {
+            continue;
+        };
+        if st.tx.to != NOTARY_ADDRESS || method != "relay" {
+            continue;
+        }
+        let Some(updates) = params.get("_updates").and_then(|u| u.as_array()) else {
+            continue;
+        };
+        for u in updates.iter().filter_map(|u| u.as_str()) {
+            let Ok(raw) = parse_bytes("_updates", u, 2 * MAX_UPDATE_BYTES) else {
+                continue;
+            };
+            let Ok(update) = EthUpdate::decode(&raw) else {
+                continue;
+            };
+            out.extend(
+                update
+                    .headers
+                    .iter()
+                    .filter_map(|h| EthHeader::decode(h).ok())
+                    .map(|h| (h.number, h.hash)),
+            );
+        }
+    }
+    out
+}
+
+impl EthEndpointCheck {
+    /// A check against the Ethereum JSON-RPC endpoint at `url`.
+    pub fn new(url: &str) -> Self {
+        EthEndpointCheck {
+            url: url.to_string(),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Refuses when a header relayed by `txs` is not the endpoint's block at its number.
+    pub fn check(&self, txs: &[Arc<SignedTransaction>]) -> Result<(), String> {
+        let wanted: Vec<(u64, Hash32)> = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            relayed_headers(txs)
+                .into_iter()
+                .filter(|(n, h)| known.get(n) != Some(h))
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let url = self.url.clone();
+        let ask = wanted.clone();
+        // Its own thread and runtime: this runs inside consensus and RPC handlers, sync code
+        // on any kind of runtime, and must not stall their threads' other work.
+        let answers = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let rpc = RpcClient::new(&url);
+                let mut out = Vec::with_capacity(ask.len());
+                for (n, _) in &ask {
+                    let call = rpc.call(
+                        "eth_getBlockByNumber",
+                        serde_json::json!([format!("{n:#x}"), false]),
+                    );
+                    let v = tokio::time::timeout(TIMEOUT, call)
+                        .await
+                        .map_err(|_| format!("no answer from {url} within {TIMEOUT:?}"))?
+                        .map_err(|e| format!("{url}: {e}"))?;
+                    out.push(
+                        v["hash"]
+                            .as_str()
+                            .and_then(|h| Hash32::parse("hash", h).ok()),
+                    );
+                }
+                Ok::<_, String>(out)
+            })
+        })
+        .join()
+        .map_err(|_| "the Ethereum endpoint check panicked".to_string())??;
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() > KNOWN_LIMIT {
+            known.clear();
+        }
+        for ((n, h), theirs) in wanted.into_iter().zip(answers) {
+            match theirs {
+                Some(t) if t == h => {
+                    known.insert(n, h);
+                }
+                Some(t) => {
+                    return Err(format!(
+                        "Ethereum header {n} ({h}) is not on this validator's chain: its block {n} is {t}"
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "Ethereum header {n} ({h}): this validator's node has no block {n}"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
