@@ -138,7 +138,10 @@ impl EthInbound {
         }
         let mut out = Vec::new();
         for l in logs {
-            let seq = l.topics().get(1).map(|t| alloy::primitives::U256::from_be_bytes(t.0));
+            let seq = l
+                .topics()
+                .get(1)
+                .map(|t| alloy::primitives::U256::from_be_bytes(t.0));
             let Some(seq) = seq.and_then(|s| u128::try_from(s).ok()) else {
                 continue;
             };
@@ -151,7 +154,12 @@ impl EthInbound {
             let Some(r) = receipts.get(tx as usize) else {
                 continue;
             };
-            let Some(pos) = r.inner.logs().iter().position(|x| x.log_index == l.log_index) else {
+            let Some(pos) = r
+                .inner
+                .logs()
+                .iter()
+                .position(|x| x.log_index == l.log_index)
+            else {
                 continue;
             };
             let nodes = receipt_nodes(&encoded, tx as usize)
@@ -182,8 +190,10 @@ impl EthInbound {
         if st["kind"] != "eth" {
             return Err(bad("the notary's source is not an Ethereum chain"));
         }
-        let h = parse_u64("height", st["height"].as_str().unwrap_or("")).map_err(|_| bad("height"))?;
-        let rx = parse_u128("rxSeq", st["rxSeq"].as_str().unwrap_or("")).map_err(|_| bad("rxSeq"))?;
+        let h =
+            parse_u64("height", st["height"].as_str().unwrap_or("")).map_err(|_| bad("height"))?;
+        let rx =
+            parse_u128("rxSeq", st["rxSeq"].as_str().unwrap_or("")).map_err(|_| bad("rxSeq"))?;
         let c = parse_u64("confirmations", st["confirmations"].as_str().unwrap_or(""))
             .map_err(|_| bad("confirmations"))?;
         Ok((h, rx, c))
@@ -197,7 +207,11 @@ impl EthInbound {
     ) -> Result<(), PortalError> {
         let url = &self.link.source;
         let (head, rx, confirmations) = self.status(score).await?;
-        let tip = self.provider.get_block_number().await.map_err(|e| eth_err(url, e))?;
+        let tip = self
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| eth_err(url, e))?;
         let upto = tip.min(head + self.link.max_headers as u64);
         // Messages the headers relayed now will confirm.
         let scan_from = self.progress.load()?.map(|p| p.height).unwrap_or(0).max(1);
@@ -206,16 +220,22 @@ impl EthInbound {
         if scan_to >= scan_from {
             let filter = Filter::new()
                 .address(self.bmc)
-                .event_signature(B256::from(
-                    nexus_btp::stored_eth_client::message_topic().0,
-                ))
+                .event_signature(B256::from(nexus_btp::stored_eth_client::message_topic().0))
                 .from_block(scan_from)
                 .to_block(scan_to);
-            let logs = self.provider.get_logs(&filter).await.map_err(|e| eth_err(url, e))?;
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(|e| eth_err(url, e))?;
             let mut blocks: Vec<u64> = logs.iter().filter_map(|l| l.block_number).collect();
             blocks.dedup();
             for n in blocks {
-                let here: Vec<_> = logs.iter().filter(|l| l.block_number == Some(n)).cloned().collect();
+                let here: Vec<_> = logs
+                    .iter()
+                    .filter(|l| l.block_number == Some(n))
+                    .cloned()
+                    .collect();
                 let (_, _, root) = self.header(n).await?;
                 proofs.extend(self.proofs(n, root, rx, &here).await?);
             }
@@ -243,9 +263,12 @@ impl EthInbound {
             .await?;
         self.metrics.relayed(&self.name, proofs.len() as u64);
         if scan_to >= scan_from {
-            self.progress.save(Progress { height: scan_to + 1 })?;
+            self.progress.save(Progress {
+                height: scan_to + 1,
+            })?;
         }
-        self.metrics.progress(&self.name, upto, tip.saturating_sub(upto));
+        self.metrics
+            .progress(&self.name, upto, tip.saturating_sub(upto));
         if last_log.elapsed() >= Duration::from_secs(self.cfg.progress_every_s) {
             *last_log = Instant::now();
             tracing::info!(link = %self.name, relayed_headers_to = upto, source_tip = tip, messages = proofs.len(), "progress");

@@ -116,8 +116,17 @@ pub struct Anvil {
 impl Anvil {
     /// Starts anvil on a free port (mining on every transaction) and waits until it answers.
     pub fn start() -> Self {
-        let port = crate::free_ports(1)[0];
-        let child = Command::new(node_modules().join(".bin/anvil"))
+        Self::start_at(crate::free_ports(1)[0], 0)
+    }
+
+    /// Starts anvil on `port`, mining a block every `block_time_s` seconds (0: on every
+    /// transaction), and waits until it answers.
+    pub fn start_at(port: u16, block_time_s: u64) -> Self {
+        let mut cmd = Command::new(node_modules().join(".bin/anvil"));
+        if block_time_s > 0 {
+            cmd.args(["--block-time", &block_time_s.to_string()]);
+        }
+        let child = cmd
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args([
                 "--chain-id",

@@ -23,23 +23,36 @@ pub struct Hub {
     pub layout: HubLayout,
     chains: Vec<Option<Child>>,
     portals: Vec<Option<Child>>,
+    /// The Ethereum dev chain, when started with one.
+    pub anvil: Option<crate::eth::Anvil>,
 }
 
 impl Hub {
     /// Starts the validators and both chains, registers the light clients and verifiers, and
     /// starts one portal.
     pub async fn start() -> Hub {
+        Self::start_with(false).await
+    }
+
+    /// As [`Hub::start`], with an Ethereum dev chain (anvil, the contracts deployed, the
+    /// `notary-eth` channel and the portal's Ethereum links) when `eth`.
+    pub async fn start_with(eth: bool) -> Hub {
         let nexus = Cluster::init(4, None);
-        let p = free_ports(3);
+        let p = free_ports(4);
         let layout = hub::init_hub(
             nexus.dir.path(),
             &nexus.init,
             HubPorts {
                 chains: [p[0], p[1]],
                 portal: p[2],
+                eth: eth.then_some(p[3]),
             },
         )
         .expect("init hub");
+        let anvil = layout
+            .eth
+            .as_ref()
+            .map(|e| crate::eth::Anvil::start_at(e.rpc.port(), e.block_time_s));
         for c in &layout.chains {
             let cfg = std::fs::read_to_string(&c.config).expect("chain config");
             std::fs::write(
@@ -56,6 +69,7 @@ impl Hub {
             layout,
             chains: vec![None, None],
             portals: vec![],
+            anvil,
         };
         for i in 0..4 {
             h.nexus.spawn(i);
@@ -63,8 +77,19 @@ impl Hub {
         for i in 0..2 {
             h.spawn_chain(i);
         }
-        for c in &h.layout.chains {
-            let url = h.layout.notary_url(c);
+        let mut notaries: Vec<String> = h
+            .layout
+            .chains
+            .iter()
+            .map(|c| h.layout.notary_url(c))
+            .collect();
+        if let Some(e) = &h.layout.eth {
+            notaries.push(format!(
+                "http://{}/api/v3/{}",
+                h.layout.nexus_rpc, e.notary_channel
+            ));
+        }
+        for url in notaries {
             let deadline = Instant::now() + Duration::from_secs(60);
             while !answers(&url) {
                 assert!(Instant::now() < deadline, "{url} does not answer");

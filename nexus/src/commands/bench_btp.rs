@@ -121,6 +121,7 @@ pub async fn run(opts: BtpBenchOptions, dir: &Path) -> Result<Value> {
         HubPorts {
             chains: [p[8], p[9]],
             portal: p[10],
+            eth: None,
         },
     )?;
     let mut children = Vec::new();

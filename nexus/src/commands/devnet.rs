@@ -416,6 +416,7 @@ pub async fn run_network(
             crate::commands::hub::HubPorts {
                 chains: [port(20)?, port(21)?],
                 portal: port(30)?,
+                eth: Some(port(65)?),
             },
         )?;
         println!(
@@ -459,6 +460,26 @@ pub async fn run_network(
             channels,
         ));
     }
+    if let Some(eth) = hub.as_ref().and_then(|h| h.eth.as_ref()) {
+        let (bin, args) = crate::commands::hub_eth::anvil_command(eth)?;
+        let log_path = dir.join("eth/anvil.log");
+        std::fs::create_dir_all(dir.join("eth"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        children.push(
+            tokio::process::Command::new(&bin)
+                .args(&args)
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| NodeError::Config(format!("cannot start {}: {e}", bin.display())))?,
+        );
+        names.push("ethereum (anvil)".into());
+        logs.push(log_path);
+    }
     if let Some(hub) = &hub {
         for c in &hub.chains {
             let chain_dir = c.config.parent().unwrap_or(dir);
@@ -486,6 +507,28 @@ pub async fn run_network(
             .collect();
         urls.extend(hub.chains.iter().map(|c| c.url()));
         urls.extend(hub.chains.iter().map(|c| hub.notary_url(c)));
+        if let Some(e) = &hub.eth {
+            urls.push(format!(
+                "http://{}/api/v3/{}",
+                hub.nexus_rpc, e.notary_channel
+            ));
+            // Anvil answers JSON-RPC at its root.
+            let rpc = nexus_client::rpc::RpcClient::new(e.url());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while rpc
+                .call("eth_blockNumber", serde_json::Value::Null)
+                .await
+                .is_err()
+            {
+                if std::time::Instant::now() > deadline {
+                    return Err(NodeError::Config(format!(
+                        "anvil at {} did not answer within 30 s",
+                        e.url()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
         for u in &urls {
             nexus_client::rpc::RpcClient::new(u.clone())
                 .wait_ready(std::time::Duration::from_secs(60))

@@ -67,6 +67,9 @@ pub struct HubLayout {
     pub admin_password: String,
     /// `/metrics` and `/health` of the portal.
     pub portal_listen: SocketAddr,
+    /// The Ethereum dev chain, when the hub has one.
+    #[serde(default)]
+    pub eth: Option<crate::commands::hub_eth::EthLayout>,
 }
 
 impl HubLayout {
@@ -102,6 +105,8 @@ pub struct HubPorts {
     pub chains: [u16; 2],
     /// The portal's metrics.
     pub portal: u16,
+    /// Anvil's JSON-RPC, when the hub includes an Ethereum dev chain.
+    pub eth: Option<u16>,
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<(), NodeError> {
@@ -187,15 +192,47 @@ pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubL
             notary_nid,
         });
     }
-    // Every Nexus validator runs both notary channels.
+    // With Ethereum: the notary channel of the Ethereum chain.
+    let eth = ports.eth.map(|port| crate::commands::hub_eth::EthLayout {
+        network: "0x539.eth".into(),
+        chain_id: 0x539,
+        rpc: SocketAddr::from(([127, 0, 0, 1], port)),
+        block_time_s: 1,
+        confirmations: 2,
+        notary_channel: "notary-eth".into(),
+        notary_nid: 0x1539,
+    });
+    if let Some(e) = &eth {
+        let mut notary = public.clone();
+        notary.nid = format_int(e.notary_nid);
+        notary.channel = e.notary_channel.clone();
+        notary.tokens = vec![];
+        notary.accounts.push(relayer_account.clone());
+        notary.message = format!("Nexus notary channel of {}", e.network);
+        notary.btp = Some(GenesisBtp {
+            network: e.network.clone(),
+            notary: true,
+        });
+        notary.clone().parse()?;
+        write_json(&dir.join(format!("{}.json", e.notary_channel)), &notary)?;
+    }
+    let notary_channels: Vec<String> = chains
+        .iter()
+        .map(|c| c.notary_channel.clone())
+        .chain(eth.iter().map(|e| e.notary_channel.clone()))
+        .collect();
+    // Every Nexus validator runs every notary channel.
     for (i, node) in net.nodes.iter().enumerate() {
         let text = std::fs::read_to_string(&node.config)?;
         let (header, body) = text.split_once('\n').unwrap_or(("", &text));
         let mut cfg: NodeConfig =
             toml::from_str(body).map_err(|e| NodeError::Config(e.to_string()))?;
-        for c in &chains {
+        if let Some(e) = &eth {
+            cfg.eth_endpoints.insert(e.notary_channel.clone(), e.url());
+        }
+        for c in &notary_channels {
             cfg.channels.push(ChannelConfig {
-                genesis: PathBuf::from(format!("../{}.json", c.notary_channel)),
+                genesis: PathBuf::from(format!("../{c}.json")),
                 peers: net
                     .nodes
                     .iter()
@@ -221,6 +258,7 @@ pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubL
         admin_keystore: net.funded_keystore.clone(),
         admin_password: net.funded_password.clone(),
         portal_listen: SocketAddr::from(([127, 0, 0, 1], ports.portal)),
+        eth,
     };
     std::fs::copy(&relayer_keystore, portal_dir.join("relayer.json"))?;
     crate::keystore::write_private(
@@ -231,7 +269,7 @@ pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubL
     Ok(layout)
 }
 
-async fn call_tx(
+pub(crate) async fn call_tx(
     rpc: &RpcClient,
     key: &KeyPair,
     nid: u64,
@@ -277,7 +315,7 @@ async fn call_tx(
 
 /// A final header of a channel and the validator set that votes on the next one, as hex:
 /// what a light client is set up with.
-async fn checkpoint(rpc: &RpcClient) -> Result<(u64, String, String), NodeError> {
+pub(crate) async fn checkpoint(rpc: &RpcClient) -> Result<(u64, String, String), NodeError> {
     let err = |e: nexus_client::rpc::ClientError| NodeError::Config(format!("{}: {e}", rpc.url()));
     let last = rpc
         .call("icx_getLastBlock", Value::Null)
@@ -362,6 +400,13 @@ pub async fn connect(dir: &Path, hub: &HubLayout) -> Result<(), NodeError> {
                                  "destination": d.url(), "start_height": h}));
         }
     }
+    let (mut eth_inbound, mut eth_outbound) = (Vec::new(), Vec::new());
+    if let Some(e) = &hub.eth {
+        let links = crate::commands::hub_eth::connect(dir, hub, e).await?;
+        eth_inbound = links.eth_inbound;
+        eth_outbound = links.eth_outbound;
+        outbound.extend(links.outbound);
+    }
     let portal = json!({
         "keystore": "relayer.json",
         "keystore_password_file": "relayer.password",
@@ -369,6 +414,8 @@ pub async fn connect(dir: &Path, hub: &HubLayout) -> Result<(), NodeError> {
         "listen": hub.portal_listen.to_string(),
         "inbound": inbound,
         "outbound": outbound,
+        "eth_inbound": eth_inbound,
+        "eth_outbound": eth_outbound,
     });
     let text = toml::to_string_pretty(&portal).map_err(|e| NodeError::Config(e.to_string()))?;
     std::fs::write(

@@ -6,4 +6,5 @@ pub mod bench_btp;
 pub mod cli;
 pub mod devnet;
 pub mod hub;
+pub mod hub_eth;
 pub mod wallet;
