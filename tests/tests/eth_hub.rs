@@ -12,8 +12,6 @@
 
 use alloy::primitives::{keccak256 as k256, Address as EthAddress, U256};
 use alloy::providers::Provider;
-use alloy::rpc::types::TransactionReceipt;
-use alloy::sol_types::SolEvent;
 use nexus_light_clients::ethereum::EthUpdate;
 use nexus_proto::value::format_bytes;
 use nexus_proto::KeyPair;
@@ -41,15 +39,6 @@ where
     }
 }
 
-fn started_sn(r: &TransactionReceipt) -> U256 {
-    r.inner
-        .logs()
-        .iter()
-        .find_map(|l| TokenService::TransferStart::decode_log_data(l.data()).ok())
-        .map(|e| e.sn)
-        .expect("a TransferStart event")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ether_and_icx_cross_between_ethereum_and_a_chain_through_nexus() {
     let mut hub = Hub::start_with(true).await;
@@ -68,17 +57,33 @@ async fn ether_and_icx_cross_between_ethereum_and_a_chain_through_nexus() {
     let god = hub.funded_key();
 
     // Ethereum -> A: 3 Ether locked, 3 wrapped ETH arrive at bob on A, the transfer settles.
-    let r = ts
-        .transferNative(format!("{a_net}/{}", bob.address()))
-        .value(U256::from(3 * ETHER))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
+    // Sent with the CLI a user would use (`nexus wallet eth-transfer`).
+    let out = std::process::Command::new(nexus_tests::nexus_bin())
+        .args([
+            "wallet",
+            "eth-transfer",
+            "--eth-rpc",
+            &anvil.url,
+            "--token-service",
+            &contracts.token,
+        ])
+        .args([
+            "--to",
+            &format!("{a_net}/{}", bob.address()),
+            "--value",
+            "3",
+        ])
+        .env("NEXUS_ETH_KEY", USER_KEY)
+        .output()
         .unwrap();
-    assert!(r.status());
-    let sn = started_sn(&r);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sn =
+        U256::from_str_radix(printed["sn"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
     wait_for(&hub, "wrapped ETH on A", || async {
         hub.wrapped(0, ETH_TOKEN, &bob.address()).await == 3 * ETHER
     })

@@ -190,6 +190,25 @@ enum WalletCmd {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Send Ether from an Ethereum account to another chain through the hub (the Ethereum
+    /// token service's `transferNative`).
+    EthTransfer {
+        /// Ethereum JSON-RPC URL (the devnet prints it).
+        #[arg(long)]
+        eth_rpc: String,
+        /// The token service contract (0x...; the devnet prints it).
+        #[arg(long)]
+        token_service: String,
+        /// The sender's Ethereum secret key, 0x + 64 hex digits (or set NEXUS_ETH_KEY).
+        #[arg(long, env = "NEXUS_ETH_KEY", hide_env_values = true)]
+        eth_key: String,
+        /// Receiver: <network>/<address>, such as 0x101.loop/hx...
+        #[arg(long)]
+        to: String,
+        /// Amount in Ether, such as 1.5 (or wei as 0x...).
+        #[arg(long)]
+        value: String,
+    },
     /// Where a BTP message sent from this chain is: sent, notarized, delivered, refunded.
     BtpStatus {
         /// The service serial number `btp-transfer` printed.
@@ -418,6 +437,23 @@ async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
                 }
                 None => wallet::query(&rpc, to, &method, params.as_deref()).await?,
             };
+            print(&out);
+        }
+        WalletCmd::EthTransfer {
+            eth_rpc,
+            token_service,
+            eth_key,
+            to,
+            value,
+        } => {
+            let out = wallet::eth_transfer(
+                &eth_rpc,
+                &token_service,
+                &eth_key,
+                &to,
+                wallet::parse_amount(&value)?,
+            )
+            .await?;
             print(&out);
         }
         WalletCmd::BtpTransfer {

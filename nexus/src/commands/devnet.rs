@@ -461,7 +461,10 @@ pub async fn run_network(
         ));
     }
     if let Some(eth) = hub.as_ref().and_then(|h| h.eth.as_ref()) {
-        let (bin, args) = crate::commands::hub_eth::anvil_command(eth)?;
+        let (bin, mut args) = crate::commands::hub_eth::anvil_command(eth)?;
+        args.extend(crate::commands::hub_eth::anvil_state_args(
+            &dir.join("eth/state.json"),
+        ));
         let log_path = dir.join("eth/anvil.log");
         std::fs::create_dir_all(dir.join("eth"))?;
         let log = std::fs::OpenOptions::new()
@@ -629,6 +632,44 @@ pub async fn run_network(
             hub.portal_config.display()
         );
         println!("  relayer  {} (funded on every chain)", hub.relayer);
+        if let Some(e) = &hub.eth {
+            let c = crate::commands::hub_eth::contracts(dir);
+            println!(
+                "  ethereum (anvil)  network {}  chain id {}  JSON-RPC {}  log {}",
+                e.network,
+                e.chain_id,
+                e.url(),
+                dir.join("eth/anvil.log").display()
+            );
+            if let Some(c) = &c {
+                println!(
+                    "    BMC {}  verifier {}  token service {}",
+                    c.bmc, c.verifier, c.token
+                );
+            }
+            println!(
+                "    notary channel {} (nid {}) on every validator; accounts: anvil's dev accounts (mnemonic \"test test ... junk\")",
+                e.notary_channel,
+                format_int(e.notary_nid)
+            );
+            if let (Some(c), Some(a)) = (&c, hub.chains.first()) {
+                let exe = std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "nexus".into());
+                println!(
+                    "Try:  {exe} wallet eth-transfer --eth-rpc {} --token-service {} --eth-key 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a --to {}/{god} --value 1",
+                    e.url(),
+                    c.token,
+                    a.network
+                );
+                println!(
+                    "      {exe} wallet call --to {} --method balanceOf --params '{{\"_token\":\"btp-{}-ETH\",\"_owner\":\"{god}\"}}' --rpc {}",
+                    nexus_btp::BMC_ADDRESS,
+                    e.network,
+                    a.url()
+                );
+            }
+        }
         if let [a, b] = &hub.chains[..] {
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())

@@ -95,6 +95,17 @@ pub fn anvil_command(eth: &EthLayout) -> Result<(PathBuf, Vec<String>), NodeErro
     Ok((bin, args))
 }
 
+/// Anvil's arguments to keep its chain in `state` across devnet restarts (dumped every
+/// 2 seconds, loaded at start).
+pub fn anvil_state_args(state: &Path) -> Vec<String> {
+    vec![
+        "--state".into(),
+        state.display().to_string(),
+        "--state-interval".into(),
+        "2".into(),
+    ]
+}
+
 /// Compiles `contracts/src` with solc-js into `out`.
 fn compile(out: &Path) -> Result<Value, NodeError> {
     let contracts = std::env::var("NEXUS_CONTRACTS")

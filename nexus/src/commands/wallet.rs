@@ -184,3 +184,56 @@ mod tests {
         assert_eq!(format_icx(3 * ICX), "3");
     }
 }
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface EthTokenService {
+        function transferNative(string to) external payable returns (uint256);
+        event TransferStart(address indexed from, string to, uint256 indexed sn, uint256 value);
+    }
+}
+
+/// Sends `wei` from an Ethereum account to `to` (`<network>/<account>`) through the token
+/// service at `service`; returns the transaction and the transfer's serial number.
+pub async fn eth_transfer(
+    url: &str,
+    service: &str,
+    key: &str,
+    to: &str,
+    wei: u128,
+) -> anyhow::Result<serde_json::Value> {
+    use alloy::providers::{Provider, ProviderBuilder};
+    use alloy::sol_types::SolEvent;
+    let signer: alloy::signers::local::PrivateKeySigner = key
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--eth-key: expected 0x and 64 hex digits"))?;
+    let service: alloy::primitives::Address = service.parse().map_err(|_| {
+        anyhow::anyhow!("--token-service: expected 0x and 40 hex digits, got {service:?}")
+    })?;
+    anyhow::ensure!(
+        to.contains('/'),
+        "--to: expected <network>/<account>, got {to:?}"
+    );
+    let p = ProviderBuilder::new()
+        .wallet(signer)
+        .connect_http(url.parse().map_err(|e| anyhow::anyhow!("--eth-rpc: {e}"))?)
+        .erased();
+    let r = EthTokenService::new(service, p)
+        .transferNative(to.to_string())
+        .value(alloy::primitives::U256::from(wei))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    anyhow::ensure!(r.status(), "transaction {} reverted", r.transaction_hash);
+    let sn = r
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| EthTokenService::TransferStart::decode_log_data(l.data()).ok())
+        .map(|e| format!("{:#x}", e.sn));
+    Ok(
+        serde_json::json!({"txHash": r.transaction_hash.to_string(), "block": r.block_number, "sn": sn}),
+    )
+}
