@@ -35,7 +35,7 @@ pub struct BtpBenchOptions {
     pub rate: u64,
 }
 
-fn spawn(exe: &Path, args: &[&str], config: &Path, log: &Path) -> Result<Child> {
+pub(crate) fn spawn(exe: &Path, args: &[&str], config: &Path, log: &Path) -> Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -51,7 +51,7 @@ fn spawn(exe: &Path, args: &[&str], config: &Path, log: &Path) -> Result<Child> 
         .with_context(|| format!("spawn {}", exe.display()))
 }
 
-async fn wait_answers(url: &str) -> Result<()> {
+pub(crate) async fn wait_answers(url: &str) -> Result<()> {
     RpcClient::new(url)
         .wait_ready(Duration::from_secs(60))
         .await

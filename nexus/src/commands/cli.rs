@@ -93,6 +93,15 @@ enum Cmd {
         #[arg(long)]
         accounts: Option<u64>,
     },
+    /// Ethereum figures: receipt-proof checks per second in the light client, and Ether
+    /// round trips Ethereum -> chain A -> Ethereum through the hub (anvil, four validators,
+    /// chains, portal). JSON on the last line. Gas per relayed message: `cargo nextest run -p
+    /// nexus-tests --test eth_contracts gas --no-capture`.
+    BenchEth {
+        /// Transfers in each direction.
+        #[arg(long, default_value_t = 5)]
+        trips: usize,
+    },
     /// Measure BTP messages through one notary channel of four validators (starts its own hub:
     /// validators, chains A and B, a portal).
     BenchBtp {
@@ -372,6 +381,19 @@ async fn run(cli: Cli) -> Result<()> {
                 "{} messages A -> notary-a -> B: {} delivered/s, source to delivered p50 {} ms p99 {} ms, notary CPU {} us/message/validator",
                 summary["messages"], summary["delivered_per_sec"], summary["source_to_delivered_ms_p50"],
                 summary["source_to_delivered_ms_p99"], summary["notary_cpu_us_per_message_per_validator"]
+            );
+            println!("{summary}");
+        }
+        Cmd::BenchEth { trips } => {
+            anyhow::ensure!((1..=1000).contains(&trips), "--trips: expected 1..=1000");
+            let dir = std::env::temp_dir().join(format!("nexus-bench-eth-{}", std::process::id()));
+            let summary = crate::commands::bench_eth::run(trips, &dir).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            let summary = summary?;
+            eprintln!(
+                "receipt proofs {} /s (secp256k1 {} /s); Ether to chain A p50 {} ms, back p50 {} ms ({} trips)",
+                summary["receipt_proofs_verified_per_sec_one_core"], summary["secp256k1_recover_per_sec_one_core"],
+                summary["eth_to_chain_ms_p50"], summary["chain_to_eth_ms_p50"], trips
             );
             println!("{summary}");
         }
