@@ -171,6 +171,12 @@ async fn ether_and_icx_cross_between_ethereum_and_a_chain_through_nexus() {
     })
     .await;
     assert_eq!(w.totalSupply().call().await.unwrap(), U256::from(3 * ICX));
+    // A's ICX locked in its BMC (only Ethereum was sent any here) = the ERC-20's supply.
+    assert_eq!(
+        nexus_tests::balance(&hub.rpc(0), &nexus_btp::BMC_ADDRESS).await,
+        3 * ICX,
+        "locked on A = wrapped on Ethereum"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         nexus_tests::balance(&hub.rpc(0), &bob.address()).await,
