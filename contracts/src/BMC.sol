@@ -30,6 +30,7 @@ contract BMC {
     IVerifier public verifier;
     uint256 public txSeq;
     mapping(bytes32 => address) public services;
+    bool private delivering;
 
     event Message(string next, uint256 indexed seq, bytes msg);
     event BTPEvent(string src, int256 nsn, string next, string what);
@@ -39,6 +40,7 @@ contract BMC {
     error NotService(string svc, address caller);
     error WrongDestination(string expected, string got);
     error WrongSource(string expected, string got);
+    error Reentered();
 
     constructor(string memory network_) {
         network = network_;
@@ -82,11 +84,16 @@ contract BMC {
     }
 
     /// Delivers a relay of notarized messages (checked by the verifier first).
+    /// Not reentrant: a service or a recipient called during delivery cannot slip a later
+    /// relay in before the rest of this one.
     function handleRelayMessage(bytes calldata relay) external {
+        if (delivering) revert Reentered();
+        delivering = true;
         (string memory src, bytes[] memory msgs) = verifier.verify(relay);
         for (uint256 i = 0; i < msgs.length; i++) {
             deliver(src, msgs[i]);
         }
+        delivering = false;
     }
 
     function deliver(string memory src, bytes memory m) internal {

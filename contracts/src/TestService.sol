@@ -5,7 +5,8 @@ import {IService} from "./BMC.sol";
 
 /// A service for the contract tests only: records the hash of what the BMC delivers (one storage
 /// slot per message, about what a token transfer writes), refuses payloads that start with
-/// "fail", and sends messages through the BMC on request.
+/// "fail", tries to deliver the rest of a payload that starts with "reenter" as a relay (which
+/// the BMC must refuse), and sends messages through the BMC on request.
 contract TestService is IService {
     address public immutable bmc;
     bytes32[] public received;
@@ -23,6 +24,14 @@ contract TestService is IService {
     function handleBTPMessage(string calldata, int256, bytes calldata msg_) external {
         require(msg.sender == bmc, "only the BMC");
         require(!(msg_.length >= 4 && bytes4(msg_[0:4]) == bytes4("fail")), "refused by the test service");
+        if (msg_.length >= 7 && keccak256(msg_[0:7]) == keccak256("reenter")) {
+            (bool ok, bytes memory err) = bmc.call(abi.encodeWithSignature("handleRelayMessage(bytes)", msg_[7:]));
+            if (!ok) {
+                assembly {
+                    revert(add(err, 32), mload(err))
+                }
+            }
+        }
         received.push(keccak256(msg_));
     }
 

@@ -314,6 +314,34 @@ async fn every_forged_relay_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_relay_cannot_be_slipped_in_while_another_is_delivered() {
+    let mut s = setup().await;
+    // The later relay (seq 2), valid on its own, handed to a service that tries to deliver it
+    // from inside the delivery of seq 1.
+    let (d2, items2) = decide(12, HERE, &[(2, btp(0, b"later", 2))], vec![]);
+    let later = relay(&d2, &s.signers(3), &items2);
+    let payload = [b"reenter".as_slice(), later.as_ref()].concat();
+    s.height = 11;
+    let (d1, items1) = decide(11, HERE, &[(1, btp(4, &payload, 1))], vec![]);
+    let r = s.send(relay(&d1, &s.signers(3), &items1)).await;
+    let replies = Setup::sent(&r);
+    assert_eq!(
+        ErrorMessage::decode(&replies[0].msg).unwrap().code,
+        4,
+        "the service's reentry reverted"
+    );
+    assert_eq!(
+        s.rx_seq().await,
+        U256::from(1),
+        "seq 2 was not delivered from inside"
+    );
+    assert_eq!(s.received().await, U256::ZERO);
+    // Delivered normally afterwards.
+    s.send(later).await;
+    assert_eq!(s.rx_seq().await, U256::from(2));
+}
+
+#[tokio::test]
 async fn the_notary_set_rotates_by_a_decision_the_old_set_signed() {
     use NexusVerifier::NexusVerifierErrors as E;
     let s = setup().await;

@@ -18,6 +18,9 @@ use std::time::Duration;
 const KNOWN_LIMIT: usize = 8192;
 /// Longest wait for the endpoint per check.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// Most relayed headers one check asks the endpoint about (a transaction or a block carrying
+/// more is refused: a relay would otherwise make every validator query its node without bound).
+pub const MAX_CHECKED_HEADERS: usize = 1024;
 
 /// The check, with the validator's Ethereum endpoint.
 pub struct EthEndpointCheck {
@@ -71,13 +74,22 @@ impl EthEndpointCheck {
     pub fn check(&self, txs: &[Arc<SignedTransaction>]) -> Result<(), String> {
         let wanted: Vec<(u64, Hash32)> = {
             let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            relayed_headers(txs)
+            let mut w: Vec<(u64, Hash32)> = relayed_headers(txs)
                 .into_iter()
                 .filter(|(n, h)| known.get(n) != Some(h))
-                .collect()
+                .collect();
+            w.sort();
+            w.dedup();
+            w
         };
         if wanted.is_empty() {
             return Ok(());
+        }
+        if wanted.len() > MAX_CHECKED_HEADERS {
+            return Err(format!(
+                "{} new Ethereum headers to check, at most {MAX_CHECKED_HEADERS} per transaction or block",
+                wanted.len()
+            ));
         }
         let url = self.url.clone();
         let ask = wanted.clone();
@@ -133,5 +145,102 @@ impl EthEndpointCheck {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nexus_proto::value::format_bytes;
+    use nexus_proto::{Address, KeyPair, Transaction};
+    use serde_json::json;
+
+    fn header(n: u64) -> Vec<u8> {
+        // parentHash, ommers, beneficiary, state, txs, receipts, bloom, difficulty, number,
+        // gasLimit, gasUsed, timestamp, extra, mix, nonce.
+        let h = alloy_rlp::Bytes::from(vec![0u8; 32]);
+        let a = alloy_rlp::Bytes::from(vec![0u8; 20]);
+        let bloom = alloy_rlp::Bytes::from(vec![0u8; 256]);
+        let nonce = alloy_rlp::Bytes::from(vec![0u8; 8]);
+        let z = 0u64;
+        let items: [&dyn alloy_rlp::Encodable; 15] = [
+            &h, &h, &a, &h, &h, &h, &bloom, &z, &n, &z, &z, &z, &z, &h, &nonce,
+        ];
+        let mut out = Vec::new();
+        alloy_rlp::Header {
+            list: true,
+            payload_length: items.iter().map(|i| i.length()).sum(),
+        }
+        .encode(&mut out);
+        for i in items {
+            i.encode(&mut out);
+        }
+        out
+    }
+
+    fn relay_tx(to: Address, method: &str, headers: usize) -> Arc<SignedTransaction> {
+        relay_tx_from(to, method, 1, headers)
+    }
+
+    fn relay_tx_from(
+        to: Address,
+        method: &str,
+        first: u64,
+        headers: usize,
+    ) -> Arc<SignedTransaction> {
+        let update = EthUpdate {
+            headers: (0..headers as u64).map(|n| header(first + n)).collect(),
+        };
+        let params = json!({"_updates": [format_bytes(&update.encode())], "_proofs": []});
+        let tx = Transaction {
+            from: KeyPair::generate().address(),
+            to,
+            value: 0,
+            step_limit: 1,
+            timestamp: 1,
+            nid: 1,
+            nonce: None,
+            data: TxData::Call {
+                method: method.into(),
+                params: params.as_object().cloned().unwrap_or_default(),
+            },
+        };
+        Arc::new(tx.sign(&KeyPair::generate()).expect("sign"))
+    }
+
+    #[test]
+    fn only_relays_to_the_notary_score_are_read() {
+        assert_eq!(
+            relayed_headers(&[relay_tx(NOTARY_ADDRESS, "relay", 3)]).len(),
+            3
+        );
+        assert!(relayed_headers(&[relay_tx(nexus_btp::BMC_ADDRESS, "relay", 3)]).is_empty());
+        assert!(relayed_headers(&[relay_tx(NOTARY_ADDRESS, "getStatus", 3)]).is_empty());
+    }
+
+    #[test]
+    fn without_headers_nothing_is_asked() {
+        // An endpoint that does not exist: never contacted.
+        let c = EthEndpointCheck::new("http://127.0.0.1:1");
+        assert!(c
+            .check(&[relay_tx(nexus_btp::BMC_ADDRESS, "relay", 3)])
+            .is_ok());
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_refuses() {
+        let c = EthEndpointCheck::new("http://127.0.0.1:1");
+        assert!(c.check(&[relay_tx(NOTARY_ADDRESS, "relay", 1)]).is_err());
+    }
+
+    #[test]
+    fn too_many_headers_are_refused_before_any_request() {
+        let c = EthEndpointCheck::new("http://127.0.0.1:1");
+        let txs: Vec<_> = (0..5)
+            .map(|i| relay_tx_from(NOTARY_ADDRESS, "relay", 1 + 250 * i, 250))
+            .collect();
+        assert_eq!(relayed_headers(&txs).len(), 1250);
+        let e = c.check(&txs).expect_err("too many");
+        assert!(e.contains("at most"), "{e}");
     }
 }
