@@ -340,4 +340,45 @@ mod tests {
         assert_eq!(c.poll_ms, 50);
         assert!(toml::from_str::<PortalConfig>("pol_ms = 3").is_err());
     }
+
+    #[test]
+    fn ethereum_links_are_checked() {
+        let toml_text = r#"
+            [[eth_inbound]]
+            name = "eth-in"
+            source = "http://127.0.0.1:8545"
+            bmc = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+            notary = "http://127.0.0.1:9080/api/v3/notary-eth"
+
+            [[eth_outbound]]
+            name = "a-to-eth"
+            notary = "http://127.0.0.1:9080/api/v3/notary-a"
+            destination = "http://127.0.0.1:8545"
+            bmc = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+            key_file = "eth.key"
+        "#;
+        let c: PortalConfig = toml::from_str(toml_text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            (c.eth_outbound[0].max_gas, c.eth_outbound[0].max_messages),
+            (10_000_000, 100)
+        );
+        assert_eq!(c.eth_inbound[0].max_headers, 128);
+        let named = |c: &PortalConfig| c.validate().unwrap_err().to_string();
+        let mut bad = c.clone();
+        bad.eth_outbound[0].bmc = "0x５FbDB2315678afecb367f032d93F642f64180aa3".into();
+        assert!(named(&bad).contains("bmc"), "{}", named(&bad));
+        let mut bad = c.clone();
+        bad.eth_outbound[0].max_gas = u64::MAX;
+        assert!(named(&bad).contains("max_gas"));
+        let mut bad = c.clone();
+        bad.eth_inbound[0].max_headers = 0;
+        assert!(named(&bad).contains("max_headers"));
+        let mut bad = c.clone();
+        bad.eth_inbound[0].name = "a-to-eth".into();
+        assert!(named(&bad).contains("used twice"));
+        assert!(
+            toml::from_str::<PortalConfig>("[[eth_inbound]]\nname = \"x\"\nsurprise = 1").is_err()
+        );
+    }
 }
