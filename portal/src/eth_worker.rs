@@ -248,10 +248,14 @@ impl EthWorker {
         while height < end {
             let h = height + 1;
             let block = self.notary.messages(h).await?;
-            let wanted = block
-                .messages
-                .iter()
-                .any(|m| m.next == ends.dst && m.seq > rx);
+            // A block that changes the notary set goes too (its decision names the next set,
+            // signed by the current one), or the verifier could not follow.
+            let rotation = block.validators_change && h > ctx.height;
+            let wanted = rotation
+                || block
+                    .messages
+                    .iter()
+                    .any(|m| m.next == ends.dst && m.seq > rx);
             if wanted {
                 let (d, sigs, answer) = self.gather(h, &ctx.set).await?;
                 if sigs.len() < need {
@@ -270,15 +274,22 @@ impl EthWorker {
                         what,
                     })?;
                 let sigs = &sigs[..need];
-                let mut chunk = self.link.max_messages;
+                // A rotation goes in one transaction: the verifier changes sets after it, so a
+                // second part signed by the old set would no longer verify.
+                let mut chunk = if rotation {
+                    items.len().max(1)
+                } else {
+                    self.link.max_messages
+                };
                 let mut at = 0;
-                while at < items.len() {
+                let mut sent_rotation = false;
+                while at < items.len() || (rotation && !sent_rotation) {
                     let part = &items[at..items.len().min(at + chunk)];
                     let relay: Bytes = encode_relay(&d, sigs, part).into();
                     let call = ends.bmc.handleRelayMessage(relay);
                     let gas = call.estimate_gas().await.map_err(|e| eth_err(url, e))?;
                     if gas > self.link.max_gas {
-                        if chunk == 1 {
+                        if chunk == 1 || rotation {
                             return Err(eth_err(
                                 url,
                                 format!(
@@ -307,6 +318,13 @@ impl EthWorker {
                     self.metrics.relayed(&self.name, part.len() as u64);
                     rx = part.last().map(|i| i.seq).unwrap_or(rx);
                     at += part.len();
+                    sent_rotation = true;
+                }
+                if rotation {
+                    // The verifier now holds the next set: read it again before going on.
+                    tracing::info!(link = %self.name, height = h, set = d.next_set.len(), "notary set rotated on Ethereum");
+                    self.progress.save(Progress { height: h })?;
+                    return Ok(());
                 }
             }
             height = h;
@@ -387,7 +405,21 @@ fn parse_decision(v: &Value) -> Result<Decision, String> {
             .map_err(|e| e.to_string())?,
         block_hash: hash_field(v, "blockHash")?,
         messages_root: hash_field(v, "messagesRoot")?,
-        next_set: vec![],
+        next_set: match v["nextSet"].as_array() {
+            None => vec![],
+            Some(list) if list.len() > 256 => {
+                return Err(format!("nextSet of {} addresses", list.len()))
+            }
+            Some(list) => list
+                .iter()
+                .map(|a| {
+                    parse_bytes("nextSet", a.as_str().unwrap_or_default(), 20)
+                        .ok()
+                        .and_then(|b| <[u8; 20]>::try_from(b.as_slice()).ok())
+                        .ok_or_else(|| format!("nextSet: expected 20-byte addresses, got {a}"))
+                })
+                .collect::<Result<_, _>>()?,
+        },
     })
 }
 

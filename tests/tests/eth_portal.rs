@@ -165,4 +165,96 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
     );
     let log = std::fs::read_to_string(dir.join("portal-9.log")).unwrap();
     assert!(log.contains("a-to-eth"), "the link logs its progress");
+
+    // The notary set of notary-a changes to validators 0..2 (with their public keys): the
+    // decision of the change, signed by the old set, rotates the Ethereum verifier, and later
+    // messages verify with signatures of the new set.
+    let keys: Vec<KeyPair> = hub
+        .nexus
+        .init
+        .nodes
+        .iter()
+        .map(|n| {
+            let cfg = nexus::config::NodeConfig::load(&n.config).unwrap();
+            nexus::keystore::load(&cfg.keystore, &cfg.keystore_password().unwrap()).unwrap()
+        })
+        .collect();
+    let notary_rpc = hub.nexus.rpc_on(0, &notary);
+    let set_validators = async |public_keys: Vec<String>| {
+        // Far enough ahead that the transaction's own block is below it by the margin.
+        let head = notary_rpc
+            .call("icx_getLastBlock", serde_json::Value::Null)
+            .await
+            .unwrap()["height"]
+            .as_u64()
+            .unwrap();
+        let at = head + nexus::execution::score::chain_score::CHANGE_MARGIN + 40;
+        let params = serde_json::json!({
+            "_validators": keys[..3].iter().map(|k| k.address().to_string()).collect::<Vec<_>>(),
+            "_height": format!("{at:#x}"),
+            "_publicKeys": public_keys,
+        });
+        nexus_proto::Transaction {
+            from: god.address(),
+            to: nexus_proto::Address::SYSTEM,
+            value: 0,
+            step_limit: 100_000_000,
+            timestamp: nexus_tests::now_us(),
+            nid: hub.chain(0).notary_nid,
+            nonce: None,
+            data: nexus_proto::TxData::Call {
+                method: "setValidators".into(),
+                params: params.as_object().cloned().unwrap(),
+            },
+        }
+        .sign(&god)
+        .unwrap()
+    };
+    let pk = |k: &KeyPair| format!("0x{}", hex::encode(k.public_key().serialize_uncompressed()));
+    // Keys that do not belong to the addresses are refused.
+    let wrong = set_validators(vec![pk(&keys[3]), pk(&keys[1]), pk(&keys[2])]).await;
+    let r = notary_rpc
+        .call(
+            "icx_sendTransactionAndWait",
+            serde_json::Value::Object(wrong.raw),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "0x0", "{r}");
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("_publicKeys"),
+        "{r}"
+    );
+    let right = set_validators(keys[..3].iter().map(pk).collect()).await;
+    let r = notary_rpc
+        .call(
+            "icx_sendTransactionAndWait",
+            serde_json::Value::Object(right.raw),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "0x1", "{r}");
+    let new_set: Vec<EthAddress> = keys[..3]
+        .iter()
+        .map(|k| EthAddress::from(nexus_btp::decision::eth_address(k)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while bmv.context(a.clone()).call().await.unwrap().set != new_set {
+        assert!(
+            Instant::now() < deadline,
+            "the verifier did not rotate; eth portal log:\n{}",
+            tail(
+                &std::fs::read_to_string(dir.join("portal-9.log")).unwrap_or_default(),
+                40
+            )
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..2 {
+        hub.send_icx(0, &god, &bob.address(), ICX).await;
+    }
+    wait_rx(&bmv, &a, 10, &hub).await;
 }

@@ -887,6 +887,12 @@ impl Chain {
         state::balance(&DbView(&self.store), addr)
     }
 
+    /// A SCORE's stored value in the committed state.
+    pub fn score_value(&self, score: &Address, key: &[u8]) -> Option<Vec<u8>> {
+        use crate::ledger::state::StateView;
+        DbView(&self.store).get(&state::score_key(score, key))
+    }
+
     /// True when a native SCORE lives at `addr`.
     pub fn score_api(&self, addr: &Address) -> Option<Value> {
         self.scores.get(addr).map(|s| s.api())

@@ -11,7 +11,9 @@
 //!   for verifiers that check signatures with `ecrecover` (`nexus_btp::decision`), this
 //!   validator's signature of it, and each message with its path. A validator signs only
 //!   final blocks, so it never signs two decisions for one height; a portal collects more than
-//!   2/3 of the signatures from the validators and submits them with the messages.
+//!   2/3 of the signatures from the validators and submits them with the messages. A block
+//!   that changes the notary set names the next set (Ethereum addresses), so verifiers rotate
+//!   on a decision the old set signed.
 //!
 //! Every answer is bytes a light client verifies; the node is not trusted for any of it.
 
@@ -172,13 +174,33 @@ fn decision(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError>
         )));
     }
     let h = &block.header;
-    if h.next_validators_hash != h.validators_hash {
-        return Err(IconError::invalid_params(format!(
-            "block {} changes the notary set; a decision naming the next set by Ethereum \
-             address is not supported yet (rotate such verifiers by their owner)",
-            format_int(height)
-        )));
-    }
+    // A change of the set: the decision names the next set by Ethereum address, stored by the
+    // chain SCORE when the change came with the validators' public keys.
+    let next_set: Vec<[u8; 20]> = if h.next_validators_hash == h.validators_hash {
+        vec![]
+    } else {
+        let raw = api
+            .chain
+            .score_value(
+                &Address::SYSTEM,
+                &crate::execution::score::chain_score::eth_set_key(height + 1),
+            )
+            .ok_or_else(|| {
+                IconError::invalid_params(format!(
+                    "block {} changes the notary set, and the change did not name the new \
+                     validators' public keys (setValidators _publicKeys), so no decision can \
+                     name the next set to Ethereum verifiers",
+                    format_int(height)
+                ))
+            })?;
+        raw.chunks_exact(20)
+            .map(|c| {
+                let mut a = [0u8; 20];
+                a.copy_from_slice(c);
+                a
+            })
+            .collect()
+    };
     let receipts = api.chain.receipts_of(&block)?;
     let mut messages = Vec::new();
     for e in receipts.iter().flat_map(|r| &r.event_logs) {
@@ -201,7 +223,7 @@ fn decision(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError>
         height,
         block_hash: block.hash(),
         messages_root: tree.root(),
-        next_set: vec![],
+        next_set,
     };
     let validators = api
         .chain
@@ -233,7 +255,7 @@ fn decision(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError>
         "height": format_int(height),
         "blockHash": d.block_hash.to_string(),
         "messagesRoot": d.messages_root.to_string(),
-        "nextSet": [],
+        "nextSet": d.next_set.iter().map(|a| format_bytes(a)).collect::<Vec<_>>(),
         "decisionHash": d.hash().to_string(),
         "signer": signer.map(|k| format_bytes(&eth_address(k))),
         "signature": signer.map(|k| format_bytes(&d.sign(k))),

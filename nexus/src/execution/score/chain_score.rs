@@ -6,6 +6,11 @@
 //! carries the transaction, so that every validator has finalized the change before it applies.
 //! `getValidators(_height?)` reads the set for a height (default: the next block).
 //!
+//! `_publicKeys` (optional, one per validator, in order; 33 or 65 bytes) names the keys behind
+//! the addresses; each must hash to its address. With them the change also stores the set's
+//! Ethereum addresses (`ethset/<height>`), so the notary decisions of a notary channel can name
+//! the next set to verifiers that check signatures with `ecrecover` (see `btp_getDecision`).
+//!
 //! Fee queries, as goloop's chain SCORE answers them (wallets ask before sending):
 //! `getStepPrice` (int), `getStepCosts` (a map of step kinds to ints), `getMaxStepLimit(
 //! contextType: "invoke" | "query")` (int) and `getRevision` (int).
@@ -151,11 +156,59 @@ fn parse_set(params: &Map<String, Value>) -> Result<Vec<Address>, ScoreError> {
     Ok(set)
 }
 
+/// The Ethereum addresses of the keys in `_publicKeys`, checked against the set's addresses.
+fn parse_keys(
+    params: &Map<String, Value>,
+    set: &[Address],
+) -> Result<Option<Vec<[u8; 20]>>, ScoreError> {
+    let list = match params.get("_publicKeys") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(ScoreError::invalid_param(
+                "_publicKeys: expected a list of 0x public keys",
+            ))
+        }
+    };
+    if list.len() != set.len() {
+        return Err(ScoreError::invalid_param(format!(
+            "_publicKeys: expected {} keys, one per validator, got {}",
+            set.len(),
+            list.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (v, a) in list.iter().zip(set) {
+        let raw = value::parse_bytes("_publicKeys", v.as_str().unwrap_or(""), 65)
+            .map_err(|e| ScoreError::invalid_param(e.to_string()))?;
+        let key = secp256k1::PublicKey::from_slice(&raw).map_err(|e| {
+            ScoreError::invalid_param(format!("_publicKeys: not a secp256k1 public key: {e}"))
+        })?;
+        if Address::from_public_key(&key) != *a {
+            return Err(ScoreError::invalid_param(format!(
+                "_publicKeys: the key for {a} hashes to {}",
+                Address::from_public_key(&key)
+            )));
+        }
+        let h = nexus_proto::hash::keccak256(&[&key.serialize_uncompressed()[1..]]);
+        let mut e = [0u8; 20];
+        e.copy_from_slice(&h.0[12..]);
+        out.push(e);
+    }
+    Ok(Some(out))
+}
+
+/// Storage key of the Ethereum addresses of the set that applies from `height`.
+pub fn eth_set_key(height: u64) -> Vec<u8> {
+    [b"ethset/".as_slice(), &height.to_be_bytes()].concat()
+}
+
 impl NativeScore for ChainScore {
     fn api(&self) -> Value {
         json!([
             {"type": "function", "name": "setValidators", "inputs": [
-                {"name": "_validators", "type": "[]Address"}, {"name": "_height", "type": "int"}], "outputs": []},
+                {"name": "_validators", "type": "[]Address"}, {"name": "_height", "type": "int"},
+                {"name": "_publicKeys", "type": "[]bytes", "default": null}], "outputs": []},
             {"type": "function", "name": "getValidators", "inputs": [{"name": "_height", "type": "int", "default": null}],
              "outputs": [{"type": "[]Address"}], "readonly": "0x1"},
             {"type": "function", "name": "getStepPrice", "inputs": [], "outputs": [{"type": "int"}], "readonly": "0x1"},
@@ -192,7 +245,7 @@ impl NativeScore for ChainScore {
         }
         match method {
             "setValidators" => {
-                expect_params(params, &["_validators", "_height"])?;
+                expect_params(params, &["_validators", "_height", "_publicKeys"])?;
                 if ctx.readonly {
                     return Err(ScoreError::new(
                         failure::ACCESS_DENIED,
@@ -207,6 +260,7 @@ impl NativeScore for ChainScore {
                     ));
                 }
                 let set = parse_set(params)?;
+                let eth = parse_keys(params, &set)?;
                 let height = u64::try_from(param_int(params, "_height")?)
                     .map_err(|_| ScoreError::invalid_param("_height too large"))?;
                 let least = ctx.height.saturating_add(CHANGE_MARGIN);
@@ -227,6 +281,9 @@ impl NativeScore for ChainScore {
                 heights.push(height);
                 let encoded = encode_validators(&set);
                 ctx.set(&set_key(height), encoded.clone())?;
+                if let Some(eth) = eth {
+                    ctx.set(&eth_set_key(height), eth.concat())?;
+                }
                 ctx.set(
                     b"changes",
                     heights.iter().flat_map(|h| h.to_be_bytes()).collect(),
