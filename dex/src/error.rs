@@ -30,6 +30,17 @@ pub enum DexError {
         /// The supply.
         supply: u128,
     },
+    /// An amount that must be positive is zero.
+    #[error("{0}: expected more than 0")]
+    Zero(&'static str),
+    /// The return is below what the trader accepts.
+    #[error("the return {got} is below the minimum {min}")]
+    BelowMinReturn {
+        /// What the conversion would pay.
+        got: u128,
+        /// The trader's minimum.
+        min: u128,
+    },
     /// The inputs are too large for the fixed-point power (or the result for 128 bits).
     #[error("{0}: the numbers are too large")]
     Overflow(&'static str),

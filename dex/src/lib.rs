@@ -1,10 +1,12 @@
 //! The DEX's Bancor formulas as pure code (no IO): what a converter returns for a purchase, a
 //! sale or a conversion between two reserves, always rounded in the reserve's favour.
 
+pub mod converter;
 mod error;
 pub mod formula;
 mod power;
 
+pub use converter::{Converter, Quote, Reserve};
 pub use error::DexError;
 pub use formula::{
     apply_fee, cross_reserve_return, purchase_return, sale_return, MAX_FEE_PPM, MAX_WEIGHT,
