@@ -9,6 +9,11 @@ interface IService {
     function handleBTPError(string calldata src, int256 sn, int256 code, string calldata message) external;
 }
 
+/// What a service calls on the BMC.
+interface IBmcSend {
+    function sendMessage(string calldata to, string calldata svc, int256 sn, bytes calldata payload) external;
+}
+
 /// What the BMC asks of its verifier.
 interface IVerifier {
     function verify(bytes calldata relay) external returns (string memory src, bytes[] memory msgs);

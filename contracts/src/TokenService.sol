@@ -2,12 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {RLP} from "./RLP.sol";
-import {IService} from "./BMC.sol";
+import {Hex} from "./Hex.sol";
+import {IService, IBmcSend} from "./BMC.sol";
 import {WrappedToken} from "./WrappedToken.sol";
-
-interface IBmcSend {
-    function sendMessage(string calldata to, string calldata svc, int256 sn, bytes calldata payload) external;
-}
 
 /// The `token` service of an Ethereum chain, with the same message as the loopchain chains'
 /// (`RLP[from, to, token, amount]`):
@@ -77,7 +74,7 @@ contract TokenService is IService {
         pending[sn] = Pending(msg.sender, token, amount, net);
         bytes memory m = RLP.encodeList(
             bytes.concat(
-                RLP.encodeString(hexAddress(msg.sender)),
+                RLP.encodeString(Hex.toText(msg.sender)),
                 RLP.encodeString(account),
                 RLP.encodeString(token),
                 RLP.encodeUint(amount)
@@ -93,7 +90,7 @@ contract TokenService is IService {
         bytes memory m = payload;
         RLP.Item[] memory it = RLP.list(m, 4);
         if (it.length != 4) revert("expected [from, to, token, amount]");
-        address to = parseAddress(string(RLP.toBytes(m, it[1])));
+        address to = Hex.parseAddress(string(RLP.toBytes(m, it[1])));
         string memory token = string(RLP.toBytes(m, it[2]));
         uint256 amount = RLP.toUint(m, it[3]);
         if (amount == 0) revert("amount 0");
@@ -169,34 +166,5 @@ contract TokenService is IService {
             }
         }
         revert("to: expected <network>/<account>");
-    }
-
-    function parseAddress(string memory s) internal pure returns (address) {
-        bytes memory b = bytes(s);
-        if (b.length != 42 || b[0] != "0" || (b[1] != "x" && b[1] != "X")) revert("recipient: expected 0x and 40 hex digits");
-        uint160 v = 0;
-        for (uint256 i = 2; i < 42; i++) {
-            uint8 c = uint8(b[i]);
-            uint8 d;
-            if (c >= 48 && c <= 57) d = c - 48;
-            else if (c >= 97 && c <= 102) d = c - 87;
-            else if (c >= 65 && c <= 70) d = c - 55;
-            else revert("recipient: expected 0x and 40 hex digits");
-            v = (v << 4) | d;
-        }
-        return address(v);
-    }
-
-    function hexAddress(address a) internal pure returns (string memory) {
-        bytes memory out = new bytes(42);
-        out[0] = "0";
-        out[1] = "x";
-        bytes16 digits = "0123456789abcdef";
-        uint160 v = uint160(a);
-        for (uint256 i = 41; i > 1; i--) {
-            out[i] = digits[v & 0xf];
-            v >>= 4;
-        }
-        return string(out);
     }
 }

@@ -74,6 +74,17 @@ alloy::sol! {
     }
 
     #[sol(rpc, all_derives)]
+    interface DexReserve {
+        function reserve() external view returns (uint256);
+        function held() external view returns (uint256);
+        function swap(string to, uint256 minReturn) external payable returns (uint256);
+        function fund() external payable;
+        event SwapStarted(address indexed from, string to, uint256 indexed sn, uint256 amount, uint256 minReturn);
+        event SwapEnded(address indexed from, uint256 indexed sn, int256 code, string message);
+        event PaidOut(address indexed to, uint256 amount);
+    }
+
+    #[sol(rpc, all_derives)]
     interface WrappedToken {
         function totalSupply() external view returns (uint256);
         function balanceOf(address who) external view returns (uint256);
