@@ -287,21 +287,22 @@ async fn a_sender_cannot_overspend_with_waiting_transactions() {
         .sign(&alice)
         .expect("sign")
     };
-    let first = spend(1);
-    let second = spend(2);
-    let bodies = [first.raw.clone(), second.raw.clone()];
-    let (a, b) = tokio::join!(
-        rpc.call("icx_sendTransaction", Value::Object(bodies[0].clone())),
-        rpc.call("icx_sendTransaction", Value::Object(bodies[1].clone()))
-    );
-    // Whichever comes second is refused: while the first waits, its spend counts; once it is
-    // final, the balance is gone.
-    let refused = [&a, &b]
+    // Sixteen at once, each affordable alone: exactly one may wait in the pool.
+    let mut sends = tokio::task::JoinSet::new();
+    for nonce in 1..=16u128 {
+        let body = Value::Object(spend(nonce).raw);
+        let rpc = nexus::client::RpcClient::new(rpc.url());
+        sends.spawn(async move { rpc.call("icx_sendTransaction", body).await });
+    }
+    let results: Vec<_> = sends.join_all().await;
+    // The others are refused: while the first waits, its spend counts; once it is final, the
+    // balance is gone.
+    let refused = results
         .iter()
         .filter(|r| code_of(r) == Some(-30011))
         .count();
-    let accepted = [&a, &b].iter().filter(|r| r.is_ok()).count();
-    assert_eq!((accepted, refused), (1, 1), "{a:?} {b:?}");
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!((accepted, refused), (1, 15), "{results:?}");
     let h = height(&rpc).await;
     wait_height(&rpc, h + 3).await;
     assert_eq!(balance(&rpc, &Address::eoa([2; 20])).await, 2 * icx);

@@ -36,7 +36,14 @@ pub struct Admission {
     gossip: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
     last_expiry_us: AtomicU64,
     eth_check: std::sync::OnceLock<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
+    /// Held from a sender's balance check to its transaction's entry into the pool, so two
+    /// transactions of one sender admitted at once cannot both count on the same balance
+    /// (striped by sender: different senders rarely wait on each other).
+    sender_locks: Vec<std::sync::Mutex<()>>,
 }
+
+/// Stripes of [`Admission`]'s sender locks.
+const SENDER_LOCKS: usize = 64;
 
 /// Microseconds since the epoch by the node's clock.
 pub fn now_us() -> u64 {
@@ -70,6 +77,9 @@ impl Admission {
             gossip: std::sync::OnceLock::new(),
             last_expiry_us: AtomicU64::new(0),
             eth_check: std::sync::OnceLock::new(),
+            sender_locks: (0..SENDER_LOCKS)
+                .map(|_| std::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -185,6 +195,10 @@ impl Admission {
             None => st,
         };
         let tx = &st.tx;
+        let stripe = usize::from(tx.from.to_bytes()[20]) % SENDER_LOCKS;
+        let _sender = self.sender_locks[stripe]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let need = tx
             .value
             .saturating_add(tx.step_limit.saturating_mul(self.chain.step_price));
