@@ -14,8 +14,7 @@ use crate::PortalError;
 use alloy::primitives::{Address as EthAddress, Bytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use nexus_btp::decision::{encode_relay, Decision, MessagePath, RelayItem};
-use nexus_proto::hash::keccak256;
+use nexus_btp::decision::{encode_relay, eth_address_of, Decision, MessagePath, RelayItem};
 use nexus_proto::value::{parse_bytes, parse_u128, parse_u64};
 use nexus_proto::{Hash32, Signature};
 use serde_json::Value;
@@ -428,8 +427,9 @@ fn signer_of(d: &Decision, sig: &[u8]) -> Option<EthAddress> {
     let mut icon: [u8; 65] = sig.try_into().ok()?;
     icon[64] = icon[64].checked_sub(27)?;
     let public = Signature(icon).recover(&d.hash()).ok()?;
-    let h = keccak256(&[&public.serialize_uncompressed()[1..]]);
-    Some(EthAddress::from_slice(&h.0[12..]))
+    Some(EthAddress::from(eth_address_of(
+        &public.serialize_uncompressed(),
+    )))
 }
 
 /// The messages of a decision answer for `dst` after sequence `rx`, in order.

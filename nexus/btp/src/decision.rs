@@ -103,8 +103,13 @@ impl Decision {
 
 /// The Ethereum address of a key (what `ecrecover` returns for its signatures).
 pub fn eth_address(key: &KeyPair) -> [u8; 20] {
-    let public = key.public_key().serialize_uncompressed();
-    let h = keccak256(&[&public[1..]]);
+    eth_address_of(&key.public_key().serialize_uncompressed())
+}
+
+/// The Ethereum address of an uncompressed public key (65 bytes, `0x04 || x || y`): the last
+/// 20 bytes of Keccak-256 of `x || y`.
+pub fn eth_address_of(uncompressed: &[u8; 65]) -> [u8; 20] {
+    let h = keccak256(&[&uncompressed[1..]]);
     let mut a = [0u8; 20];
     a.copy_from_slice(&h.0[12..]);
     a

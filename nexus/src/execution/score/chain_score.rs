@@ -190,10 +190,9 @@ fn parse_keys(
                 Address::from_public_key(&key)
             )));
         }
-        let h = nexus_proto::hash::keccak256(&[&key.serialize_uncompressed()[1..]]);
-        let mut e = [0u8; 20];
-        e.copy_from_slice(&h.0[12..]);
-        out.push(e);
+        out.push(nexus_btp::decision::eth_address_of(
+            &key.serialize_uncompressed(),
+        ));
     }
     Ok(Some(out))
 }
