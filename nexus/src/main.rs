@@ -1,5 +1,20 @@
 //! The `nexus` command: node, devnet, wallet and benchmark.
 
 fn main() -> std::process::ExitCode {
+    return_large_buffers_to_the_system();
     nexus::commands::cli::main()
+}
+
+/// Makes glibc serve every allocation of 1 MiB or more with its own mapping, returned to the
+/// system when freed. By default glibc raises that threshold to the largest block freed so far
+/// (up to 32 MiB), after which megabyte-sized gossip payloads (a peer may send up to 16 MiB) are
+/// carved from the heap and stay resident after use: under a stream of oversized proposals a
+/// validator held twice the memory it needed.
+#[allow(unsafe_code)] // the one unsafe call in the workspace: glibc has no safe binding for it
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
