@@ -1,10 +1,12 @@
-//! The DEX's Bancor formulas as pure code (no IO): what a converter returns for a purchase, a
-//! sale or a conversion between two reserves, always rounded in the reserve's favour.
+//! The DEX as pure code (no IO): Bancor's formulas (what a converter returns for a purchase, a
+//! sale or a conversion between two reserves, always rounded in the reserve's favour) and the
+//! converter SCORE ([`score::ConverterScore`]) that the node installs on its public channel.
 
 pub mod converter;
 mod error;
 pub mod formula;
 mod power;
+pub mod score;
 
 pub use converter::{Converter, Quote, Reserve};
 pub use error::DexError;

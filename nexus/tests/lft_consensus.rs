@@ -95,6 +95,7 @@ impl Net {
             admin: Some(alice.address().to_string()),
             btp: None,
             synthetic_accounts: None,
+            dex: None,
         }
         .parse()
         .expect("genesis");

@@ -11,7 +11,7 @@ use crate::stored_client::{self, ClientSetup};
 use crate::{cert, check_network, token, BtpError};
 use nexus_proto::block::{decode_validators, BlockHeader};
 use nexus_proto::btp::{BtpMessage, ErrorMessage};
-use nexus_proto::value::{format_i128, format_int};
+use nexus_proto::value::{format_bytes, format_i128, format_int};
 use nexus_proto::Address;
 use nexus_score::state::decode_u128;
 use nexus_score::{
@@ -19,6 +19,7 @@ use nexus_score::{
     CallContext, NativeScore, ScoreError,
 };
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 /// Most header updates in one relay call.
 pub const MAX_UPDATES: usize = 64;
@@ -41,12 +42,16 @@ pub mod code {
 }
 
 /// The BMC of one chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Bmc {
     /// This chain's BTP network address (`0x3.loop`).
     pub network: String,
     /// Who may register verifiers.
     pub admin: Option<Address>,
+    /// Services that are SCOREs of their own (the DEX's `dex`), by name: the BMC hands them
+    /// messages (`handleBTPMessage(_from, _svc, _sn, _msg)`) and replies (`handleBTPError(_src,
+    /// _svc, _sn, _code, _msg)`), and sends for them (`sendMessage`, callable by that SCORE only).
+    pub services: BTreeMap<String, Address>,
 }
 
 /// Reads a stored unsigned integer (absent is zero).
@@ -118,8 +123,9 @@ impl Bmc {
     ) -> Result<(), ScoreError> {
         let seq = get_u128(ctx, b"txseq") + 1;
         set_u128(ctx, b"txseq", seq)?;
-        if sn > 0 {
-            // Where the request went out on the link, so a wallet can follow it.
+        if sn > 0 && !self.services.contains_key(svc) {
+            // Where the request went out on the link, so a wallet can follow it (the BMC's own
+            // services share its serial numbers; a SCORE service keeps its own).
             set_u128(ctx, &seq_key(sn as u128), seq)?;
         }
         let nsn = nsn.unwrap_or(seq as i128);
@@ -247,7 +253,20 @@ impl Bmc {
             return match msg.svc.as_str() {
                 token::SERVICE => token::on_reply(self, ctx, sn, &reply),
                 cert::SERVICE => cert::on_reply(ctx, sn, &reply),
-                _ => btp_event(ctx, &msg.src, msg.nsn, &self.network, "DROP"),
+                svc => match self.services.get(svc) {
+                    // A service that cannot take its reply must not stop the link: the reply
+                    // is dropped (with an event) and the next message goes on.
+                    Some(addr) => {
+                        let p = json!({"_src": msg.src, "_svc": svc, "_sn": format_int(sn),
+                                       "_code": format_i128(reply.code), "_msg": reply.message});
+                        match ctx.call(addr, "handleBTPError", &as_map(p), 0) {
+                            Ok(_) => Ok(()),
+                            Err(e) if e.code == failure::OUT_OF_STEP => Err(e),
+                            Err(_) => btp_event(ctx, &msg.src, msg.nsn, &self.network, "DROP"),
+                        }
+                    }
+                    None => btp_event(ctx, &msg.src, msg.nsn, &self.network, "DROP"),
+                },
             };
         }
         let outcome = match msg.svc.as_str() {
@@ -256,7 +275,19 @@ impl Bmc {
             cert::SERVICE => {
                 cert::on_request(ctx, &msg.src, &msg.msg).map_err(|e| (code::SERVICE_REVERTED, e))
             }
-            other => Err((code::NO_SERVICE, format!("no service {other:?}"))),
+            other => match self.services.get(other) {
+                Some(addr) => {
+                    let p = json!({"_from": msg.src, "_svc": other, "_sn": format_i128(msg.sn),
+                                   "_msg": format_bytes(&msg.msg)});
+                    match ctx.call(addr, "handleBTPMessage", &as_map(p), 0) {
+                        Ok(_) => Ok(()),
+                        // Running out of steps is the relay's failure, not the message's.
+                        Err(e) if e.code == failure::OUT_OF_STEP => return Err(e),
+                        Err(e) => Err((code::SERVICE_REVERTED, e.message)),
+                    }
+                }
+                None => Err((code::NO_SERVICE, format!("no service {other:?}"))),
+            },
         };
         if msg.sn == 0 {
             return match outcome {
@@ -270,6 +301,43 @@ impl Bmc {
         };
         let reply = ErrorMessage { code, message }.encode();
         self.send(ctx, &msg.src, &msg.svc, -msg.sn, reply, Some(-msg.nsn))
+    }
+
+    /// `sendMessage(_to, _svc, _sn, _msg)`: a SCORE service sends a message (or, with a
+    /// negative `_sn`, its own reply) to `_to`.
+    fn send_message(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        p: &Map<String, Value>,
+    ) -> Result<Value, ScoreError> {
+        expect_params(p, &["_to", "_svc", "_sn", "_msg"])?;
+        let svc = param_string(p, "_svc", 32)?;
+        match self.services.get(&svc) {
+            Some(addr) if *addr == ctx.from => {}
+            _ => {
+                return Err(ScoreError::revert(format!(
+                    "only the SCORE of service {svc:?} sends its messages (caller {})",
+                    ctx.from
+                )))
+            }
+        }
+        let to = param_string(p, "_to", crate::MAX_NETWORK_BYTES)?;
+        check_network("_to", &to)?;
+        if !has_route(ctx, &to) {
+            return Err(ScoreError::revert(format!(
+                "no route to {to}: no verifier of its messages is registered here"
+            )));
+        }
+        let sn = param_signed(p, "_sn")?;
+        let msg = param_bytes(p, "_msg")?.unwrap_or_default();
+        if msg.len() > MAX_SERVICE_MESSAGE_BYTES {
+            return Err(ScoreError::invalid_param(format!(
+                "_msg: expected at most {MAX_SERVICE_MESSAGE_BYTES} bytes, got {}",
+                msg.len()
+            )));
+        }
+        self.send(ctx, &to, &svc, sn, msg, None)?;
+        Ok(Value::Null)
     }
 
     fn get_status(
@@ -291,6 +359,39 @@ impl Bmc {
             "verifier": verifier,
         }))
     }
+}
+
+/// Largest message a SCORE service may send.
+pub const MAX_SERVICE_MESSAGE_BYTES: usize = 16 * 1024;
+
+fn as_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Reads a signed integer parameter (`0x..` or `-0x..`), within i128.
+fn param_signed(p: &Map<String, Value>, name: &str) -> Result<i128, ScoreError> {
+    let bad = |got: &str| {
+        ScoreError::invalid_param(format!(
+            "{name}: expected a 0x-hex integer, optionally negative, got {:?}",
+            got.chars().take(80).collect::<String>()
+        ))
+    };
+    let s = p
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ScoreError::invalid_param(format!("missing parameter {name}")))?;
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let mut m = Map::new();
+    m.insert(name.to_string(), Value::String(body.to_string()));
+    let v = param_int(&m, name).map_err(|_| bad(s))?;
+    let v = i128::try_from(v).map_err(|_| bad(s))?;
+    Ok(if neg { -v } else { v })
 }
 
 /// Reads the light-client setup parameters shared by `addVerifier` and the notary's
@@ -350,6 +451,7 @@ impl NativeScore for Bmc {
             f("getCert", json!([i("_src", "str"), i("_subject", "bytes")]), true, false),
             f("verifyCert", json!([i("_src", "str"), i("_subject", "bytes"), i("_pubkey", "bytes")]), true, false),
             f("addVerifier", json!([i("_src", "str"), i("_nid", "int"), i("_channel", "str"), i("_checkpoint", "bytes"), i("_validators", "bytes"), i("_emitter", "Address")]), false, false),
+            f("sendMessage", json!([i("_to", "str"), i("_svc", "str"), i("_sn", "int"), i("_msg", "bytes")]), false, false),
             f("handleRelayMessage", json!([i("_src", "str"), i("_updates", "[]bytes"), i("_proofs", "[]bytes")]), false, false),
             f("transfer", json!([i("_to", "str")]), false, true),
             f("transferWrapped", json!([i("_token", "str"), i("_to", "str"), i("_value", "int")]), false, false),
@@ -402,6 +504,7 @@ impl NativeScore for Bmc {
             }
             "getCert" | "verifyCert" | "registerCert" => cert::call(self, ctx, method, p),
             "addVerifier" => self.add_verifier(ctx, p),
+            "sendMessage" => self.send_message(ctx, p),
             "handleRelayMessage" => self.handle_relay(ctx, p),
             "fallback" => Err(ScoreError::new(
                 failure::METHOD_NOT_PAYABLE,

@@ -11,14 +11,16 @@ use nexus_proto::value::{format_bytes, format_int};
 use nexus_proto::{merkle, Address, Hash32, KeyPair};
 use nexus_score::state::{balance, set_balance, Overlay, StateView};
 use nexus_score::steps::{StepCosts, StepMeter};
-use nexus_score::{CallContext, NativeScore, ScoreError};
+use nexus_score::{CallContext, NativeScore, ScoreError, ScoreRegistry};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// An in-memory state.
 #[derive(Default)]
 pub struct World {
     state: BTreeMap<Vec<u8>, Vec<u8>>,
+    scores: ScoreRegistry,
 }
 
 impl StateView for World {
@@ -31,6 +33,11 @@ impl World {
     /// An account's ICX.
     pub fn balance(&self, a: &Address) -> u128 {
         balance(self, a)
+    }
+
+    /// Installs a SCORE that others can call (`CallContext::call`).
+    pub fn register(&mut self, at: Address, score: Arc<dyn NativeScore>) {
+        self.scores.insert(at, score);
     }
 
     /// Gives an account ICX.
@@ -113,7 +120,8 @@ impl World {
                 &mut ov,
                 &mut meter,
                 StepCosts::default(),
-            );
+            )
+            .with_scores(&self.scores);
             let r = score
                 .call(&mut ctx, method, &p)
                 .map(|v| (v, ctx.take_events()));

@@ -30,6 +30,7 @@ fn chain(network: &str) -> Chain {
         bmc: Bmc {
             network: network.into(),
             admin: Some(admin),
+            ..Bmc::default()
         },
         admin,
     }

@@ -59,7 +59,12 @@ pub struct CallContext<'s, 'o> {
     meter: &'s mut StepMeter,
     costs: StepCosts,
     events: Vec<EventLog>,
+    scores: Option<&'s ScoreRegistry>,
+    depth: usize,
 }
+
+/// How deep SCORE-to-SCORE calls may nest (a transaction's own call is depth 0).
+pub const MAX_CALL_DEPTH: usize = 8;
 
 impl<'s, 'o> CallContext<'s, 'o> {
     /// A context over `state`.
@@ -87,7 +92,96 @@ impl<'s, 'o> CallContext<'s, 'o> {
             meter,
             costs,
             events: Vec::new(),
+            scores: None,
+            depth: 0,
         }
+    }
+
+    /// Lets this call reach the other SCOREs of the channel through [`CallContext::call`].
+    pub fn with_scores(mut self, scores: &'s ScoreRegistry) -> Self {
+        self.scores = Some(scores);
+        self
+    }
+
+    /// Calls `method` of the SCORE at `to` as this SCORE, sending it `value` of this SCORE's
+    /// ICX. The callee runs in a layer of its own over this call's state: its writes, its
+    /// events and the ICX are kept only when it succeeds, so a caller that handles the error
+    /// goes on as if the call never happened. Steps come from the same meter; calls nest at
+    /// most [`MAX_CALL_DEPTH`] deep; a read-only call can only make read-only calls.
+    pub fn call(
+        &mut self,
+        to: &Address,
+        method: &str,
+        params: &Map<String, Value>,
+        value: u128,
+    ) -> Result<Value, ScoreError> {
+        let registry = self.scores.ok_or_else(|| {
+            ScoreError::new(
+                failure::UNKNOWN,
+                "SCORE-to-SCORE calls are not available here",
+            )
+        })?;
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(ScoreError::new(
+                failure::UNKNOWN,
+                format!("calls nest deeper than {MAX_CALL_DEPTH}"),
+            ));
+        }
+        let score = registry.get(to).cloned().ok_or_else(|| {
+            ScoreError::new(failure::CONTRACT_NOT_FOUND, format!("no SCORE at {to}"))
+        })?;
+        self.meter.charge(self.costs.contract_call)?;
+        let mut layer = Overlay::new(&*self.state);
+        let (result, events) = {
+            let mut child = CallContext {
+                score: *to,
+                from: self.score,
+                value,
+                height: self.height,
+                timestamp: self.timestamp,
+                tx_hash: self.tx_hash,
+                readonly: self.readonly,
+                state: &mut layer,
+                meter: &mut *self.meter,
+                costs: self.costs,
+                events: Vec::new(),
+                scores: self.scores,
+                depth: self.depth + 1,
+            };
+            let result = child
+                .move_value(&self.score, value)
+                .and_then(|()| score.call(&mut child, method, params));
+            (result, child.events)
+        };
+        let out = result?;
+        let writes = layer.into_writes();
+        self.state.merge(writes);
+        self.events.extend(events);
+        Ok(out)
+    }
+
+    /// Moves `value` ICX from `from` to this SCORE (the value of a SCORE-to-SCORE call).
+    fn move_value(&mut self, from: &Address, value: u128) -> Result<(), ScoreError> {
+        if value == 0 {
+            return Ok(());
+        }
+        if self.readonly {
+            return Err(ScoreError::new(
+                failure::ACCESS_DENIED,
+                "ICX sent in a read-only call",
+            ));
+        }
+        let have = crate::state::balance(&*self.state, from);
+        if have < value {
+            return Err(ScoreError::new(
+                failure::OUT_OF_BALANCE,
+                format!("{from} holds {have} loop, cannot send {value}"),
+            ));
+        }
+        crate::state::set_balance(self.state, from, have - value);
+        let to_bal = crate::state::balance(&*self.state, &self.score);
+        crate::state::set_balance(self.state, &self.score, to_bal.saturating_add(value));
+        Ok(())
     }
 
     /// Reads a storage slot of this SCORE.
@@ -305,3 +399,6 @@ pub fn expect_params(params: &Map<String, Value>, allowed: &[&str]) -> Result<()
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod call_tests;

@@ -9,7 +9,7 @@ pub mod steps;
 
 pub use context::{
     expect_params, param_address, param_bytes, param_bytes_list, param_int, param_string,
-    CallContext, NativeScore, ScoreError, ScoreRegistry,
+    CallContext, NativeScore, ScoreError, ScoreRegistry, MAX_CALL_DEPTH,
 };
 
 /// SCORE failure codes (goloop `scoreresult`), used in receipts and `-30000 - code` errors.

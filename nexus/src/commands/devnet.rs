@@ -141,6 +141,7 @@ fn devnet_genesis(
                 count: format_int(count),
                 balance: format_int(balance),
             }),
+        dex: None,
     }
 }
 

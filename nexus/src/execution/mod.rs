@@ -182,7 +182,8 @@ fn run_tx(
         layer,
         meter,
         env.costs,
-    );
+    )
+    .with_scores(scores);
     score.call(&mut ctx, method, &params)?;
     Ok(ctx.take_events())
 }

@@ -228,7 +228,13 @@ impl Chain {
             .tokens
             .iter()
             .map(|t| (t.address, t.owner))
-            .chain(g.admin.map(|a| (Address::SYSTEM, a)));
+            .chain(g.admin.map(|a| (Address::SYSTEM, a)))
+            .chain(
+                g.dex
+                    .as_ref()
+                    .and_then(|d| d.owner)
+                    .map(|o| (nexus_dex::score::CONVERTER_ADDRESS, o)),
+            );
         for (address, owner) in installs {
             let Some(score) = self.scores.get(&address).cloned() else {
                 continue;
@@ -926,7 +932,8 @@ impl Chain {
             &mut ov,
             &mut meter,
             self.costs,
-        );
+        )
+        .with_scores(&self.scores);
         score
             .call(&mut ctx, method, params)
             .map_err(|e: ScoreError| IconError::score(e.code, e.message))
@@ -1136,6 +1143,7 @@ mod tests {
             admin: None,
             btp: None,
             synthetic_accounts: None,
+            dex: None,
         }
         .parse()
         .unwrap()

@@ -39,6 +39,24 @@ pub struct Genesis {
     /// Generated accounts (for benchmarks of a large state), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic_accounts: Option<SyntheticAccounts>,
+    /// The DEX's converter SCORE on this channel, if any (beside the channel's BMC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dex: Option<GenesisDex>,
+}
+
+/// The DEX's converter SCORE (installed at [`nexus_dex::score::CONVERTER_ADDRESS`], owned by
+/// the genesis admin, registered with the BMC as service `dex`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisDex {
+    /// The BTP network of the Ether reserve contract (`0x539.eth`).
+    pub reserve_network: String,
+    /// ICX connector weight in ppm, T_INT.
+    pub icx_weight: String,
+    /// ETH connector weight in ppm, T_INT.
+    pub eth_weight: String,
+    /// Conversion fee in ppm at the start, T_INT (the owner may change it up to the maximum).
+    pub fee: String,
 }
 
 /// `count` accounts whose addresses are derived from their index (see [`synthetic_address`]),
@@ -131,6 +149,8 @@ pub struct ParsedGenesis {
     pub btp: Option<GenesisBtp>,
     /// Generated accounts: how many, and the balance of each.
     pub synthetic: Option<(u64, u128)>,
+    /// The DEX's converter, checked.
+    pub dex: Option<nexus_dex::score::ConverterScore>,
     /// The source, as stored in the genesis block.
     pub source: Genesis,
 }
@@ -267,6 +287,16 @@ impl Genesis {
                 ));
             }
         }
+        let admin = self
+            .admin
+            .as_deref()
+            .map(|a| cfg(Address::parse("admin", a)))
+            .transpose()?;
+        let dex = self
+            .dex
+            .as_ref()
+            .map(|d| parse_dex(d, self.btp.as_ref(), admin))
+            .transpose()?;
         Ok(ParsedGenesis {
             nid: cfg(value::parse_u64("nid", &self.nid))?,
             channel: self.channel.clone(),
@@ -276,16 +306,50 @@ impl Genesis {
             treasury: cfg(Address::parse("treasury", &self.treasury))?,
             step_price: cfg(value::parse_u128("step_price", &self.step_price))?,
             tokens,
-            admin: self
-                .admin
-                .as_deref()
-                .map(|a| cfg(Address::parse("admin", a)))
-                .transpose()?,
+            admin,
             btp: self.btp.clone(),
             synthetic,
+            dex,
             source: self,
         })
     }
+}
+
+/// Checks the DEX section: a channel with a BMC, an owner, a reserve network, weights and a
+/// fee the formula accepts.
+fn parse_dex(
+    d: &GenesisDex,
+    btp: Option<&GenesisBtp>,
+    admin: Option<Address>,
+) -> Result<nexus_dex::score::ConverterScore, NodeError> {
+    let cfg = |e: nexus_proto::ProtoError| NodeError::Config(format!("genesis dex: {e}"));
+    if btp.is_none_or(|b| b.notary) {
+        return Err(NodeError::Config(
+            "genesis dex: the converter needs the channel's BMC (a btp section that is not a notary's)"
+                .into(),
+        ));
+    }
+    let owner = admin.ok_or_else(|| {
+        NodeError::Config("genesis dex: the converter needs an admin (its owner)".into())
+    })?;
+    nexus_btp::check_network("genesis dex.reserve_network", &d.reserve_network)
+        .map_err(|e| NodeError::Config(format!("genesis: {e}")))?;
+    let ppm = |field: &str, v: &str| -> Result<u32, NodeError> {
+        let n = value::parse_u64(field, v).map_err(cfg)?;
+        u32::try_from(n)
+            .map_err(|_| NodeError::Config(format!("genesis dex.{field}: expected ppm, got {n}")))
+    };
+    let score = nexus_dex::score::ConverterScore {
+        owner: Some(owner),
+        bmc: nexus_btp::BMC_ADDRESS,
+        reserve_network: d.reserve_network.clone(),
+        icx_weight: ppm("icx_weight", &d.icx_weight)?,
+        eth_weight: ppm("eth_weight", &d.eth_weight)?,
+        initial_fee_ppm: ppm("fee", &d.fee)?,
+    };
+    nexus_dex::Converter::new(score.icx_weight, score.eth_weight, score.initial_fee_ppm)
+        .map_err(|e| NodeError::Config(format!("genesis dex: {e}")))?;
+    Ok(score)
 }
 
 impl ParsedGenesis {
@@ -293,5 +357,59 @@ impl ParsedGenesis {
     pub fn total_supply(&self) -> u128 {
         let (count, each) = self.synthetic.unwrap_or((0, 0));
         self.accounts.iter().map(|(_, b)| *b).sum::<u128>() + each * u128::from(count)
+    }
+}
+
+#[cfg(test)]
+mod dex_tests {
+    use super::*;
+
+    fn dex(fee: &str, w: &str, net: &str) -> GenesisDex {
+        GenesisDex {
+            reserve_network: net.into(),
+            icx_weight: w.into(),
+            eth_weight: "0x7a120".into(),
+            fee: fee.into(),
+        }
+    }
+
+    fn bmc() -> GenesisBtp {
+        GenesisBtp {
+            network: "0x1.nexus".into(),
+            notary: false,
+        }
+    }
+
+    #[test]
+    fn a_converter_needs_a_bmc_and_an_owner() {
+        let owner = Some(Address::eoa([1; 20]));
+        let d = dex("0xbb8", "0x7a120", "0x539.eth");
+        let notary = GenesisBtp {
+            notary: true,
+            ..bmc()
+        };
+        for (btp, admin) in [(None, owner), (Some(&notary), owner), (Some(&bmc()), None)] {
+            assert!(parse_dex(&d, btp, admin).is_err());
+        }
+        let s = parse_dex(&d, Some(&bmc()), owner).unwrap();
+        assert_eq!((s.icx_weight, s.initial_fee_ppm), (500_000, 3_000));
+    }
+
+    #[test]
+    fn weights_fees_and_networks_outside_the_rules_are_refused() {
+        let owner = Some(Address::eoa([1; 20]));
+        for (fee, w, net, says) in [
+            ("0x186a1", "0x7a120", "0x539.eth", "above the maximum"),
+            ("0xbb8", "0x0", "0x539.eth", "weight"),
+            ("0xbb8", "0xf4241", "0x539.eth", "weight"),
+            ("0xbb8", "0x100000000", "0x539.eth", "expected ppm"),
+            ("0xbb8", "0x7a120", "ethereum", "network address"),
+            ("1", "0x7a120", "0x539.eth", "fee"),
+        ] {
+            let e = parse_dex(&dex(fee, w, net), Some(&bmc()), owner)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{fee} {w} {net}: {e}");
+        }
     }
 }

@@ -18,8 +18,8 @@ use nexus_proto::Address;
 use std::sync::Arc;
 
 /// The SCOREs a channel starts with: the chain SCORE at `cx000...`, one IRC-2 token per
-/// genesis entry, and the BMC or the notary SCORE when the genesis gives the channel a BTP
-/// role. The node installs them when it opens a channel.
+/// genesis entry, the BMC or the notary SCORE when the genesis gives the channel a BTP role,
+/// and the DEX's converter (a service of the BMC) when it asks for one. The node installs them when it opens a channel.
 pub fn genesis_scores(genesis: &ParsedGenesis) -> ScoreRegistry {
     let mut scores = ScoreRegistry::default();
     for t in &genesis.tokens {
@@ -41,11 +41,18 @@ pub fn genesis_scores(genesis: &ParsedGenesis) -> ScoreRegistry {
                 }),
             );
         } else {
+            let mut services = std::collections::BTreeMap::new();
+            if let Some(dex) = &genesis.dex {
+                let at = nexus_dex::score::CONVERTER_ADDRESS;
+                services.insert(nexus_dex::score::SERVICE.to_string(), at);
+                scores.insert(at, Arc::new(dex.clone()));
+            }
             scores.insert(
                 nexus_btp::BMC_ADDRESS,
                 Arc::new(nexus_btp::bmc::Bmc {
                     network: b.network.clone(),
                     admin: genesis.admin,
+                    services,
                 }),
             );
         }
