@@ -10,7 +10,9 @@ import {IService, IBmcSend} from "./BMC.sol";
 /// - `swap(hx, minReturn)`: Ether in, a `swap` request to the converter
 ///   (`RLP["swap", from, to, amount, minReturn]`); the Ether is held until the reply: on code 0
 ///   it joins the reserve, on any other code it goes back to the trader.
-/// - `fund()` (owner): Ether joins the reserve at once, announced with `RLP["fund", amount]`.
+/// - `deposit(hx)`: Ether a liquidity provider brings (`RLP["deposit", from, to, amount]`),
+///   credited to `to` on Nexus, where `addLiquidity` puts it in the pool; held the same way
+///   until the converter's reply.
 /// - a `pay` message from the converter (`RLP["pay", to, amount]`) pays Ether out of the
 ///   reserve, never more than it holds (otherwise the delivery fails and the converter refunds).
 contract DexReserve is IService {
@@ -23,30 +25,32 @@ contract DexReserve is IService {
 
     IBmcSend public immutable bmc;
     string public converterNetwork;
-    address public owner;
     uint256 public reserve; // Ether the pool owns
     uint256 public held; // Ether of swaps waiting for their reply
     uint256 public serial;
     mapping(uint256 => Held) public pending;
 
     event SwapStarted(address indexed from, string to, uint256 indexed sn, uint256 amount, uint256 minReturn);
+    event DepositStarted(address indexed from, string to, uint256 indexed sn, uint256 amount);
     event SwapEnded(address indexed from, uint256 indexed sn, int256 code, string message);
     event PaidOut(address indexed to, uint256 amount);
 
     error NotBmc(address caller);
-    error NotOwner(address caller);
 
     constructor(address bmc_, string memory converterNetwork_) {
         bmc = IBmcSend(bmc_);
         converterNetwork = converterNetwork_;
-        owner = msg.sender;
+    }
+
+    function checkHx(string calldata to) private pure {
+        bytes memory t = bytes(to);
+        require(t.length == 42 && t[0] == "h" && t[1] == "x", "to: expected an hx address");
     }
 
     /// Trades the attached Ether for ICX at `to` (an hx address), at least `minReturn` loop.
     function swap(string calldata to, uint256 minReturn) external payable returns (uint256 sn) {
         require(msg.value > 0, "send the Ether to trade as the value (got 0)");
-        bytes memory t = bytes(to);
-        require(t.length == 42 && t[0] == "h" && t[1] == "x", "to: expected an hx address");
+        checkHx(to);
         sn = ++serial;
         pending[sn] = Held(msg.sender, msg.value);
         held += msg.value;
@@ -63,13 +67,23 @@ contract DexReserve is IService {
         emit SwapStarted(msg.sender, to, sn, msg.value, minReturn);
     }
 
-    /// Adds the attached Ether to the reserve (the converter's owner seeding the pool).
-    function fund() external payable {
-        if (msg.sender != owner) revert NotOwner(msg.sender);
-        require(msg.value > 0, "send the Ether as the value");
-        reserve += msg.value;
-        bytes memory m = RLP.encodeList(bytes.concat(RLP.encodeString("fund"), RLP.encodeUint(msg.value)));
-        bmc.sendMessage(converterNetwork, SERVICE, 0, m);
+    /// Deposits the attached Ether for liquidity, credited to `to` (an hx address) on Nexus.
+    function deposit(string calldata to) external payable returns (uint256 sn) {
+        require(msg.value > 0, "send the Ether to deposit as the value (got 0)");
+        checkHx(to);
+        sn = ++serial;
+        pending[sn] = Held(msg.sender, msg.value);
+        held += msg.value;
+        bytes memory m = RLP.encodeList(
+            bytes.concat(
+                RLP.encodeString("deposit"),
+                RLP.encodeString(Hex.toText(msg.sender)),
+                RLP.encodeString(to),
+                RLP.encodeUint(msg.value)
+            )
+        );
+        bmc.sendMessage(converterNetwork, SERVICE, int256(sn), m);
+        emit DepositStarted(msg.sender, to, sn, msg.value);
     }
 
     /// A payout from the converter: `RLP["pay", to, amount]`.
@@ -89,8 +103,8 @@ contract DexReserve is IService {
         emit PaidOut(to, amount);
     }
 
-    /// The converter's reply to a swap: code 0 keeps the Ether in the reserve, any other code
-    /// refunds it.
+    /// The converter's reply to a swap or a deposit: code 0 keeps the Ether in the reserve, any
+    /// other code refunds it.
     function handleBTPError(string calldata, int256 sn, int256 code, string calldata message) external {
         if (msg.sender != address(bmc)) revert NotBmc(msg.sender);
         if (sn <= 0) return;

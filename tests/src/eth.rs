@@ -78,7 +78,8 @@ alloy::sol! {
         function reserve() external view returns (uint256);
         function held() external view returns (uint256);
         function swap(string to, uint256 minReturn) external payable returns (uint256);
-        function fund() external payable;
+        function deposit(string to) external payable returns (uint256);
+        function pending(uint256 sn) external view returns (address from, uint256 amount);
         event SwapStarted(address indexed from, string to, uint256 indexed sn, uint256 amount, uint256 minReturn);
         event SwapEnded(address indexed from, uint256 indexed sn, int256 code, string message);
         event PaidOut(address indexed to, uint256 amount);

@@ -238,7 +238,7 @@ async fn payouts_come_only_from_the_converter_and_never_exceed_the_reserve() {
     let mut s = setup().await;
     let fund = s
         .reserve
-        .fund()
+        .deposit(BOB.to_string())
         .value(U256::from(3 * ETH))
         .send()
         .await
@@ -247,6 +247,14 @@ async fn payouts_come_only_from_the_converter_and_never_exceed_the_reserve() {
         .await
         .unwrap();
     assert!(fund.status());
+    let m = &sent(&fund)[0];
+    let items: Vec<alloy_rlp::Bytes> = alloy_rlp::Decodable::decode(&mut m.msg.as_slice()).unwrap();
+    assert_eq!(items[0].as_ref(), b"deposit");
+    assert_eq!(items[2].as_ref(), BOB.as_bytes());
+    // Held until the converter credits it.
+    assert_eq!(s.book().await, (U256::ZERO, U256::from(3 * ETH)));
+    s.reply(1, 0).await;
+    assert_eq!(s.book().await, (U256::from(3 * ETH), U256::ZERO));
     let carol = EthAddress::from([0xca; 20]);
     let r = s.deliver(NEXUS, 7, pay(carol, ETH)).await;
     assert_eq!(reply_code(&r), 0);
@@ -271,7 +279,7 @@ async fn payouts_come_only_from_the_converter_and_never_exceed_the_reserve() {
 }
 
 #[tokio::test]
-async fn bad_swaps_and_funding_are_refused() {
+async fn bad_swaps_and_deposits_are_refused() {
     let s = setup().await;
     assert!(s.swap(BOB, 0, 0).await.is_err(), "zero Ether");
     assert!(
@@ -281,10 +289,18 @@ async fn bad_swaps_and_funding_are_refused() {
         "not an hx address"
     );
     assert!(s.swap("hx12", ETH, 0).await.is_err(), "short");
-    let r = DexReserve::new(*s.reserve.address(), s.user.clone());
     assert!(
-        r.fund().value(U256::from(ETH)).send().await.is_err(),
-        "only the owner funds"
+        s.reserve
+            .deposit("0xcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd".into())
+            .value(U256::from(ETH))
+            .send()
+            .await
+            .is_err(),
+        "a deposit for an account that is not hx"
+    );
+    assert!(
+        s.reserve.deposit(BOB.into()).send().await.is_err(),
+        "a deposit of nothing"
     );
     assert_eq!(s.book().await, (U256::ZERO, U256::ZERO));
     assert_eq!(s.balance(*s.reserve.address()).await, U256::ZERO);
