@@ -77,19 +77,7 @@ impl Hub {
         for i in 0..2 {
             h.spawn_chain(i);
         }
-        let mut notaries: Vec<String> = h
-            .layout
-            .chains
-            .iter()
-            .map(|c| h.layout.notary_url(c))
-            .collect();
-        if let Some(e) = &h.layout.eth {
-            notaries.push(format!(
-                "http://{}/api/v3/{}",
-                h.layout.nexus_rpc, e.notary_channel
-            ));
-        }
-        for url in notaries {
+        for url in h.layout.notary_urls() {
             let deadline = Instant::now() + Duration::from_secs(60);
             while !answers(&url) {
                 assert!(Instant::now() < deadline, "{url} does not answer");

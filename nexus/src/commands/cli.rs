@@ -1,4 +1,4 @@
-//! The command line: `nexus init | node | devnet | wallet | bench`.
+//! The command line: `nexus init | node | devnet | wallet | dex | bench`.
 
 use crate::client::RpcClient;
 use crate::commands::devnet::{self, InitOptions};
@@ -64,6 +64,12 @@ enum Cmd {
     Wallet {
         #[command(subcommand)]
         cmd: WalletCmd,
+    },
+    /// Trade ICX and ETH on the DEX and provide liquidity (the converter SCORE on Nexus, the
+    /// reserve contract on Ethereum).
+    Dex {
+        #[command(subcommand)]
+        cmd: DexCmd,
     },
     /// Measure transfer throughput and latency of one node (starts its own).
     Bench {
@@ -133,6 +139,122 @@ struct Signer {
     /// Keystore password (or set NEXUS_PASSWORD).
     #[arg(long, env = "NEXUS_PASSWORD", hide_env_values = true)]
     password: String,
+}
+
+#[derive(clap::Args)]
+struct EthSide {
+    /// Ethereum JSON-RPC URL (the devnet prints it).
+    #[arg(long)]
+    eth_rpc: Option<String>,
+    /// The DEX's reserve contract (0x...; the devnet prints it).
+    #[arg(long)]
+    reserve: Option<String>,
+    /// The sender's Ethereum secret key, 0x + 64 hex digits (or set NEXUS_ETH_KEY).
+    #[arg(long, env = "NEXUS_ETH_KEY", hide_env_values = true)]
+    eth_key: Option<String>,
+}
+
+impl EthSide {
+    fn get(&self) -> Result<(&str, &str, &str)> {
+        match (&self.eth_rpc, &self.reserve, &self.eth_key) {
+            (Some(u), Some(r), Some(k)) => Ok((u, r, k)),
+            _ => {
+                anyhow::bail!("Ether comes from Ethereum: give --eth-rpc, --reserve and --eth-key")
+            }
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DexCmd {
+    /// Reserves, price, fee and weights.
+    Price {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// What selling an amount returns now (fee included).
+    Quote {
+        /// ICX or ETH: what is sold.
+        #[arg(long)]
+        from: String,
+        /// Amount such as 1.5 (18 decimals), or 0x... in loop or wei.
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Trade. ICX -> ETH: sent from Nexus (--keystore), Ether paid at --to (0x...).
+    /// ETH -> ICX: sent from Ethereum (--eth-rpc, --reserve, --eth-key), ICX paid at --to (hx...).
+    /// A trade that would return less than the minimum is refunded in full.
+    Swap {
+        /// ICX or ETH: what is sold.
+        #[arg(long)]
+        from: String,
+        /// Amount such as 1.5, or 0x... in loop or wei.
+        #[arg(long)]
+        amount: String,
+        /// Who receives the other coin.
+        #[arg(long)]
+        to: String,
+        /// Least accepted return (0x... in wei or loop, or 1.5); default: the quote less
+        /// --slippage-bps.
+        #[arg(long)]
+        min_return: Option<String>,
+        /// Tolerated fall from the quote, in basis points, when --min-return is not given.
+        #[arg(long, default_value_t = 100)]
+        slippage_bps: u32,
+        /// Keystore of the ICX seller.
+        #[arg(long, requires = "password")]
+        keystore: Option<PathBuf>,
+        /// Keystore password (or set NEXUS_PASSWORD).
+        #[arg(long, env = "NEXUS_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[command(flatten)]
+        eth: EthSide,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Deposit Ether on the reserve for liquidity, credited to --to (hx...) on Nexus.
+    Deposit {
+        /// Ether such as 1.5, or 0x... in wei.
+        #[arg(long)]
+        amount: String,
+        /// The provider's account on Nexus.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        eth: EthSide,
+    },
+    /// Add ICX and deposited Ether as liquidity, in the pool's proportion (the rest of the ICX
+    /// comes back; the rest of the Ether stays deposited).
+    AddLiquidity {
+        #[command(flatten)]
+        signer: Signer,
+        /// ICX offered.
+        #[arg(long)]
+        icx: String,
+        /// Ether offered from the deposit.
+        #[arg(long)]
+        eth: String,
+        /// Least pool tokens accepted.
+        #[arg(long, default_value = "0x0")]
+        min_tokens: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Return pool tokens: ICX to the sender, Ether to --eth-to on Ethereum.
+    RemoveLiquidity {
+        #[command(flatten)]
+        signer: Signer,
+        /// Pool tokens (1.5, or 0x...).
+        #[arg(long)]
+        tokens: String,
+        /// Who receives the Ether (0x...).
+        #[arg(long)]
+        eth_to: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
 }
 
 #[derive(Subcommand)]
@@ -398,6 +520,110 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{summary}");
         }
         Cmd::Wallet { cmd } => wallet_cmd(cmd).await?,
+        Cmd::Dex { cmd } => dex_cmd(cmd).await?,
+    }
+    Ok(())
+}
+
+fn token_arg(s: &str) -> Result<&'static str> {
+    match s.to_ascii_uppercase().as_str() {
+        "ICX" => Ok("ICX"),
+        "ETH" => Ok("ETH"),
+        _ => anyhow::bail!("--from: expected ICX or ETH, got {s:?}"),
+    }
+}
+
+async fn dex_cmd(cmd: DexCmd) -> Result<()> {
+    use crate::commands::dex;
+    match cmd {
+        DexCmd::Price { endpoint } => print(&dex::price(&RpcClient::new(endpoint.rpc)).await?),
+        DexCmd::Quote {
+            from,
+            amount,
+            endpoint,
+        } => {
+            let from = token_arg(&from)?;
+            let amount = wallet::parse_amount(&amount)?;
+            print(&dex::quote(&RpcClient::new(endpoint.rpc), from, amount).await?)
+        }
+        DexCmd::Swap {
+            from,
+            amount,
+            to,
+            min_return,
+            slippage_bps,
+            keystore,
+            password,
+            eth,
+            endpoint,
+        } => {
+            anyhow::ensure!(slippage_bps <= 10_000, "--slippage-bps: expected 0..=10000");
+            let from = token_arg(&from)?;
+            let amount = wallet::parse_amount(&amount)?;
+            let rpc = RpcClient::new(endpoint.rpc);
+            let min = match min_return {
+                Some(m) => wallet::parse_amount(&m)?,
+                None => {
+                    let q = dex::quote(&rpc, from, amount).await?;
+                    let q = nexus_proto::value::parse_u128(
+                        "quote",
+                        q["amount"].as_str().unwrap_or(""),
+                    )?;
+                    dex::min_from_quote(q, slippage_bps)
+                }
+            };
+            let out = if from == "ICX" {
+                let ks = keystore.context("selling ICX needs --keystore and --password")?;
+                let key = wallet::load_key(&ks, &password.context("--password is required")?)?;
+                dex::swap_icx(&rpc, &key, amount, &to, min).await?
+            } else {
+                let (url, reserve, key) = eth.get()?;
+                dex::swap_eth(url, reserve, key, amount, &to, min).await?
+            };
+            let mut out = out;
+            out["minReturn"] = nexus_proto::value::format_int(min).into();
+            print(&out)
+        }
+        DexCmd::Deposit { amount, to, eth } => {
+            let (url, reserve, key) = eth.get()?;
+            print(&dex::deposit_eth(url, reserve, key, wallet::parse_amount(&amount)?, &to).await?)
+        }
+        DexCmd::AddLiquidity {
+            signer,
+            icx,
+            eth,
+            min_tokens,
+            endpoint,
+        } => {
+            let key = wallet::load_key(&signer.keystore, &signer.password)?;
+            print(
+                &dex::add_liquidity(
+                    &RpcClient::new(endpoint.rpc),
+                    &key,
+                    wallet::parse_amount(&icx)?,
+                    wallet::parse_amount(&eth)?,
+                    wallet::parse_amount(&min_tokens)?,
+                )
+                .await?,
+            )
+        }
+        DexCmd::RemoveLiquidity {
+            signer,
+            tokens,
+            eth_to,
+            endpoint,
+        } => {
+            let key = wallet::load_key(&signer.keystore, &signer.password)?;
+            print(
+                &dex::remove_liquidity(
+                    &RpcClient::new(endpoint.rpc),
+                    &key,
+                    wallet::parse_amount(&tokens)?,
+                    &eth_to,
+                )
+                .await?,
+            )
+        }
     }
     Ok(())
 }

@@ -510,12 +510,8 @@ pub async fn run_network(
             .map(|(rpc, _, _, _)| format!("http://{rpc}/api/v3/{}", genesis.channel))
             .collect();
         urls.extend(hub.chains.iter().map(|c| c.url()));
-        urls.extend(hub.chains.iter().map(|c| hub.notary_url(c)));
+        urls.extend(hub.notary_urls());
         if let Some(e) = &hub.eth {
-            urls.push(format!(
-                "http://{}/api/v3/{}",
-                hub.nexus_rpc, e.notary_channel
-            ));
             // Anvil answers JSON-RPC at its root.
             let rpc = nexus_client::rpc::RpcClient::new(e.url());
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -567,6 +563,12 @@ pub async fn run_network(
         );
         names.push("portal".into());
         logs.push(log_path);
+        if hub.nexus.is_some() {
+            println!("Seeding the DEX pool (100 ETH from Ethereum, 10,000 ICX) through the hub...");
+            if let Err(e) = crate::commands::dex::seed(dir, hub, 10_000 * ICX, 100 * ICX).await {
+                eprintln!("warning: the DEX pool was not seeded: {e:#}");
+            }
+        }
     }
     let ch = &genesis.channel;
     let god = genesis
@@ -653,6 +655,37 @@ pub async fn run_network(
                 e.notary_channel,
                 format_int(e.notary_nid)
             );
+            if let (Some(c), Some(n), Some(reserve)) = (
+                &c,
+                &hub.nexus,
+                c.as_ref().and_then(|c| c.dex_reserve.clone()),
+            ) {
+                let exe = std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "nexus".into());
+                let _ = c;
+                println!(
+                    "  DEX  converter SCORE {} on {} (network {}, notary channel {}); Ether reserve {} on Ethereum",
+                    nexus_dex::score::CONVERTER_ADDRESS,
+                    n.url(),
+                    n.network,
+                    n.notary_channel,
+                    reserve
+                );
+                println!("      page http://{}/dex", hub.nexus_rpc);
+                println!("Try:  {exe} dex price --rpc {}", n.url());
+                println!(
+                    "      {exe} dex swap --from ETH --amount 1 --to {god} --eth-rpc {} --reserve {reserve} --eth-key 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a --rpc {}",
+                    e.url(),
+                    n.url()
+                );
+                println!(
+                    "      {exe} dex swap --from ICX --amount 50 --to 0x15d34aaf54267db7d7c367839aaf71a00a2c6a65 --keystore {} --password {} --rpc {}",
+                    dir.join("keystore/god.json").display(),
+                    god_pw.trim(),
+                    n.url()
+                );
+            }
             if let (Some(c), Some(a)) = (&c, hub.chains.first()) {
                 let exe = std::env::current_exe()
                     .map(|p| p.display().to_string())

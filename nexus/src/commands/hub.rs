@@ -10,7 +10,7 @@
 use crate::commands::devnet::{write_key_pair, NetworkOutput, ICX};
 use crate::config::{ChannelConfig, NodeConfig};
 use crate::error::NodeError;
-use crate::ledger::genesis::{Genesis, GenesisAccount, GenesisBtp};
+use crate::ledger::genesis::{Genesis, GenesisAccount, GenesisBtp, GenesisDex};
 use nexus_client::rpc::RpcClient;
 use nexus_proto::value::{format_int, parse_bytes};
 use nexus_proto::{Address, KeyPair, Transaction, TxData};
@@ -70,6 +70,10 @@ pub struct HubLayout {
     /// The Ethereum dev chain, when the hub has one.
     #[serde(default)]
     pub eth: Option<crate::commands::hub_eth::EthLayout>,
+    /// Nexus' public channel as a BTP endpoint (with Ethereum: the DEX's converter trades with
+    /// the reserve there): its messages are notarized by `notary-nexus`, run by every validator.
+    #[serde(default)]
+    pub nexus: Option<HubChain>,
 }
 
 impl HubLayout {
@@ -87,6 +91,23 @@ impl HubLayout {
     /// The notary channel URL of a chain on the Nexus validator used for setup.
     pub fn notary_url(&self, c: &HubChain) -> String {
         format!("http://{}/api/v3/{}", self.nexus_rpc, c.notary_channel)
+    }
+
+    /// Every notary channel's URL on the validator used for setup.
+    pub fn notary_urls(&self) -> Vec<String> {
+        let mut urls: Vec<String> = self
+            .chains
+            .iter()
+            .chain(self.nexus.iter())
+            .map(|c| self.notary_url(c))
+            .collect();
+        if let Some(e) = &self.eth {
+            urls.push(format!(
+                "http://{}/api/v3/{}",
+                self.nexus_rpc, e.notary_channel
+            ));
+        }
+        urls
     }
 
     /// The same channel on the other validators.
@@ -118,15 +139,31 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<(), NodeError> {
 /// Adds the hub to a Nexus network folder made by `init_network_on`: chain A (nid 0x101,
 /// network `0x101.loop`) and chain B (0x102), notary channels with nids 0x1001 and 0x1002.
 pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubLayout, NodeError> {
-    // Nexus' public channel gets a BMC too (network 0x<nid>.nexus), for services on Nexus.
-    let mut public = Genesis::load(&dir.join("genesis.json"))?.source;
+    // With Ethereum: the notary channel of the Ethereum chain.
+    let eth = ports.eth.map(|port| crate::commands::hub_eth::EthLayout {
+        network: "0x539.eth".into(),
+        chain_id: 0x539,
+        rpc: SocketAddr::from(([127, 0, 0, 1], port)),
+        block_time_s: 1,
+        confirmations: 2,
+        notary_channel: "notary-eth".into(),
+        notary_nid: 0x1539,
+    });
+    // Nexus' public channel gets a BMC too (network 0x<nid>.nexus), for services on Nexus;
+    // with Ethereum, the DEX's converter (equal weights, a 0.3% fee) is one of them.
+    let parsed = Genesis::load(&dir.join("genesis.json"))?;
+    let mut public = parsed.source;
+    let nexus_network = format!("{:#x}.nexus", parsed.nid);
     public.btp = Some(GenesisBtp {
-        network: format!("{}.nexus", public.nid),
+        network: nexus_network.clone(),
         notary: false,
     });
-    public.clone().parse()?;
-    write_json(&dir.join("genesis.json"), &public)?;
-    public.btp = None;
+    public.dex = eth.as_ref().map(|e| GenesisDex {
+        reserve_network: e.network.clone(),
+        icx_weight: format_int(500_000u32),
+        eth_weight: format_int(500_000u32),
+        fee: format_int(3_000u32),
+    });
     let keys = dir.join("keystore");
     let (relayer, relayer_keystore, relayer_password) = write_key_pair(&keys, "relayer")?;
     let relayer_account = GenesisAccount {
@@ -134,6 +171,28 @@ pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubL
         address: relayer.address().to_string(),
         balance: format_int(1_000_000 * ICX),
     };
+    {
+        // The relayer pays for relays into the public channel too (Ethereum's messages to the
+        // DEX); the other channels add it from the template below.
+        let mut written = public.clone();
+        if eth.is_some() {
+            written.accounts.push(relayer_account.clone());
+        }
+        written.clone().parse()?;
+        write_json(&dir.join("genesis.json"), &written)?;
+    }
+    public.btp = None;
+    public.dex = None;
+    let nexus = eth.as_ref().map(|_| HubChain {
+        name: "nexus".into(),
+        network: nexus_network.clone(),
+        nid: parsed.nid,
+        channel: public.channel.clone(),
+        config: net.nodes[0].config.clone(),
+        rpc: net.nodes[0].rpc,
+        notary_channel: "notary-nexus".into(),
+        notary_nid: 0x1100,
+    });
     let mut chains = Vec::new();
     for (i, name) in ["a", "b"].into_iter().enumerate() {
         let nid = 0x101 + i as u64;
@@ -192,34 +251,34 @@ pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubL
             notary_nid,
         });
     }
-    // With Ethereum: the notary channel of the Ethereum chain.
-    let eth = ports.eth.map(|port| crate::commands::hub_eth::EthLayout {
-        network: "0x539.eth".into(),
-        chain_id: 0x539,
-        rpc: SocketAddr::from(([127, 0, 0, 1], port)),
-        block_time_s: 1,
-        confirmations: 2,
-        notary_channel: "notary-eth".into(),
-        notary_nid: 0x1539,
-    });
-    if let Some(e) = &eth {
+    // The notary channels of Ethereum and of Nexus' own public channel.
+    let others = eth
+        .iter()
+        .map(|e| (e.notary_nid, e.notary_channel.clone(), e.network.clone()))
+        .chain(
+            nexus
+                .iter()
+                .map(|n| (n.notary_nid, n.notary_channel.clone(), n.network.clone())),
+        );
+    for (nid, channel, network) in others {
         let mut notary = public.clone();
-        notary.nid = format_int(e.notary_nid);
-        notary.channel = e.notary_channel.clone();
+        notary.nid = format_int(nid);
+        notary.channel = channel.clone();
         notary.tokens = vec![];
         notary.accounts.push(relayer_account.clone());
-        notary.message = format!("Nexus notary channel of {}", e.network);
+        notary.message = format!("Nexus notary channel of {network}");
         notary.btp = Some(GenesisBtp {
-            network: e.network.clone(),
+            network,
             notary: true,
         });
         notary.clone().parse()?;
-        write_json(&dir.join(format!("{}.json", e.notary_channel)), &notary)?;
+        write_json(&dir.join(format!("{channel}.json")), &notary)?;
     }
     let notary_channels: Vec<String> = chains
         .iter()
         .map(|c| c.notary_channel.clone())
         .chain(eth.iter().map(|e| e.notary_channel.clone()))
+        .chain(nexus.iter().map(|n| n.notary_channel.clone()))
         .collect();
     // Every Nexus validator runs every notary channel.
     for (i, node) in net.nodes.iter().enumerate() {
@@ -259,6 +318,7 @@ pub fn init_hub(dir: &Path, net: &NetworkOutput, ports: HubPorts) -> Result<HubL
         admin_password: net.funded_password.clone(),
         portal_listen: SocketAddr::from(([127, 0, 0, 1], ports.portal)),
         eth,
+        nexus,
     };
     std::fs::copy(&relayer_keystore, portal_dir.join("relayer.json"))?;
     crate::keystore::write_private(
@@ -359,7 +419,7 @@ pub async fn connect(dir: &Path, hub: &HubLayout) -> Result<(), NodeError> {
     let admin = crate::keystore::load(&hub.admin_keystore, &hub.admin_password)?;
     let mut inbound = Vec::new();
     let mut outbound = Vec::new();
-    for c in &hub.chains {
+    for c in hub.chains.iter().chain(hub.nexus.iter()) {
         let chain = RpcClient::new(c.url());
         let notary = RpcClient::new(hub.notary_url(c));
         let (h, header, set) = checkpoint(&chain).await?;

@@ -50,6 +50,9 @@ pub struct EthContracts {
     pub verifier: String,
     /// The token service.
     pub token: String,
+    /// The DEX's Ether reserve (service `dex`), when Nexus runs the converter.
+    #[serde(default)]
+    pub dex_reserve: Option<String>,
 }
 
 impl EthLayout {
@@ -247,8 +250,33 @@ pub async fn connect(dir: &Path, hub: &HubLayout, eth: &EthLayout) -> Result<Eth
         "addService",
     )
     .await?;
+    let dex_reserve = match &hub.nexus {
+        Some(n) => {
+            let reserve = deploy(
+                &p,
+                &compiled,
+                "DexReserve",
+                (bmc, n.network.clone()).abi_encode_params(),
+            )
+            .await?;
+            send(
+                &p,
+                bmc,
+                calldata(
+                    "addService(string,address)",
+                    ("dex".to_string(), reserve).abi_encode_params(),
+                ),
+                "addService",
+            )
+            .await?;
+            Some(reserve)
+        }
+        None => None,
+    };
+    // Every endpoint that sends to Ethereum: the chains and, with the DEX, Nexus itself.
+    let endpoints: Vec<_> = hub.chains.iter().chain(hub.nexus.iter()).collect();
     let set = notary_set(dir)?;
-    for c in &hub.chains {
+    for c in &endpoints {
         send(
             &p,
             verifier,
@@ -297,7 +325,7 @@ pub async fn connect(dir: &Path, hub: &HubLayout, eth: &EthLayout) -> Result<Eth
     .await?;
     let mut outbound = Vec::new();
     let mut eth_outbound = Vec::new();
-    for d in &hub.chains {
+    for d in &endpoints {
         let (h, header, validators) = checkpoint(&notary).await?;
         call_tx(
             &RpcClient::new(d.url()),
@@ -330,6 +358,7 @@ pub async fn connect(dir: &Path, hub: &HubLayout, eth: &EthLayout) -> Result<Eth
         bmc: bmc.to_string(),
         verifier: verifier.to_string(),
         token: token.to_string(),
+        dex_reserve: dex_reserve.map(|r| r.to_string()),
     };
     std::fs::write(
         eth_dir.join("contracts.json"),
