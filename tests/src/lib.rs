@@ -2,6 +2,7 @@
 //! JSON-RPC. The binary is found next to the test executable (`target/<profile>/nexus`) or at
 //! `NEXUS_BIN`; ICON's Python SDK is run with `NEXUS_PYTHON` (set by `.ci/run`).
 
+pub mod browser;
 pub mod eth;
 
 use nexus::client::RpcClient;

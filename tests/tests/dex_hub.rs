@@ -304,4 +304,24 @@ async fn eth_and_icx_trade_both_ways_at_the_quoted_amounts_and_refund_below_the_
     let after = book(&rpc).await;
     assert_eq!((after.icx, after.eth), (before.icx, before.eth));
     check_books(&rpc, &eth_rpc, &reserve).await;
+
+    // The page a trader opens shows the converter's reserves and the trades, in a real browser.
+    let page = format!("http://{}/dex", hub.layout.nexus_rpc);
+    let dom = nexus_tests::browser::dump_dom(&page);
+    assert!(
+        dom.contains("data-loaded=\"yes\""),
+        "the page did not load the converter:\n{dom}"
+    );
+    let b = book(&rpc).await;
+    for (id, v) in [("icx-reserve", b.icx), ("eth-reserve", b.eth)] {
+        let shown = format!("id=\"{id}\">{}", nexus_tests::browser::decimal(v, 6));
+        assert!(dom.contains(&shown), "{id}: expected {shown} in\n{dom}");
+    }
+    assert_eq!(
+        dom.matches("class=\"trade\"").count(),
+        2,
+        "two trades went through"
+    );
+    let shot = nexus_tests::browser::screenshot(&page, "dex-page.png");
+    println!("screenshot of the DEX page: {}", shot.display());
 }

@@ -7,6 +7,7 @@
 //! | `POST /api/v3`, `/api/v3d` | the first channel |
 //! | `GET /api/v3/<channel>/block`, `/event` (WebSocket) | goloop-style block and event monitors |
 //! | `GET /metrics` | Prometheus metrics |
+//! | `GET /dex` | the DEX's page (reads the converter on the first channel with `icx_call`) |
 //!
 //! Errors carry HTTP status 400 (500 for internal errors) as goloop does, because ICON's SDKs
 //! read the body of a 200 response as a result.
@@ -108,6 +109,7 @@ enum Route<'a> {
     Rpc(Option<&'a str>, bool),
     Monitor(Option<&'a str>, &'a str),
     Metrics,
+    DexPage,
     NotFound,
 }
 
@@ -115,6 +117,9 @@ fn route(path: &str) -> Route<'_> {
     let path = path.trim_end_matches('/');
     if path == "/metrics" {
         return Route::Metrics;
+    }
+    if path == "/dex" {
+        return Route::DexPage;
     }
     let (rest, debug) = match path.strip_prefix("/api/v3d") {
         Some(r) => (r, true),
@@ -224,6 +229,14 @@ async fn handle_request(
     let path = req.uri().path().to_string();
     match route(&path) {
         Route::Metrics => Ok(plain(200, routes.metrics.render())),
+        Route::DexPage => {
+            let mut r = plain(200, nexus_dex::web_page());
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            Ok(r)
+        }
         Route::NotFound => Ok(json_error(
             404,
             code::INVALID_REQUEST,
