@@ -7,7 +7,10 @@
 //! - ICX -> ETH: the ICX leaves the trader on Nexus, the quoted Ether arrives at their 0x
 //!   account;
 //! - a trade below its minimum is refunded in full, both ways;
-//! - after each step the reserves on both chains match the converter's view.
+//! - after each step the reserves on both chains match the converter's view;
+//! - ICON's Python SDK quotes and trades the same way (`tests/sdk/dex_client.py`);
+//! - the page at `/dex` shows the converter's reserves and trades in headless Chromium (a
+//!   screenshot is kept in `tests/artifacts/dex-page.png`).
 
 // Every unwrap here is an assertion about a real chain's answer; a failure is the test failing.
 #![allow(clippy::unwrap_used)]
@@ -305,6 +308,38 @@ async fn eth_and_icx_trade_both_ways_at_the_quoted_amounts_and_refund_below_the_
     assert_eq!((after.icx, after.eth), (before.icx, before.eth));
     check_books(&rpc, &eth_rpc, &reserve).await;
 
+    // The same through ICON's Python SDK: quotes, a trade, a trade below its minimum.
+    let sdk_receiver = EthAddress::from([0x4d; 20]);
+    let output = std::process::Command::new(nexus_tests::python())
+        .arg(nexus_tests::repo_root().join("tests/sdk/dex_client.py"))
+        .env("NEXUS_CHANNEL_URL", &url)
+        .env("NEXUS_NID", format!("{:#x}", nexus.nid))
+        .env("NEXUS_KEYSTORE", &hub.layout.admin_keystore)
+        .env("NEXUS_PASSWORD", &hub.layout.admin_password)
+        .env("NEXUS_ETH_TO", sdk_receiver.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the SDK's DEX checks failed");
+    assert!(stdout.contains("4 passed, 0 failed"), "not every check ran");
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let eth_out = int(&last["ethOut"]);
+    assert!(eth_out > 0);
+    wait_for(&hub, "the Ether of the SDK's trade", || async {
+        provider.get_balance(sdk_receiver).await.unwrap() > U256::ZERO
+    })
+    .await;
+    assert_eq!(
+        provider.get_balance(sdk_receiver).await.unwrap(),
+        U256::from(eth_out)
+    );
+    wait_for(&hub, "the SDK's payout settled on Nexus", || async {
+        book(&rpc).await.in_flight == 0
+    })
+    .await;
+    check_books(&rpc, &eth_rpc, &reserve).await;
+
     // The page a trader opens shows the converter's reserves and the trades, in a real browser.
     let page = format!("http://{}/dex", hub.layout.nexus_rpc);
     let dom = nexus_tests::browser::dump_dom(&page);
@@ -319,8 +354,8 @@ async fn eth_and_icx_trade_both_ways_at_the_quoted_amounts_and_refund_below_the_
     }
     assert_eq!(
         dom.matches("class=\"trade\"").count(),
-        2,
-        "two trades went through"
+        3,
+        "three trades went through (CLI both ways, SDK)"
     );
     let shot = nexus_tests::browser::screenshot(&page, "dex-page.png");
     println!("screenshot of the DEX page: {}", shot.display());
