@@ -473,6 +473,7 @@ impl ConverterScore {
             "ethDeposits": format_int(store::total_deposits(ctx)),
             "ethInFlight": format_int(store::out(ctx)),
             "supply": format_int(store::supply(ctx)),
+            "trades": format_int(u128::from(store::trade_count(ctx))),
         })
     }
 

@@ -87,7 +87,10 @@ pub struct EthOutboundLink {
     /// Most gas one relay transaction may use (batches are split to stay under it).
     #[serde(default = "default_max_gas")]
     pub max_gas: u64,
-    /// Most messages in one relay transaction.
+    /// Most messages in one relay transaction. Its receipt comes back to Nexus as the proof of
+    /// the replies (every log of the transaction is in it, about 1.2 KB per message with the
+    /// DEX's payouts), and a notary takes receipt proofs of at most 128 KiB: 40 keeps a wide
+    /// margin.
     #[serde(default = "default_max_messages")]
     pub max_messages: usize,
     /// Height to scan from when there is no progress yet.
@@ -100,7 +103,7 @@ fn default_max_gas() -> u64 {
 }
 
 fn default_max_messages() -> usize {
-    100
+    40
 }
 
 /// A source chain's messages into its Nexus notary channel.
@@ -361,7 +364,7 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(
             (c.eth_outbound[0].max_gas, c.eth_outbound[0].max_messages),
-            (10_000_000, 100)
+            (10_000_000, 40)
         );
         assert_eq!(c.eth_inbound[0].max_headers, 128);
         let named = |c: &PortalConfig| c.validate().unwrap_err().to_string();

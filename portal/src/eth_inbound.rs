@@ -216,7 +216,9 @@ impl EthInbound {
         // Messages the headers relayed now will confirm.
         let scan_from = self.progress.load()?.map(|p| p.height).unwrap_or(0).max(1);
         let scan_to = upto.saturating_sub(confirmations);
-        let mut proofs = Vec::new();
+        let mut proofs: Vec<(u64, crate::endpoint::FoundMessage)> = Vec::new();
+        // Set when the scan stopped early (enough proofs for a relay): blocks from here on wait.
+        let mut scan_stopped = None;
         if scan_to >= scan_from {
             let filter = Filter::new()
                 .address(self.bmc)
@@ -237,7 +239,16 @@ impl EthInbound {
                     .cloned()
                     .collect();
                 let (_, _, root) = self.header(n).await?;
-                proofs.extend(self.proofs(n, root, rx, &here).await?);
+                proofs.extend(
+                    self.proofs(n, root, rx, &here)
+                        .await?
+                        .into_iter()
+                        .map(|p| (n, p)),
+                );
+                if proofs.len() >= crate::worker::MAX_PROOFS {
+                    scan_stopped = Some(n + 1);
+                    break;
+                }
             }
         }
         // Without messages, headers wait until half a batch is due (one relay instead of one
@@ -251,6 +262,23 @@ impl EthInbound {
         for n in head + 1..=upto {
             headers.push(self.header(n).await?.0);
         }
+        // What fits in one transaction (see `eth_batch`).
+        let sizes: Vec<(u64, usize)> = proofs
+            .iter()
+            .take(crate::worker::MAX_PROOFS)
+            .map(|(n, p)| (*n, p.proof.len() / 2))
+            .collect();
+        let header_sizes: Vec<usize> = headers.iter().map(Vec::len).collect();
+        let plan = crate::eth_batch::plan(
+            head,
+            upto,
+            confirmations,
+            &header_sizes,
+            &sizes,
+            self.cfg.max_batch_bytes,
+        );
+        headers.truncate(plan.headers_to.saturating_sub(head) as usize);
+        proofs.truncate(plan.proofs);
         if headers.is_empty() && proofs.is_empty() {
             return Ok(());
         }
@@ -263,17 +291,23 @@ impl EthInbound {
         params.insert("_updates".into(), json!(updates));
         params.insert(
             "_proofs".into(),
-            json!(proofs.iter().map(|p| p.proof.clone()).collect::<Vec<_>>()),
+            json!(proofs
+                .iter()
+                .map(|(_, p)| p.proof.clone())
+                .collect::<Vec<_>>()),
         );
         self.notary
             .send_call(&self.key, nid, *score, "relay", params, self.cfg.step_limit)
             .await?;
         self.metrics.relayed(&self.name, proofs.len() as u64);
-        if scan_to >= scan_from {
-            self.progress.save(Progress {
-                height: scan_to + 1,
-            })?;
+        let next_scan = plan
+            .next_scan
+            .min(scan_stopped.unwrap_or(u64::MAX))
+            .max(scan_from);
+        if next_scan != scan_from {
+            self.progress.save(Progress { height: next_scan })?;
         }
+        let upto = plan.headers_to;
         self.metrics
             .progress(&self.name, upto, tip.saturating_sub(upto));
         if last_log.elapsed() >= Duration::from_secs(self.cfg.progress_every_s) {

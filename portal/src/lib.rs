@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod eth_batch;
 pub mod eth_inbound;
 pub mod eth_worker;
 pub mod metrics;

@@ -134,7 +134,7 @@ impl Anvil {
     /// Starts anvil on `port`, mining a block every `block_time_s` seconds (0: on every
     /// transaction), and waits until it answers.
     pub fn start_at(port: u16, block_time_s: u64) -> Self {
-        let mut cmd = Command::new(node_modules().join(".bin/anvil"));
+        let mut cmd = Command::new(nexus::commands::hub_eth::anvil_binary(&node_modules()));
         if block_time_s > 0 {
             cmd.args(["--block-time", &block_time_s.to_string()]);
         }

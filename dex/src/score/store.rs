@@ -213,6 +213,11 @@ pub(crate) fn push_trade(ctx: &mut CallContext<'_, '_>, t: &Trade) -> Result<(),
     put(ctx, b"t/n", u128::from(n) + 1)
 }
 
+/// Trades so far.
+pub(crate) fn trade_count(ctx: &CallContext<'_, '_>) -> u64 {
+    get(ctx, b"t/n") as u64
+}
+
 /// The last trades, newest first.
 pub(crate) fn trades(ctx: &CallContext<'_, '_>) -> Vec<Trade> {
     let n = get(ctx, b"t/n") as u64;

@@ -100,10 +100,19 @@ async fn until(what: &str, mut f: impl AsyncFnMut() -> Result<bool>) -> Result<(
     Ok(())
 }
 
-/// Runs the benchmark in `dir` (which it fills and the caller deletes).
-pub async fn run(trips: usize, dir: &Path) -> Result<Value> {
-    let proofs_per_sec = proof_rate();
-    let recover = recover_rate();
+/// A hub with Ethereum running in a temporary folder: validators, chains, anvil, portal.
+pub struct EthHub {
+    /// The Nexus network.
+    pub net: crate::commands::devnet::NetworkOutput,
+    /// The hub's layout.
+    pub layout: HubLayout,
+    /// Every process (killed on drop).
+    pub children: Vec<tokio::process::Child>,
+}
+
+/// Starts the devnet's hub with Ethereum in `dir` (four validators, chains A and B, anvil with
+/// the contracts, one portal; all separate processes) and connects it.
+pub async fn start_eth_hub(dir: &Path) -> Result<EthHub> {
     let exe = std::env::current_exe()?;
     let p = free_ports(12)?;
     let ports: Vec<(u16, u16)> = (0..4).map(|i| (p[2 * i], p[2 * i + 1])).collect();
@@ -147,13 +156,10 @@ pub async fn run(trips: usize, dir: &Path) -> Result<Value> {
     }
     for c in &layout.chains {
         wait_answers(&c.url()).await?;
-        wait_answers(&layout.notary_url(c)).await?;
     }
-    wait_answers(&format!(
-        "http://{}/api/v3/{}",
-        layout.nexus_rpc, eth.notary_channel
-    ))
-    .await?;
+    for url in layout.notary_urls() {
+        wait_answers(&url).await?;
+    }
     let eth_rpc = RpcClient::new(eth.url());
     until("anvil", async || {
         Ok(eth_rpc.call("eth_blockNumber", Value::Null).await.is_ok())
@@ -166,6 +172,24 @@ pub async fn run(trips: usize, dir: &Path) -> Result<Value> {
         &layout.portal_config,
         &layout.portal_config.with_file_name("portal.log"),
     )?);
+    Ok(EthHub {
+        net,
+        layout,
+        children,
+    })
+}
+
+/// Runs the benchmark in `dir` (which it fills and the caller deletes).
+pub async fn run(trips: usize, dir: &Path) -> Result<Value> {
+    let proofs_per_sec = proof_rate();
+    let recover = recover_rate();
+    let EthHub {
+        net,
+        layout,
+        children,
+    } = start_eth_hub(dir).await?;
+    let eth = layout.eth.clone().context("eth layout")?;
+    let eth_rpc = RpcClient::new(eth.url());
     let contracts = hub_eth::contracts(dir).context("contracts")?;
     let a = &layout.chains[0];
     let rpc_a = RpcClient::new(a.url());

@@ -108,6 +108,17 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         trips: usize,
     },
+    /// DEX figures on the devnet's hub with Ethereum: swaps per second through the converter
+    /// SCORE (three bursts), end-to-end time of ETH -> ICX and ICX -> ETH, steps and gas per
+    /// swap. JSON on the last line.
+    BenchDex {
+        /// ICX -> ETH conversions in each burst.
+        #[arg(long, default_value_t = 1_000)]
+        swaps: usize,
+        /// Trades in each direction for the end-to-end times.
+        #[arg(long, default_value_t = 5)]
+        trips: usize,
+    },
     /// Measure BTP messages through one notary channel of four validators (starts its own hub:
     /// validators, chains A and B, a portal).
     BenchBtp {
@@ -516,6 +527,24 @@ async fn run(cli: Cli) -> Result<()> {
                 "receipt proofs {} /s (secp256k1 {} /s); Ether to chain A p50 {} ms, back p50 {} ms ({} trips)",
                 summary["receipt_proofs_verified_per_sec_one_core"], summary["secp256k1_recover_per_sec_one_core"],
                 summary["eth_to_chain_ms_p50"], summary["chain_to_eth_ms_p50"], trips
+            );
+            println!("{summary}");
+        }
+        Cmd::BenchDex { swaps, trips } => {
+            anyhow::ensure!(
+                (1..=100_000).contains(&swaps),
+                "--swaps: expected 1..=100000"
+            );
+            anyhow::ensure!((1..=1000).contains(&trips), "--trips: expected 1..=1000");
+            let dir = std::env::temp_dir().join(format!("nexus-bench-dex-{}", std::process::id()));
+            let summary = crate::commands::bench_dex::run(swaps, trips, &dir).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            let summary = summary?;
+            eprintln!(
+                "swaps through the converter {} /s (runs {}; secp256k1 {} /s); ETH -> ICX p50 {} ms, ICX -> ETH p50 {} ms; {} steps per convert, swap {} gas, payout relay {} gas",
+                summary["swaps_per_sec"], summary["swaps_per_sec_runs"], summary["secp256k1_recover_per_sec_one_core"],
+                summary["eth_to_icx_ms_p50"], summary["icx_to_eth_ms_p50"], summary["steps_per_convert_dec"],
+                summary["gas_reserve_swap"], summary["gas_payout_relay_tx"]
             );
             println!("{summary}");
         }

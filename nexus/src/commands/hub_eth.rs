@@ -72,9 +72,24 @@ pub fn node_modules() -> PathBuf {
         })
 }
 
+/// The anvil executable under `node_modules`: the platform package's real binary
+/// (`@foundry-rs/anvil-<os>-<arch>/bin/anvil`), not npm's `.bin/anvil` shim, which runs it as a
+/// child of Node.js, so killing the shim would leave anvil running and holding its port.
+pub fn anvil_binary(node_modules: &Path) -> PathBuf {
+    let scope = node_modules.join("@foundry-rs");
+    let real = std::fs::read_dir(&scope).ok().and_then(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+            .map(|e| e.path().join("bin/anvil"))
+            .find(|p| p.is_file())
+    });
+    real.unwrap_or_else(|| node_modules.join(".bin/anvil"))
+}
+
 /// The anvil command for `eth` (binary and arguments).
 pub fn anvil_command(eth: &EthLayout) -> Result<(PathBuf, Vec<String>), NodeError> {
-    let bin = node_modules().join(".bin/anvil");
+    let bin = anvil_binary(&node_modules());
     if !bin.exists() {
         return Err(NodeError::Config(format!(
             "{} is missing: run `./x setup` (or set NEXUS_NODE_MODULES)",

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_btp;
+pub mod bench_dex;
 pub mod bench_eth;
 pub mod cli;
 pub mod devnet;
