@@ -405,7 +405,8 @@ impl ReceiptProof {
                 "receipt proof: expected [block, index, log, receipt, nodes]".into(),
             ));
         }
-        if nodes.is_empty() || nodes.len() > MAX_PROOF_NODES {
+        let follow_on = receipt.is_empty() && nodes.is_empty();
+        if !follow_on && (nodes.is_empty() || nodes.len() > MAX_PROOF_NODES) {
             return Err(LightClientError::Decode(format!(
                 "receipt proof: expected 1..={MAX_PROOF_NODES} nodes, got {}",
                 nodes.len()
@@ -420,23 +421,31 @@ impl ReceiptProof {
         })
     }
 
-    /// Checks the path from `receipts_root` to the receipt and returns the named log.
-    pub fn verify(&self, receipts_root: &Hash32) -> Result<EthLog, LightClientError> {
-        let key = Nibbles::unpack(alloy_rlp::encode(self.index));
-        let nodes: Vec<Bytes> = self.nodes.iter().cloned().map(Bytes::from).collect();
-        alloy_trie::proof::verify_proof(
-            B256::from(receipts_root.0),
-            key,
-            Some(self.receipt.clone()),
-            nodes.iter(),
-        )
-        .map_err(|e| {
-            LightClientError::Proof(format!(
-                "receipt {} of block {} is not under receiptsRoot {receipts_root}: {e}",
+    /// A follow-on proof (no receipt, no nodes) names another log of the receipt the previous
+    /// proof of the same relay proved: one receipt of many messages travels once.
+    pub fn is_follow_on(&self) -> bool {
+        self.receipt.is_empty() && self.nodes.is_empty()
+    }
+
+    /// The named log of `receipt` (the encoded receipt a previous proof verified for this
+    /// block and index), for a follow-on proof.
+    pub fn follow_on_log(
+        &self,
+        block: u64,
+        index: u64,
+        receipt: &[u8],
+    ) -> Result<EthLog, LightClientError> {
+        if !self.is_follow_on() || block != self.block || index != self.index {
+            return Err(LightClientError::Proof(format!(
+                "a proof without its receipt must follow a proof of the same receipt ({} of block {}), not of receipt {index} of block {block}",
                 self.index, self.block
-            ))
-        })?;
-        let receipt = EthReceipt::decode(&self.receipt)?;
+            )));
+        }
+        self.log_in(receipt)
+    }
+
+    fn log_in(&self, receipt: &[u8]) -> Result<EthLog, LightClientError> {
+        let receipt = EthReceipt::decode(receipt)?;
         if !receipt.success {
             return Err(LightClientError::Proof(format!(
                 "receipt {} of block {} is of a failed transaction",
@@ -453,6 +462,31 @@ impl ReceiptProof {
                     self.log, self.index, self.block
                 ))
             })
+    }
+
+    /// Checks the path from `receipts_root` to the receipt and returns the named log.
+    pub fn verify(&self, receipts_root: &Hash32) -> Result<EthLog, LightClientError> {
+        if self.is_follow_on() {
+            return Err(LightClientError::Proof(format!(
+                "a proof without its receipt must follow a proof of receipt {} of block {}",
+                self.index, self.block
+            )));
+        }
+        let key = Nibbles::unpack(alloy_rlp::encode(self.index));
+        let nodes: Vec<Bytes> = self.nodes.iter().cloned().map(Bytes::from).collect();
+        alloy_trie::proof::verify_proof(
+            B256::from(receipts_root.0),
+            key,
+            Some(self.receipt.clone()),
+            nodes.iter(),
+        )
+        .map_err(|e| {
+            LightClientError::Proof(format!(
+                "receipt {} of block {} is not under receiptsRoot {receipts_root}: {e}",
+                self.index, self.block
+            ))
+        })?;
+        self.log_in(&self.receipt)
     }
 }
 

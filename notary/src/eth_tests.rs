@@ -375,3 +375,55 @@ fn a_reorg_of_the_unconfirmed_tip_replaces_it_and_old_headers_are_forgotten() {
     }
     assert_eq!(m.status()["height"], "0x44c");
 }
+
+impl Chain {
+    /// A follow-on proof of log `log` of block `block`'s message receipt.
+    fn follow_on(&self, block: u64, log: u64) -> String {
+        format_bytes(
+            &ReceiptProof {
+                block,
+                index: 1,
+                log,
+                receipt: vec![],
+                nodes: vec![],
+            }
+            .encode(),
+        )
+    }
+}
+
+#[test]
+fn a_follow_on_proof_names_another_log_of_the_receipt_just_proved() {
+    let mut n = notary();
+    let (u, proofs) = n.with_messages();
+    let events = n
+        .relay(&[u], &[proofs[0].clone(), n.chain.follow_on(1, 1)])
+        .unwrap();
+    let out = events
+        .iter()
+        .filter(|e| e.indexed[0] == nexus_btp::event::MESSAGE_SIG)
+        .count();
+    assert_eq!(out, 2);
+    assert_eq!(n.status()["rxSeq"], "0x2");
+}
+
+#[test]
+fn a_follow_on_proof_without_its_receipt_before_it_is_refused() {
+    let mut n = notary();
+    let (u, _) = n.with_messages();
+    // First in the relay: nothing to follow.
+    refused(
+        n.relay(std::slice::from_ref(&u), &[n.chain.follow_on(1, 0)]),
+        "must follow a proof of",
+    );
+    // After a proof of another block's receipt.
+    n.chain.push(vec![message_log(BMC, "0x101.loop", 2)]);
+    n.chain.push(vec![]);
+    n.chain.push(vec![]);
+    let u2 = n.chain.update(1, 6);
+    refused(
+        n.relay(&[u2], &[n.chain.proof(1, 0), n.chain.follow_on(4, 0)]),
+        "must follow a proof of the same receipt",
+    );
+    assert_eq!(n.status()["rxSeq"], "0x0", "nothing was accepted");
+}

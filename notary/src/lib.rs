@@ -146,9 +146,10 @@ impl NotaryScore {
         } else {
             stored_client::apply_updates(ctx, PREFIX, &updates)?;
         }
+        let mut last_receipt = None;
         for (i, raw) in proofs.iter().enumerate() {
             let m = if eth {
-                stored_eth_client::verify_message(ctx, PREFIX, i, raw)?
+                stored_eth_client::verify_message(ctx, PREFIX, i, raw, &mut last_receipt)?
             } else {
                 MessageEvent::parse(&stored_client::verify_event(ctx, PREFIX, i, raw)?)?
             };

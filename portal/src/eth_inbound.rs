@@ -136,7 +136,7 @@ impl EthInbound {
                 format!("block {n}: the receipts as encoded here do not match its receiptsRoot"),
             ));
         }
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         for l in logs {
             let seq = l
                 .topics()
@@ -164,20 +164,34 @@ impl EthInbound {
             };
             let nodes = receipt_nodes(&encoded, tx as usize)
                 .ok_or_else(|| eth_err(url, format!("receipt {tx} of block {n} ({hash})")))?;
-            let proof = ReceiptProof {
-                block: n,
-                index: tx,
-                log: pos as u64,
-                receipt: encoded[tx as usize].clone(),
-                nodes,
-            };
+            found.push((
+                seq,
+                ReceiptProof {
+                    block: n,
+                    index: tx,
+                    log: pos as u64,
+                    receipt: encoded[tx as usize].clone(),
+                    nodes,
+                },
+            ));
+        }
+        found.sort_by_key(|(seq, _)| *seq);
+        // A receipt carries each of its messages' logs: after its first proof, the next ones of
+        // the same receipt go as follow-ons (no receipt, no nodes).
+        let mut out = Vec::with_capacity(found.len());
+        let mut prev: Option<u64> = None;
+        for (seq, mut proof) in found {
+            if prev == Some(proof.index) {
+                proof.receipt.clear();
+                proof.nodes.clear();
+            }
+            prev = Some(proof.index);
             out.push(FoundMessage {
                 next: String::new(),
                 seq,
                 proof: format_bytes(&proof.encode()),
             });
         }
-        out.sort_by_key(|m| m.seq);
         Ok(out)
     }
 

@@ -202,13 +202,19 @@ pub fn message_topic() -> Hash32 {
     Hash32(Message::SIGNATURE_HASH.0)
 }
 
-/// Checks an encoded receipt proof against a confirmed held header, the accepted emitter and
-/// the `Message` event; returns the message.
+/// The receipt the last full proof of a relay verified: (block, index, encoded receipt), for
+/// the follow-on proofs after it.
+pub type LastReceipt = Option<(u64, u64, Vec<u8>)>;
+
+/// Checks an encoded receipt proof against a confirmed held header (or, for a follow-on proof,
+/// against the receipt `last` verified in this relay), the accepted emitter and the `Message`
+/// event; returns the message.
 pub fn verify_message(
     ctx: &mut CallContext<'_, '_>,
     prefix: &[u8],
     index: usize,
     raw: &[u8],
+    last: &mut LastReceipt,
 ) -> Result<MessageEvent, ScoreError> {
     ctx.charge(STEPS_PER_PROOF)?;
     let cfg = load_cfg(ctx, prefix)?;
@@ -217,6 +223,14 @@ pub fn verify_message(
         error,
     };
     let proof = ReceiptProof::decode(raw).map_err(lc_err)?;
+    if proof.is_follow_on() {
+        let log = match last {
+            Some((block, idx, receipt)) => proof.follow_on_log(*block, *idx, receipt),
+            None => proof.follow_on_log(u64::MAX, u64::MAX, &[]),
+        }
+        .map_err(lc_err)?;
+        return message_of(&cfg, log);
+    }
     let top = head(ctx, prefix)?;
     let h = held(ctx, prefix, proof.block)
         .ok_or(LightClientError::UnknownHeight(proof.block))
@@ -229,6 +243,14 @@ pub fn verify_message(
         .into());
     }
     let log = proof.verify(&h.receipts_root).map_err(lc_err)?;
+    *last = Some((proof.block, proof.index, proof.receipt));
+    message_of(&cfg, log)
+}
+
+fn message_of(
+    cfg: &Cfg,
+    log: nexus_light_clients::ethereum::EthLog,
+) -> Result<MessageEvent, ScoreError> {
     let emitter: [u8; 20] = cfg.emitter.into();
     if log.address != emitter {
         return Err(BtpError::WrongEmitter {
