@@ -8,6 +8,7 @@
 //!    each, p50 and max.
 //! 3. Cost: steps of a `convert`, gas of the reserve's `swap`, gas of the relay transaction
 //!    that paid a conversion out on Ethereum.
+//!
 //! Beside them, the secp256k1 ceiling of the same machine.
 
 use crate::commands::bench::{percentile, recover_rate};
