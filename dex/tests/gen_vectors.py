@@ -1,6 +1,11 @@
-"""Writes dex/tests/vectors.json: 10,000 inputs of the three Bancor returns with their exact
-value rounded down, computed with 120-digit decimal arithmetic (an exact reference independent
-of the Rust fixed-point code). Deterministic: `python3 dex/tests/gen_vectors.py`."""
+"""Writes dex/tests/vectors.json: 10,000 inputs of the three Bancor returns with
+- `exact`: the exact value rounded down, computed with 120-digit decimal arithmetic (an exact
+  reference independent of the Rust fixed-point code), and
+- `fixed`: what the fixed-point algorithm returns (Bancor's `generalLog` at 127 bits, the
+  exponential by halving, a series and squarings at 160 bits, every step truncated), written
+  again here in Python's integers, independently of the Rust code, as Bancor's Solidity formula
+  run on a node would be for theirs. The Rust formula must equal `fixed` to the last unit.
+Deterministic: `python3 dex/tests/gen_vectors.py`."""
 import json
 import random
 from decimal import Decimal, getcontext, ROUND_FLOOR
@@ -25,6 +30,64 @@ def floor(d):
 
 def power(base, exp):
     return (base.ln() * exp).exp()
+
+
+# The fixed-point algorithm, in integers (every division and shift truncates).
+MAXP = 127
+FIXED_1 = 1 << MAXP
+LN2 = 0x58B90BFBE8E7BCD5E4F1D9CC01F97B57  # floor(ln 2 * 2^127)
+EXP_BITS = 160
+MAX_EXP_ARG = 60
+
+
+def fixed_exp(x):
+    k = max(x.bit_length() - MAXP, 0)
+    z = (x << (EXP_BITS - MAXP)) >> k
+    term = total = 1 << EXP_BITS
+    n = 1
+    while term:
+        term = ((term * z) >> EXP_BITS) // n
+        total += term
+        n += 1
+    for _ in range(k):
+        total = (total * total) >> EXP_BITS
+    return total >> (EXP_BITS - MAXP)
+
+
+def fixed_log(x):
+    res = 0
+    if x >= 2 * FIXED_1:
+        count = (x // FIXED_1).bit_length() - 1
+        x >>= count
+        res = count * FIXED_1
+    if x > FIXED_1:
+        for i in range(MAXP, 0, -1):
+            x = x * x // FIXED_1
+            if x >= 2 * FIXED_1:
+                x >>= 1
+                res += 1 << (i - 1)
+    return (res * LN2) >> MAXP
+
+
+def fixed_power(base_n, base_d, exp_n, exp_d):
+    arg = fixed_log(base_n * FIXED_1 // base_d) * exp_n // exp_d
+    if arg > MAX_EXP_ARG << MAXP:
+        return None
+    return fixed_exp(arg)
+
+
+def fixed(v):
+    if v["kind"] == "purchase":
+        supply, reserve, w, a = int(v["supply"]), int(v["reserve"]), v["weight"], int(v["amount"])
+        r = fixed_power(a + reserve, reserve, w, MAX_WEIGHT)
+        return None if r is None else ((supply * r) >> MAXP) - supply
+    if v["kind"] == "sale":
+        supply, reserve, w, a = int(v["supply"]), int(v["reserve"]), v["weight"], int(v["amount"])
+        r = fixed_power(supply, supply - a, MAX_WEIGHT, w)
+        return None if r is None else (reserve * r - (reserve << MAXP)) // r
+    src, tgt, a = int(v["source"]), int(v["target"]), int(v["amount"])
+    r = fixed_power(src + a, src, v["source_weight"], v["target_weight"])
+    return None if r is None else (tgt * r - (tgt << MAXP)) // r
 
 
 out = []
@@ -61,6 +124,10 @@ while len(out) < 10_000:
     if e >= 2 ** 128:
         continue
     v["exact"] = str(e)
+    f = fixed(v)
+    if f is None or f >= 2 ** 128:
+        continue
+    v["fixed"] = str(f)
     out.append(v)
 
 with open(__file__.replace("gen_vectors.py", "vectors.json"), "w") as f:

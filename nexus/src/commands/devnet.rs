@@ -655,15 +655,12 @@ pub async fn run_network(
                 e.notary_channel,
                 format_int(e.notary_nid)
             );
-            if let (Some(c), Some(n), Some(reserve)) = (
-                &c,
-                &hub.nexus,
-                c.as_ref().and_then(|c| c.dex_reserve.clone()),
-            ) {
+            if let (Some(n), Some(reserve)) =
+                (&hub.nexus, c.as_ref().and_then(|c| c.dex_reserve.clone()))
+            {
                 let exe = std::env::current_exe()
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|_| "nexus".into());
-                let _ = c;
                 println!(
                     "  DEX  converter SCORE {} on {} (network {}, notary channel {}); Ether reserve {} on Ethereum",
                     nexus_dex::score::CONVERTER_ADDRESS,
