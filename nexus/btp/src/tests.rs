@@ -705,3 +705,84 @@ fn token_ids_name_their_home_network_and_symbol() {
         assert_eq!(token_home(bad), None, "{bad}");
     }
 }
+
+/// A SCORE service that sends what it is asked to through the BMC.
+struct Sender;
+
+impl nexus_score::NativeScore for Sender {
+    fn api(&self) -> Value {
+        json!([])
+    }
+    fn install(&self, _ctx: &mut nexus_score::CallContext<'_, '_>) -> Result<(), ScoreError> {
+        Ok(())
+    }
+    fn call(
+        &self,
+        ctx: &mut nexus_score::CallContext<'_, '_>,
+        _method: &str,
+        p: &serde_json::Map<String, Value>,
+    ) -> Result<Value, ScoreError> {
+        ctx.call(&BMC_ADDRESS, "sendMessage", p, 0)
+    }
+}
+
+#[test]
+fn only_a_services_own_score_sends_its_messages_and_only_on_a_route() {
+    let (mut b, _notary) = b_with_notary_a();
+    let svc = Address::contract([0x5e; 20]);
+    b.bmc.services.insert("dex".into(), svc);
+    let bmc = std::sync::Arc::new(b.bmc.clone());
+    b.world.register(BMC_ADDRESS, bmc);
+    b.world.register(svc, std::sync::Arc::new(Sender));
+    let p = |to: &str, svc_name: &str| json!({"_to": to, "_svc": svc_name, "_sn": "0x1", "_msg": "0x01"});
+    // The service's SCORE, to a network with a verifier: sent.
+    let (_, events) = b
+        .world
+        .call(&Sender, svc, Address::eoa([1; 20]), 0, "send", p(A, "dex"))
+        .unwrap();
+    let sent: Vec<_> = events
+        .iter()
+        .filter(|e| e.indexed[0] == MESSAGE_SIG)
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].score_address, BMC_ADDRESS);
+    // Anyone else, or another service's name, or a network without a route: refused.
+    let e = b.call(Address::eoa([1; 20]), 0, "sendMessage", p(A, "dex"));
+    assert!(e.unwrap_err().message.contains("only the SCORE of service"));
+    let e = b
+        .world
+        .call(
+            &Sender,
+            svc,
+            Address::eoa([1; 20]),
+            0,
+            "send",
+            p(A, "token"),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("only the SCORE of service"), "{e}");
+    let e = b
+        .world
+        .call(
+            &Sender,
+            svc,
+            Address::eoa([1; 20]),
+            0,
+            "send",
+            p("0x999.loop", "dex"),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("no route"), "{e}");
+    let e = b
+        .world
+        .call(
+            &Sender,
+            svc,
+            Address::eoa([1; 20]),
+            0,
+            "send",
+            p("nowhere", "dex"),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("network address"), "{e}");
+}
