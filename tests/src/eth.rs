@@ -18,7 +18,7 @@ pub const CHAIN_ID: u64 = 1337;
 /// Anvil's first dev account (its well-known test key), which deploys and relays.
 pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 /// Anvil's third dev account, a user in the tests.
-pub const USER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+pub const USER_KEY: &str = nexus::commands::hub_eth::USER_KEY;
 
 alloy::sol! {
     #[sol(rpc, all_derives)]

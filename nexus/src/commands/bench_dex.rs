@@ -25,8 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const ICX: u128 = 1_000_000_000_000_000_000;
-/// Anvil's third dev account: the trader on Ethereum.
-const USER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+use crate::commands::hub_eth::USER_KEY;
 const TRADERS: usize = 16;
 
 async fn until(

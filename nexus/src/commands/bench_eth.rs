@@ -24,8 +24,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Anvil's third dev account: the trader in the benchmark.
-const USER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+use crate::commands::hub_eth::USER_KEY;
 const ETHER: u128 = 1_000_000_000_000_000_000;
 
 /// Receipt proofs checked per second on one core (median of three runs of about a second).

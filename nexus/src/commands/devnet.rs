@@ -672,8 +672,9 @@ pub async fn run_network(
                 println!("      page http://{}/dex", hub.nexus_rpc);
                 println!("Try:  {exe} dex price --rpc {}", n.url());
                 println!(
-                    "      {exe} dex swap --from ETH --amount 1 --to {god} --eth-rpc {} --reserve {reserve} --eth-key 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a --rpc {}",
+                    "      {exe} dex swap --from ETH --amount 1 --to {god} --eth-rpc {} --reserve {reserve} --eth-key {} --rpc {}",
                     e.url(),
+                    crate::commands::hub_eth::USER_KEY,
                     n.url()
                 );
                 println!(
@@ -688,9 +689,10 @@ pub async fn run_network(
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|_| "nexus".into());
                 println!(
-                    "Try:  {exe} wallet eth-transfer --eth-rpc {} --token-service {} --eth-key 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a --to {}/{god} --value 1",
+                    "Try:  {exe} wallet eth-transfer --eth-rpc {} --token-service {} --eth-key {} --to {}/{god} --value 1",
                     e.url(),
                     c.token,
+                    crate::commands::hub_eth::USER_KEY,
                     a.network
                 );
                 println!(

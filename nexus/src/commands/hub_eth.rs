@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 /// Anvil's first dev account: deploys and owns the contracts (a dev chain only).
 pub const DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// Anvil's third dev account: the user the devnet's examples, the benchmarks and the tests
+/// trade and transfer with (a dev chain only).
+pub const USER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 /// Anvil's second dev account: the portal's Ethereum wallet.
 pub const RELAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
