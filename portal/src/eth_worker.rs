@@ -350,8 +350,7 @@ impl EthWorker {
 
     /// Runs until `stop` turns true: passes, a pause when caught up, backoff after errors.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(self.cfg.backoff_ms);
-        let poll = Duration::from_millis(self.cfg.poll_ms);
+        let mut pacing = crate::link_loop::Pacing::new(&self.name, &self.cfg, &self.metrics);
         let mut ends = None;
         let mut last_log = Instant::now() - Duration::from_secs(self.cfg.progress_every_s);
         loop {
@@ -364,25 +363,7 @@ impl EthWorker {
                     None => Ok(()),
                 }
             };
-            let wait = match step.await {
-                Ok(()) => {
-                    backoff = Duration::from_millis(self.cfg.backoff_ms);
-                    poll
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    tracing::warn!(link = %self.name, error = %why, retry_ms = backoff.as_millis() as u64, "relay step failed");
-                    self.metrics.error(&self.name, &why);
-                    let w = backoff;
-                    backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
-                    w
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
+            if pacing.pause(step.await, &mut stop).await {
                 return;
             }
         }

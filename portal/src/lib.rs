@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod eth_batch;
 pub mod eth_inbound;
 pub mod eth_worker;
+pub mod link_loop;
 pub mod metrics;
 pub mod progress;
 pub mod supervisor;
