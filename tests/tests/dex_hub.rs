@@ -72,8 +72,7 @@ struct Book {
 }
 
 async fn book(rpc: &RpcClient) -> Book {
-    let r = dex::price(rpc).await.unwrap();
-    let r = &r["reserves"];
+    let r = dex::reserves(rpc).await.unwrap();
     Book {
         icx: int(&r["ICX"]),
         eth: int(&r["ETH"]),

@@ -207,7 +207,7 @@ impl Trade {
 }
 
 pub(crate) fn push_trade(ctx: &mut CallContext<'_, '_>, t: &Trade) -> Result<(), ScoreError> {
-    let n = get(ctx, b"t/n") as u64;
+    let n = trade_count(ctx);
     let slot = [b"t/".as_slice(), &(n % KEEP_TRADES).to_be_bytes()].concat();
     ctx.set(&slot, alloy_rlp::encode(t))?;
     put(ctx, b"t/n", u128::from(n) + 1)
@@ -220,7 +220,7 @@ pub(crate) fn trade_count(ctx: &CallContext<'_, '_>) -> u64 {
 
 /// The last trades, newest first.
 pub(crate) fn trades(ctx: &CallContext<'_, '_>) -> Vec<Trade> {
-    let n = get(ctx, b"t/n") as u64;
+    let n = trade_count(ctx);
     (0..n.min(KEEP_TRADES))
         .filter_map(|back| {
             let i = n - 1 - back;

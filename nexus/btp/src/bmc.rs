@@ -371,27 +371,13 @@ fn as_map(v: Value) -> Map<String, Value> {
     }
 }
 
-/// Reads a signed integer parameter (`0x..` or `-0x..`), within i128.
+/// Reads a signed integer parameter (`0x..` or `-0x..`).
 fn param_signed(p: &Map<String, Value>, name: &str) -> Result<i128, ScoreError> {
-    let bad = |got: &str| {
-        ScoreError::invalid_param(format!(
-            "{name}: expected a 0x-hex integer, optionally negative, got {:?}",
-            got.chars().take(80).collect::<String>()
-        ))
-    };
     let s = p
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| ScoreError::invalid_param(format!("missing parameter {name}")))?;
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let mut m = Map::new();
-    m.insert(name.to_string(), Value::String(body.to_string()));
-    let v = param_int(&m, name).map_err(|_| bad(s))?;
-    let v = i128::try_from(v).map_err(|_| bad(s))?;
-    Ok(if neg { -v } else { v })
+    nexus_proto::value::parse_i128(name, s).map_err(|e| ScoreError::invalid_param(e.to_string()))
 }
 
 /// Reads the light-client setup parameters shared by `addVerifier` and the notary's

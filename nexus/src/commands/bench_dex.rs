@@ -42,11 +42,8 @@ async fn until(
 }
 
 async fn trades(rpc: &RpcClient) -> Result<u128> {
-    let r = dex::price(rpc).await?;
-    Ok(parse_u128(
-        "trades",
-        r["reserves"]["trades"].as_str().unwrap_or(""),
-    )?)
+    let r = dex::reserves(rpc).await?;
+    Ok(parse_u128("trades", r["trades"].as_str().unwrap_or(""))?)
 }
 
 async fn eth_balance(rpc: &RpcClient, who: &str) -> Result<u128> {
@@ -152,10 +149,7 @@ pub async fn run(swaps: usize, trips: usize, dir: &Path) -> Result<Value> {
     until(
         "every payout settled",
         Duration::from_secs(900),
-        async || {
-            let r = dex::price(&rpc).await?;
-            Ok(r["reserves"]["ethInFlight"] == "0x0")
-        },
+        async || Ok(dex::reserves(&rpc).await?["ethInFlight"] == "0x0"),
     )
     .await?;
     let drain_s = drain.elapsed().as_secs_f64().round();

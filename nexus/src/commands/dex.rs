@@ -42,9 +42,14 @@ fn int(v: &Value, what: &str) -> Result<u128> {
     Ok(parse_u128(what, v.as_str().unwrap_or(""))?)
 }
 
+/// The converter's `getReserves` (reserves, Ether credited and in flight, pool supply, trades).
+pub async fn reserves(rpc: &RpcClient) -> Result<Value> {
+    read(rpc, "getReserves", json!({})).await
+}
+
 /// Reserves, price, fee and weights.
 pub async fn price(rpc: &RpcClient) -> Result<Value> {
-    let reserves = read(rpc, "getReserves", json!({})).await?;
+    let reserves = reserves(rpc).await?;
     let fee = read(rpc, "getFee", json!({})).await?;
     let weights = read(rpc, "getWeights", json!({})).await?;
     let price = read(rpc, "getPrice", json!({})).await.ok();
