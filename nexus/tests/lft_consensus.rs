@@ -162,6 +162,12 @@ impl Net {
                 other => panic!("the driver left {other:?} for the runtime"),
             }
         }
+        // As the engine does: final blocks are written after the votes are out.
+        let v = &mut self.vals[from];
+        if v.driver.has_final() {
+            let next = v.driver.commit_final(&mut v.core).expect("commit");
+            self.route(from, next);
+        }
     }
 
     fn start(&mut self) {
@@ -506,4 +512,99 @@ fn an_admin_transaction_changes_the_validator_set_at_its_height() {
             }
         }
     }
+}
+
+/// Peers' transaction gossip is admitted on a thread of its own: well-formed batches reach the
+/// pool, a malformed one is held against the peer that sent it, and a full queue drops batches
+/// instead of growing.
+#[test]
+fn gossip_is_admitted_off_the_consensus_task() {
+    use nexus::pool::gossip::{admit_batch, GossipAdmission, GOSSIP_BATCH};
+    use std::sync::{mpsc, Mutex};
+    let keys: Vec<KeyPair> = (0..4).map(|_| KeyPair::generate()).collect();
+    let alice = KeyPair::generate();
+    let net = Net::new(&keys, &alice);
+    let chain = net.vals[0].chain.clone();
+    let pool = Arc::new(Mempool::new(10_000));
+    let admission = Arc::new(Admission::new(chain, pool.clone(), 300_000));
+    let metrics = Arc::new(nexus::metrics::Metrics::default());
+    let bob = Address::eoa([0xb0; 20]);
+
+    // A batch, one object, and what is neither.
+    let batch = Value::Array((0..3).map(|n| transfer(&alice, bob, 1, n)).collect());
+    assert!(admit_batch(
+        &admission,
+        &metrics,
+        "public",
+        &serde_json::to_vec(&batch).unwrap()
+    ));
+    assert_eq!(pool.pending(), 3);
+    let one = transfer(&alice, bob, 1, 3);
+    assert!(admit_batch(
+        &admission,
+        &metrics,
+        "public",
+        &serde_json::to_vec(&one).unwrap()
+    ));
+    assert_eq!(pool.pending(), 4);
+    let too_many = Value::Array(vec![one.clone(); GOSSIP_BATCH + 1]);
+    for bad in [
+        b"not json".to_vec(),
+        b"\"0x1\"".to_vec(),
+        serde_json::to_vec(&too_many).unwrap(),
+    ] {
+        assert!(!admit_batch(&admission, &metrics, "public", &bad));
+    }
+    assert_eq!(pool.pending(), 4, "refused batches change nothing");
+
+    // The thread: the first malformed batch's penalty blocks it until released, so the queue
+    // (capacity 2) fills and the next batch is dropped.
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let penalized = Arc::new(Mutex::new(Vec::new()));
+    let seen = penalized.clone();
+    let admitted = Arc::new(tokio::sync::Notify::new());
+    let mut g = GossipAdmission::spawn(
+        admission,
+        metrics,
+        "public".into(),
+        2,
+        move |peer| {
+            seen.lock().unwrap().push(peer);
+            let _ = release_rx.lock().unwrap().recv();
+        },
+        admitted.clone(),
+    )
+    .expect("spawn");
+    let peer = libp2p::PeerId::random();
+    assert!(g.offer(b"[1".to_vec(), Some(peer)));
+    let start = std::time::Instant::now();
+    while penalized.lock().unwrap().is_empty() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the malformed batch was not penalized"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(*penalized.lock().unwrap(), vec![peer]);
+    let next = Value::Array(vec![transfer(&alice, bob, 1, 4)]);
+    let last = Value::Array(vec![transfer(&alice, bob, 1, 5)]);
+    assert!(g.offer(serde_json::to_vec(&next).unwrap(), None));
+    assert!(g.offer(b"[]".to_vec(), None));
+    assert!(
+        !g.offer(serde_json::to_vec(&last).unwrap(), None),
+        "a full queue drops"
+    );
+    assert_eq!(g.dropped(), 1);
+    release_tx.send(()).unwrap();
+    let start = std::time::Instant::now();
+    while pool.pending() < 5 {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the queued batch was not admitted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(pool.pending(), 5, "the dropped batch never arrives");
 }

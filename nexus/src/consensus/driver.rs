@@ -103,6 +103,8 @@ pub struct Driver {
     seen: HashMap<Hash32, std::time::Instant>,
     /// On a notary channel of an Ethereum source: the validator's own Ethereum endpoint.
     eth_check: Option<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
+    /// Final blocks waiting for [`Driver::commit_final`], in order.
+    final_blocks: VecDeque<(BlockRef, Vec<u8>, Qc)>,
 }
 
 impl Driver {
@@ -117,6 +119,7 @@ impl Driver {
             metrics: None,
             seen: HashMap::new(),
             eth_check: None,
+            final_blocks: VecDeque::new(),
         }
     }
 
@@ -167,6 +170,10 @@ impl Driver {
 
     /// Performs the application's share of `actions` (feeding replies to `core`) and returns
     /// the runtime's share, in order. `now_us` stamps blocks this validator proposes.
+    ///
+    /// Final blocks are only queued: the runtime sends its votes and proposals first (a vote
+    /// waits for nothing but the safety state on disk) and then writes them with
+    /// [`Driver::commit_final`], off the round's critical path.
     pub fn drive<C: Crypto>(
         &mut self,
         core: &mut Lft<C>,
@@ -214,17 +221,32 @@ impl Driver {
                     queue.extend(core.on_block_checked(p.block.hash, ok));
                 }
                 Action::Commit { block, payload, qc } => {
-                    let t = crate::metrics::StageTimer::start();
-                    let txs = self.txs_of(&block.hash);
-                    self.commit(block, &payload, &qc)?;
-                    self.stage_done(t, "commit", txs);
-                    // A final block may schedule a validator-set change: tell consensus.
-                    queue.extend(core.set_schedule(schedule_of(&self.chain)));
+                    self.final_blocks.push_back((block, payload, qc));
                 }
                 other => out.push(other),
             }
         }
         Ok(out)
+    }
+
+    /// True when final blocks wait for [`Driver::commit_final`].
+    pub fn has_final(&self) -> bool {
+        !self.final_blocks.is_empty()
+    }
+
+    /// Commits the final blocks [`Driver::drive`] queued, in order; returns what consensus asks
+    /// next (a final block may schedule a validator-set change), for [`Driver::drive`].
+    pub fn commit_final<C: Crypto>(&mut self, core: &mut Lft<C>) -> Result<Vec<Action>, NodeError> {
+        if self.final_blocks.is_empty() {
+            return Ok(Vec::new());
+        }
+        while let Some((block, payload, qc)) = self.final_blocks.pop_front() {
+            let t = crate::metrics::StageTimer::start();
+            let txs = self.txs_of(&block.hash);
+            self.commit(block, &payload, &qc)?;
+            self.stage_done(t, "commit", txs);
+        }
+        Ok(core.set_schedule(schedule_of(&self.chain)))
     }
 
     /// Executes the ancestors of `hash` that consensus knows but the chain has not executed

@@ -26,8 +26,8 @@ use tokio::time::Instant;
 /// Block requests answered per peer per second; more are dropped and count against the peer.
 const BLOCK_REQUESTS_PER_SEC: u32 = 64;
 
-/// Most transactions in one gossip message.
-const GOSSIP_BATCH: usize = 512;
+use crate::pool::gossip::{GossipAdmission, GOSSIP_BATCH, QUEUE_BATCHES};
+
 /// Longest a transaction waits to be gossiped with others.
 const GOSSIP_DELAY: Duration = Duration::from_millis(5);
 
@@ -35,13 +35,15 @@ const GOSSIP_DELAY: Duration = Duration::from_millis(5);
 pub struct LftEngine {
     chain: Arc<Chain>,
     pool: Arc<Mempool>,
-    admission: Arc<Admission>,
     core: Lft<Secp256k1Crypto>,
     driver: Driver,
     p2p: P2pHandle,
     inbound: mpsc::UnboundedReceiver<Inbound>,
     gossip: mpsc::UnboundedReceiver<Vec<u8>>,
     gossip_buf: Vec<Vec<u8>>,
+    /// Peers' transactions are admitted on their own thread; it wakes `gossip_admitted`.
+    gossip_in: GossipAdmission,
+    gossip_admitted: Arc<tokio::sync::Notify>,
     gossip_since: Option<Instant>,
     timers: BTreeMap<(Instant, u64), u64>,
     seq: u64,
@@ -88,12 +90,23 @@ impl LftEngine {
         let (p2p, inbound) = net;
         let (gossip_tx, gossip) = mpsc::unbounded_channel();
         admission.set_gossip(gossip_tx);
+        let gossip_admitted = Arc::new(tokio::sync::Notify::new());
+        let penalties = p2p.clone();
+        let gossip_in = GossipAdmission::spawn(
+            admission.clone(),
+            metrics.clone(),
+            chain.channel.clone(),
+            QUEUE_BATCHES,
+            move |peer| penalties.penalize(peer),
+            gossip_admitted.clone(),
+        )?;
         Ok(LftEngine {
+            gossip_in,
+            gossip_admitted,
             driver: Driver::new(chain.clone(), pool.clone(), cfg.block.max_txs)
                 .with_metrics(metrics.clone()),
             chain,
             pool,
-            admission,
             core,
             p2p,
             inbound,
@@ -139,6 +152,10 @@ impl LftEngine {
         while let Some(actions) = batches.pop_front() {
             for m in self.handle_batch(actions, may_defer)? {
                 batches.push_back(self.core.on_message(Address::SYSTEM, m));
+            }
+            // Votes and proposals are out: now write the blocks they made final.
+            if self.driver.has_final() {
+                batches.push_back(self.driver.commit_final(&mut self.core)?);
             }
         }
         let committed = self.driver.committed_txs() - before;
@@ -285,23 +302,7 @@ impl LftEngine {
                 Ok(())
             }
             Topic::Txs => {
-                match serde_json::from_slice(&m.data) {
-                    Ok(serde_json::Value::Array(txs)) if txs.len() <= GOSSIP_BATCH => {
-                        let stage = crate::metrics::StageTimer::start();
-                        let n = txs.len() as u64;
-                        for tx in txs {
-                            let _ = self.admission.admit_from_peer(tx);
-                        }
-                        stage.stop(&self.metrics, &self.chain.channel, "admission_gossip", n);
-                    }
-                    Ok(tx @ serde_json::Value::Object(_)) => {
-                        let _ = self.admission.admit_from_peer(tx);
-                    }
-                    _ => self.refused(m.source, "malformed transaction gossip"),
-                }
-                if self.deferred.is_some() {
-                    self.build_deferred(false)?;
-                }
+                self.gossip_in.offer(m.data, m.source);
                 Ok(())
             }
         }
@@ -402,6 +403,11 @@ impl LftEngine {
                     }
                     if self.build_due().is_some_and(|due| due <= now_us()) {
                         self.build_deferred(true)?;
+                    }
+                }
+                _ = self.gossip_admitted.notified() => {
+                    if self.deferred.is_some() {
+                        self.build_deferred(false)?;
                     }
                 }
                 _ = stop.changed() => {

@@ -3,11 +3,18 @@
 //! consensus` and `.../txs`).
 //!
 //! Channels are permissioned: a connection from a peer that is not in the configured peer list
-//! is closed at once, and gossip whose signed origin is not in the list is dropped. An operator
+//! is closed at once, and gossip from a peer not in the list is dropped. An operator
 //! can also cut peers off while the node runs: peer ids listed in the deny file (one per line,
 //! reread every 300 ms) are disconnected, not dialed and not heard. Every
 //! message is size-bounded (gossipsub's `max_transmit_size`); consensus messages are decoded by
 //! the bounded codec of `nexus-lft` and carry validator signatures of their own.
+//!
+//! The peers of a channel form a full mesh (each dials every listed peer), so gossip goes
+//! straight from its author to each peer and is never forwarded: messages carry no libp2p
+//! signature (the Noise connection already names the sender, and consensus messages and
+//! transactions carry their own signatures) and their claimed author is ignored; each is
+//! reported `Ignore` to gossipsub at once so it is neither forwarded nor advertised, and the
+//! connection's peer is the one that answers for it. One copy per message and peer, and no ed25519 signing or checking per message.
 //!
 //! Block sync does not use gossip: a validator missing a block asks its connected channel
 //! peers over the request-response protocol of [`crate::net::block_sync`], and each answers to it
@@ -50,7 +57,7 @@ pub struct Inbound {
     pub topic: Topic,
     /// The bytes.
     pub data: Vec<u8>,
-    /// The peer that signed it (its origin).
+    /// The peer that sent it (gossip is never forwarded: its author).
     pub source: Option<PeerId>,
     /// For a block request: the id to answer with.
     pub reply: Option<u64>,
@@ -225,9 +232,22 @@ pub fn start_channels(
         .flat_map(|n| n.allowed.iter().copied())
         .collect();
     let local = key.public().to_peer_id();
+    // Message ids hash the whole message with this process's random keys: a peer cannot make
+    // an honest message look like a duplicate, and a resend (a new sequence number) is new.
+    let id_keys = std::collections::hash_map::RandomState::new();
     let gossip_cfg = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
-        .validation_mode(ValidationMode::Strict)
+        .validation_mode(ValidationMode::Permissive)
+        .validate_messages()
+        .message_id_fn(move |m: &gossipsub::Message| {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = id_keys.build_hasher();
+            m.topic.hash(&mut h);
+            m.source.hash(&mut h);
+            m.sequence_number.hash(&mut h);
+            m.data.hash(&mut h);
+            gossipsub::MessageId::from(h.finish().to_be_bytes().to_vec())
+        })
         .max_transmit_size(MAX_GOSSIP_BYTES)
         .build()
         .map_err(|e| cfg_err(e.to_string()))?;
@@ -241,7 +261,7 @@ pub fn start_channels(
         .map_err(|e| cfg_err(e.to_string()))?
         .with_behaviour(|key| {
             let mut gossipsub =
-                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_cfg)?;
+                gossipsub::Behaviour::new(MessageAuthenticity::Author(local), gossip_cfg)?;
             for p in &any_allowed {
                 gossipsub.add_explicit_peer(p);
             }
@@ -365,7 +385,13 @@ pub fn start_channels(
                         tracing::warn!(%peer_id, "closing a connection from a peer outside the channel");
                         let _ = swarm.disconnect_peer_id(peer_id);
                     }
-                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
+                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                        // Never forwarded (see the module's notes): the mesh is full.
+                        swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            gossipsub::MessageAcceptance::Ignore,
+                        );
                         let found = nets.iter().find_map(|n| {
                             if message.topic == n.consensus.hash() {
                                 Some((n, Topic::Consensus))
@@ -376,9 +402,9 @@ pub fn start_channels(
                             }
                         });
                         if let Some((n, topic)) = found {
-                            let permitted = message.source.is_some_and(|s| n.allowed.contains(&s) && !denied.contains(&s));
-                            if permitted {
-                                let _ = n.inbound.send(Inbound { topic, data: message.data, source: message.source, reply: None });
+                            let from = propagation_source;
+                            if n.allowed.contains(&from) && !denied.contains(&from) {
+                                let _ = n.inbound.send(Inbound { topic, data: message.data, source: Some(from), reply: None });
                             }
                         }
                     }
@@ -443,4 +469,83 @@ pub fn start_channels(
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what arrives on `rx` within `ms` milliseconds.
+    async fn drain(rx: &mut mpsc::UnboundedReceiver<Inbound>, ms: u64) -> Vec<Inbound> {
+        let mut got = Vec::new();
+        let until = tokio::time::Instant::now() + Duration::from_millis(ms);
+        while let Ok(Some(m)) = tokio::time::timeout_at(until, rx.recv()).await {
+            got.push(m);
+        }
+        got
+    }
+
+    /// A line A - B - C (A does not take C as a peer): gossip reaches the sender's own
+    /// peers once per publish, names the connection's peer as its sender, and is never
+    /// forwarded; the same bytes published again arrive again (consensus resends on timeouts).
+    #[tokio::test]
+    async fn gossip_goes_to_direct_peers_only_once_per_publish() {
+        let keys: Vec<identity::Keypair> = (0..3)
+            .map(|_| identity::Keypair::generate_ed25519())
+            .collect();
+        let ids: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+        let ports = crate::commands::bench::free_ports(3).expect("ports");
+        let addr = |i: usize| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[i], ids[i]);
+        // C would hear A, but A does not take C's connection: only B could bring A's gossip.
+        let peers = [
+            vec![addr(1)],
+            vec![addr(0), addr(2)],
+            vec![addr(1), addr(0)],
+        ];
+        let mut nodes = Vec::new();
+        for (i, k) in keys.into_iter().enumerate() {
+            let listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i]);
+            nodes.push(start(k, &listen, &peers[i], None, 1, "public").expect("start"));
+        }
+        // Until the topics are known both ways, publishes may find no peer.
+        let start = std::time::Instant::now();
+        loop {
+            assert!(start.elapsed().as_secs() < 20, "A and B never connected");
+            nodes[0].0.publish(Topic::Consensus, b"hello".to_vec());
+            nodes[1].0.publish(Topic::Consensus, b"hello".to_vec());
+            let a = drain(&mut nodes[0].1, 100).await;
+            let b = drain(&mut nodes[1].1, 100).await;
+            if !a.is_empty() && !b.is_empty() {
+                break;
+            }
+        }
+        loop {
+            nodes[2].0.publish(Topic::Consensus, b"hello".to_vec());
+            if !drain(&mut nodes[1].1, 100).await.is_empty() {
+                break;
+            }
+            assert!(start.elapsed().as_secs() < 20, "B and C never connected");
+        }
+        drain(&mut nodes[0].1, 300).await;
+        drain(&mut nodes[2].1, 300).await;
+
+        nodes[0].0.publish(Topic::Consensus, b"from A".to_vec());
+        nodes[0].0.publish(Topic::Consensus, b"from A".to_vec());
+        let at_b = drain(&mut nodes[1].1, 500).await;
+        assert_eq!(at_b.len(), 2, "each publish arrives once");
+        assert!(at_b
+            .iter()
+            .all(|m| m.data == b"from A" && m.source == Some(ids[0])));
+        assert!(
+            drain(&mut nodes[2].1, 500).await.is_empty(),
+            "B does not forward A's gossip to C"
+        );
+        nodes[1].0.publish(Topic::Txs, b"from B".to_vec());
+        for i in [0, 2] {
+            let got = drain(&mut nodes[i].1, 500).await;
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].source, Some(ids[1]));
+            assert!(matches!(got[0].topic, Topic::Txs));
+        }
+    }
 }

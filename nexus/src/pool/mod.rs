@@ -1,4 +1,5 @@
 //! Transactions waiting for a block: admission checks and the bounded pool.
 
 pub mod admission;
+pub mod gossip;
 pub mod mempool;
