@@ -36,6 +36,7 @@ pub struct Metrics {
     stage_cpu: Family<StageLabel, Counter<f64, AtomicU64>>,
     stage_items: Family<StageLabel, Counter>,
     finality: Family<ChannelLabel, Histogram>,
+    round_timeouts: Family<ChannelLabel, Counter>,
 }
 
 /// Upper bounds (seconds) of the block finality histogram's buckets: fine below 100 ms, where
@@ -133,9 +134,16 @@ impl Default for Metrics {
             "Time from this validator first holding a block (built or received) to its commit",
             finality.clone(),
         );
+        let round_timeouts = Family::<ChannelLabel, Counter>::default();
+        registry.register(
+            "round_timeouts",
+            "Rounds this validator gave up on (its round timer fired before a QC or TC moved it on)",
+            round_timeouts.clone(),
+        );
         Metrics {
             registry,
             finality,
+            round_timeouts,
             height,
             txs,
             mempool,
@@ -181,6 +189,15 @@ impl Metrics {
                 channel: channel.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a round this validator gave up on.
+    pub fn round_timeout(&self, channel: &str) {
+        self.round_timeouts
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_string(),
+            })
+            .inc();
     }
 
     /// Records one run of a stage.

@@ -276,6 +276,22 @@ async fn scrape_finality(urls: &[String]) -> Vec<Vec<f64>> {
     out
 }
 
+/// The public channel's round timeouts summed over the nodes.
+async fn scrape_timeouts(urls: &[String]) -> f64 {
+    let mut total = 0.0;
+    for u in urls {
+        let body = metrics_text(u).await.unwrap_or_default();
+        total += body
+            .lines()
+            .filter(|l| {
+                l.starts_with("nexus_round_timeouts_total{") && l.contains("channel=\"public\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
+}
+
 /// Block finality p50 and p99 in ms per node between two scrapes (linear within a bucket).
 fn finality_summary(before: &[Vec<f64>], after: &[Vec<f64>]) -> Value {
     let bounds = crate::metrics::FINALITY_BUCKETS;
@@ -382,11 +398,13 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
     tokio::time::sleep(Duration::from_secs(2)).await;
     let h0 = height(rpc.call("icx_getLastBlock", Value::Null).await?);
     let fin0 = scrape_finality(&urls).await;
+    let timeouts0 = scrape_timeouts(&urls).await;
     let cpu0: f64 = pids.iter().map(|p| cpu_seconds(p).unwrap_or(0.0)).sum();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let h1 = height(rpc.call("icx_getLastBlock", Value::Null).await?);
     let fin1 = scrape_finality(&urls).await;
+    let timeouts = scrape_timeouts(&urls).await - timeouts0;
     let wall = t0.elapsed().as_secs_f64();
     let cpu: f64 = pids
         .iter()
@@ -417,6 +435,7 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
         "block_interval_ms_p50": (percentile(&gaps, 0.5) * 100.0).round() / 100.0,
         "block_interval_ms_p99": (percentile(&gaps, 0.99) * 100.0).round() / 100.0,
         "block_finality_per_validator": finality_summary(&fin0, &fin1),
+        "round_timeouts": timeouts,
         "node_cpu_ms_per_block_per_validator": if blocks > 0 { (cpu * 1e3 / blocks as f64 / opts.validators as f64 * 100.0).round() / 100.0 } else { 0.0 },
         "secp256k1_recover_per_sec_one_core": recover.round(),
     }))
@@ -515,6 +534,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     let cpu0 = cpu_all(&pids);
     let stages0 = scrape_stages(&urls).await;
     let fin0 = scrape_finality(&urls).await;
+    let timeouts0 = scrape_timeouts(&urls).await;
     let self0 = cpu_seconds("self").unwrap_or(0.0);
     let t0 = Instant::now();
     let sent_at = Arc::new(std::sync::Mutex::new(vec![None::<Instant>; opts.txs]));
@@ -596,6 +616,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     let cpu = cpu_all(&pids) - cpu0;
     let stages1 = scrape_stages(&urls).await;
     let fin1 = scrape_finality(&urls).await;
+    let timeouts = scrape_timeouts(&urls).await - timeouts0;
     let bench_cpu = cpu_seconds("self").unwrap_or(0.0) - self0;
     let rss = children
         .first()
@@ -676,6 +697,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "node_cpu_us_per_tx_per_validator": if committed > 0 { (cpu * 1e6 / committed as f64 / opts.validators as f64).round() } else { 0.0 },
         "stages": stage_summary(&stages0, &stages1, committed as f64, opts.validators as f64),
         "block_finality_per_validator": finality_summary(&fin0, &fin1),
+        "round_timeouts": timeouts,
         "bench_client_cpu_seconds": (bench_cpu * 100.0).round() / 100.0,
         "secp256k1_recover_per_sec_one_core": recover.round(),
         "recover_ceiling_tps_two_cores": (2.0 * recover).round(),

@@ -383,7 +383,9 @@ impl Driver {
                     st.hash, st.tx.nid
                 ));
             }
-            st.verify_signature()
+            self.pool
+                .signatures
+                .verify(&st)
                 .map_err(|e| format!("transaction {}: {e}", st.hash))?;
             txs.push(Arc::new(st));
         }

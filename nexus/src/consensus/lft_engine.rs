@@ -398,6 +398,9 @@ impl LftEngine {
                     let due: Vec<((Instant, u64), u64)> = self.timers.range(..=(now, u64::MAX)).map(|(k, v)| (*k, *v)).collect();
                     for (k, round) in due {
                         self.timers.remove(&k);
+                        if round == self.core.round() {
+                            self.metrics.round_timeout(&self.chain.channel);
+                        }
                         let acts = self.core.on_timeout(round);
                         self.handle(acts)?;
                     }

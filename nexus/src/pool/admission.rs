@@ -121,7 +121,7 @@ impl Admission {
                 format_int(intrinsic)
             )));
         }
-        st.verify_signature()?;
+        self.pool.signatures.verify(&st)?;
         Ok(st)
     }
 

@@ -115,6 +115,8 @@ pub struct Mempool {
     inner: Mutex<Inner>,
     limits: PoolLimits,
     notify: Notify,
+    /// Signatures checked on this node (by admission or with a block).
+    pub signatures: crate::pool::signatures::SignatureCache,
 }
 
 impl Mempool {
@@ -129,6 +131,7 @@ impl Mempool {
             inner: Mutex::new(Inner::default()),
             limits,
             notify: Notify::new(),
+            signatures: Default::default(),
         }
     }
 

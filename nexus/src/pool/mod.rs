@@ -3,3 +3,4 @@
 pub mod admission;
 pub mod gossip;
 pub mod mempool;
+pub mod signatures;
