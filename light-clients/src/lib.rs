@@ -6,6 +6,8 @@
 pub mod ethereum;
 pub mod loopchain;
 pub mod state_proof;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use ethereum::{EthClient, EthLog, EthUpdate, ReceiptProof};
 pub use loopchain::{BlockEvents, EventProof, HeaderUpdate, LoopchainClient};

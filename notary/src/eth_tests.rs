@@ -1,8 +1,7 @@
 //! One test per rule of the notary SCORE with an Ethereum source.
 
 use super::NotaryScore;
-use alloy_primitives::{Bytes, U256};
-use alloy_rlp::Encodable;
+use alloy_primitives::U256;
 use alloy_sol_types::SolEvent;
 use nexus_btp::stored_eth_client::Message;
 use nexus_btp::testkit::World;
@@ -21,33 +20,7 @@ use serde_json::{json, Value};
 const ETH: &str = "0x539.eth";
 const BMC: [u8; 20] = [0xb7; 20];
 
-fn header(number: u64, parent: Hash32, receipts: Hash32) -> Vec<u8> {
-    let (p, r) = (
-        Bytes::from(parent.0.to_vec()),
-        Bytes::from(receipts.0.to_vec()),
-    );
-    let (h32, b20, bloom, nonce) = (
-        Bytes::from(vec![0u8; 32]),
-        Bytes::from(vec![0u8; 20]),
-        Bytes::from(vec![0u8; 256]),
-        Bytes::from(vec![0u8; 8]),
-    );
-    let zero = 0u64;
-    let items: [&dyn Encodable; 15] = [
-        &p, &h32, &b20, &h32, &h32, &r, &bloom, &zero, &number, &zero, &zero, &number, &zero, &h32,
-        &nonce,
-    ];
-    let mut out = Vec::new();
-    alloy_rlp::Header {
-        list: true,
-        payload_length: items.iter().map(|i| i.length()).sum(),
-    }
-    .encode(&mut out);
-    for i in items {
-        i.encode(&mut out);
-    }
-    out
-}
+use nexus_light_clients::testkit::eth_header as header;
 
 /// The BMC's log for a message to `dst` at `seq`.
 fn message_log(emitter: [u8; 20], dst: &str, seq: u64) -> EthLog {

@@ -394,8 +394,17 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
         .collect();
     let rpc = RpcClient::new(urls[0].clone());
     let height = |v: Value| v["height"].as_u64().unwrap_or(0);
-    // Let the validators connect and settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the validators connect and settle: until blocks come at least every 100 ms (a first
+    // round whose proposal went out before its peers were connected ends by its timeout).
+    let settle = Instant::now();
+    loop {
+        let a = height(rpc.call("icx_getLastBlock", Value::Null).await?);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let b = height(rpc.call("icx_getLastBlock", Value::Null).await?);
+        if b >= a + 5 || settle.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
     let h0 = height(rpc.call("icx_getLastBlock", Value::Null).await?);
     let fin0 = scrape_finality(&urls).await;
     let timeouts0 = scrape_timeouts(&urls).await;

@@ -156,26 +156,11 @@ mod tests {
     use serde_json::json;
 
     fn header(n: u64) -> Vec<u8> {
-        // parentHash, ommers, beneficiary, state, txs, receipts, bloom, difficulty, number,
-        // gasLimit, gasUsed, timestamp, extra, mix, nonce.
-        let h = alloy_rlp::Bytes::from(vec![0u8; 32]);
-        let a = alloy_rlp::Bytes::from(vec![0u8; 20]);
-        let bloom = alloy_rlp::Bytes::from(vec![0u8; 256]);
-        let nonce = alloy_rlp::Bytes::from(vec![0u8; 8]);
-        let z = 0u64;
-        let items: [&dyn alloy_rlp::Encodable; 15] = [
-            &h, &h, &a, &h, &h, &h, &bloom, &z, &n, &z, &z, &z, &z, &h, &nonce,
-        ];
-        let mut out = Vec::new();
-        alloy_rlp::Header {
-            list: true,
-            payload_length: items.iter().map(|i| i.length()).sum(),
-        }
-        .encode(&mut out);
-        for i in items {
-            i.encode(&mut out);
-        }
-        out
+        nexus_light_clients::testkit::eth_header(
+            n,
+            nexus_proto::Hash32::ZERO,
+            nexus_proto::Hash32::ZERO,
+        )
     }
 
     fn relay_tx(to: Address, method: &str, headers: usize) -> Arc<SignedTransaction> {
