@@ -515,8 +515,8 @@ fn an_admin_transaction_changes_the_validator_set_at_its_height() {
 }
 
 /// Peers' transaction gossip is admitted on a thread of its own: well-formed batches reach the
-/// pool, a malformed one is held against the peer that sent it, and a full queue drops batches
-/// instead of growing.
+/// pool, a malformed one is held against the peer that sent it, and a peer whose queue is full
+/// has its further batches dropped while other peers' still wait their turn.
 #[test]
 fn gossip_is_admitted_off_the_consensus_task() {
     use nexus::pool::gossip::{admit_batch, GossipAdmission, GOSSIP_BATCH};
@@ -557,8 +557,8 @@ fn gossip_is_admitted_off_the_consensus_task() {
     }
     assert_eq!(pool.pending(), 4, "refused batches change nothing");
 
-    // The thread: the first malformed batch's penalty blocks it until released, so the queue
-    // (capacity 2) fills and the next batch is dropped.
+    // The thread: the first malformed batch's penalty blocks it until released, so queues
+    // fill: a peer's third batch is dropped (two wait per peer), another peer's still waits.
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Mutex::new(release_rx);
     let penalized = Arc::new(Mutex::new(Vec::new()));
@@ -576,8 +576,12 @@ fn gossip_is_admitted_off_the_consensus_task() {
         admitted.clone(),
     )
     .expect("spawn");
-    let peer = libp2p::PeerId::random();
-    assert!(g.offer(b"[1".to_vec(), Some(peer)));
+    let (p, q, r) = (
+        libp2p::PeerId::random(),
+        libp2p::PeerId::random(),
+        libp2p::PeerId::random(),
+    );
+    assert!(g.offer(b"[1".to_vec(), Some(p)));
     let start = std::time::Instant::now();
     while penalized.lock().unwrap().is_empty() {
         assert!(
@@ -586,25 +590,23 @@ fn gossip_is_admitted_off_the_consensus_task() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert_eq!(*penalized.lock().unwrap(), vec![peer]);
-    let next = Value::Array(vec![transfer(&alice, bob, 1, 4)]);
-    let last = Value::Array(vec![transfer(&alice, bob, 1, 5)]);
-    assert!(g.offer(serde_json::to_vec(&next).unwrap(), None));
-    assert!(g.offer(b"[]".to_vec(), None));
-    assert!(
-        !g.offer(serde_json::to_vec(&last).unwrap(), None),
-        "a full queue drops"
-    );
+    assert_eq!(*penalized.lock().unwrap(), vec![p]);
+    let one =
+        |n: u128| serde_json::to_vec(&Value::Array(vec![transfer(&alice, bob, 1, n)])).unwrap();
+    assert!(g.offer(one(4), Some(q)));
+    assert!(g.offer(one(5), Some(q)));
+    assert!(!g.offer(one(6), Some(q)), "a peer's full queue drops");
+    assert!(g.offer(one(7), Some(r)), "another peer's batch still waits");
     assert_eq!(g.dropped(), 1);
     release_tx.send(()).unwrap();
     let start = std::time::Instant::now();
-    while pool.pending() < 5 {
+    while pool.pending() < 7 {
         assert!(
             start.elapsed().as_secs() < 10,
-            "the queued batch was not admitted"
+            "the queued batches were not admitted"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_eq!(pool.pending(), 5, "the dropped batch never arrives");
+    assert_eq!(pool.pending(), 7, "the dropped batch never arrives");
 }

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 /// Block requests answered per peer per second; more are dropped and count against the peer.
 const BLOCK_REQUESTS_PER_SEC: u32 = 64;
 
-use crate::pool::gossip::{GossipAdmission, GOSSIP_BATCH, QUEUE_BATCHES};
+use crate::pool::gossip::{GossipAdmission, GOSSIP_BATCH, QUEUE_BATCHES_PER_PEER};
 
 /// Longest a transaction waits to be gossiped with others.
 const GOSSIP_DELAY: Duration = Duration::from_millis(5);
@@ -96,7 +96,7 @@ impl LftEngine {
             admission.clone(),
             metrics.clone(),
             chain.channel.clone(),
-            QUEUE_BATCHES,
+            QUEUE_BATCHES_PER_PEER,
             move |peer| penalties.penalize(peer),
             gossip_admitted.clone(),
         )?;

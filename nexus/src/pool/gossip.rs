@@ -1,46 +1,62 @@
 //! Admission of transactions gossiped by peers on a thread of its own, so that a batch's
 //! signature checks never hold up the consensus task that received it.
 //!
-//! The queue is bounded ([`QUEUE_BATCHES`]): when the thread falls behind, further batches are
-//! dropped and counted. Nothing is lost for consensus: a transaction that reaches a block
-//! without having been admitted here is decoded and its signature checked when the block is.
+//! Each peer has its own bounded queue ([`QUEUE_BATCHES_PER_PEER`]) and the thread serves the
+//! peers in turn: a peer that floods gossip fills only its own queue, and the batches dropped
+//! past it are its own (counted). Nothing is lost for consensus: a transaction that reaches a
+//! block without having been admitted here is decoded and its signature checked when the block
+//! is.
 
 use crate::metrics::{Metrics, StageTimer};
 use crate::pool::admission::Admission;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use libp2p::PeerId;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Most transactions in one gossip message.
 pub const GOSSIP_BATCH: usize = 512;
-/// Gossip messages waiting for the admission thread; more are dropped.
-pub const QUEUE_BATCHES: usize = 64;
+/// Gossip messages from one peer waiting for the admission thread; more from it are dropped.
+pub const QUEUE_BATCHES_PER_PEER: usize = 16;
 
-/// A gossip message as it came: its bytes and the peer that signed it.
-type Batch = (Vec<u8>, Option<libp2p::PeerId>);
+/// Waiting messages by peer, and the peers with some, in the order they are served.
+#[derive(Default)]
+struct Queues {
+    by_peer: HashMap<Option<PeerId>, VecDeque<Vec<u8>>>,
+    turn: VecDeque<Option<PeerId>>,
+    closed: bool,
+}
+
+type Shared = Arc<(Mutex<Queues>, Condvar)>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Queues> {
+    s.0.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The sending side of one channel's gossip admission thread (the thread ends when it drops).
 pub struct GossipAdmission {
-    tx: SyncSender<Batch>,
+    shared: Shared,
+    per_peer: usize,
     dropped: u64,
 }
 
 impl GossipAdmission {
-    /// Starts the thread with a queue of `capacity` messages: it admits each batch into
-    /// `admission`'s pool, calls `penalize` with the sender of a malformed batch and wakes
-    /// `admitted` after each batch.
+    /// Starts the thread, with at most `per_peer` messages waiting from each peer: it admits
+    /// each batch into `admission`'s pool, calls `penalize` with the sender of a malformed batch
+    /// and wakes `admitted` after each batch.
     pub fn spawn(
         admission: Arc<Admission>,
         metrics: Arc<Metrics>,
         channel: String,
-        capacity: usize,
-        penalize: impl Fn(libp2p::PeerId) + Send + 'static,
+        per_peer: usize,
+        penalize: impl Fn(PeerId) + Send + 'static,
         admitted: Arc<tokio::sync::Notify>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<Batch>(capacity);
+        let shared: Shared = Arc::default();
+        let queues = shared.clone();
         std::thread::Builder::new()
             .name(format!("gossip-{channel}"))
             .spawn(move || {
-                while let Ok((data, source)) = rx.recv() {
+                while let Some((data, source)) = next(&queues) {
                     if !admit_batch(&admission, &metrics, &channel, &data) {
                         tracing::debug!(peer = ?source, "refused malformed transaction gossip");
                         if let Some(peer) = source {
@@ -50,29 +66,75 @@ impl GossipAdmission {
                     admitted.notify_one();
                 }
             })?;
-        Ok(GossipAdmission { tx, dropped: 0 })
+        Ok(GossipAdmission {
+            shared,
+            per_peer: per_peer.max(1),
+            dropped: 0,
+        })
     }
 
-    /// Messages dropped so far because the queue was full.
+    /// Messages dropped so far because their peer's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
-    /// Queues a gossip message; false when the queue is full and it was dropped.
-    pub fn offer(&mut self, data: Vec<u8>, source: Option<libp2p::PeerId>) -> bool {
-        match self.tx.try_send((data, source)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped += 1;
-                if self.dropped.is_power_of_two() {
-                    tracing::warn!(
-                        dropped = self.dropped,
-                        "transaction gossip arrives faster than it is admitted; dropping batches"
-                    );
-                }
-                false
+    /// Queues a gossip message from `source`; false when that peer's queue is full and it was
+    /// dropped.
+    pub fn offer(&mut self, data: Vec<u8>, source: Option<PeerId>) -> bool {
+        let mut q = lock(&self.shared);
+        let waiting = q.by_peer.entry(source).or_default();
+        if waiting.len() >= self.per_peer {
+            drop(q);
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    peer = ?source,
+                    "a peer gossips transactions faster than they are admitted; dropping its batches"
+                );
             }
+            return false;
         }
+        waiting.push_back(data);
+        if waiting.len() == 1 {
+            q.turn.push_back(source);
+        }
+        drop(q);
+        self.shared.1.notify_one();
+        true
+    }
+}
+
+impl Drop for GossipAdmission {
+    fn drop(&mut self) {
+        lock(&self.shared).closed = true;
+        self.shared.1.notify_one();
+    }
+}
+
+/// The next message, from the peer whose turn it is; None once closed.
+fn next(shared: &Shared) -> Option<(Vec<u8>, Option<PeerId>)> {
+    let mut q = lock(shared);
+    loop {
+        if q.closed {
+            return None;
+        }
+        if let Some(peer) = q.turn.pop_front() {
+            let Some(waiting) = q.by_peer.get_mut(&peer) else {
+                continue;
+            };
+            let Some(data) = waiting.pop_front() else {
+                q.by_peer.remove(&peer);
+                continue;
+            };
+            if waiting.is_empty() {
+                q.by_peer.remove(&peer);
+            } else {
+                q.turn.push_back(peer);
+            }
+            return Some((data, peer));
+        }
+        q = shared.1.wait(q).unwrap_or_else(|p| p.into_inner());
     }
 }
 
