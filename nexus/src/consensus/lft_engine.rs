@@ -14,6 +14,7 @@ use crate::ledger::chain::Chain;
 use crate::metrics::Metrics;
 use crate::net::p2p::{Inbound, P2pHandle, Topic};
 use crate::pool::admission::{now_us, Admission};
+use crate::pool::gossip::{GossipAdmission, GOSSIP_BATCH, QUEUE_BATCHES_PER_PEER};
 use crate::pool::mempool::Mempool;
 use nexus_lft::{codec, Action, Config, Lft, Secp256k1Crypto, Timeouts};
 use nexus_proto::{Address, KeyPair};
@@ -25,8 +26,6 @@ use tokio::time::Instant;
 
 /// Block requests answered per peer per second; more are dropped and count against the peer.
 const BLOCK_REQUESTS_PER_SEC: u32 = 64;
-
-use crate::pool::gossip::{GossipAdmission, GOSSIP_BATCH, QUEUE_BATCHES_PER_PEER};
 
 /// Longest a transaction waits to be gossiped with others.
 const GOSSIP_DELAY: Duration = Duration::from_millis(5);
@@ -386,9 +385,7 @@ impl LftEngine {
                             self.flush_gossip();
                         }
                     }
-                    if self.deferred.is_some() {
-                        self.build_deferred(false)?;
-                    }
+                    self.build_deferred(false)?;
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
@@ -409,9 +406,7 @@ impl LftEngine {
                     }
                 }
                 _ = self.gossip_admitted.notified() => {
-                    if self.deferred.is_some() {
-                        self.build_deferred(false)?;
-                    }
+                    self.build_deferred(false)?;
                 }
                 _ = stop.changed() => {
                     if *stop.borrow() {

@@ -14,7 +14,8 @@
 //! signature (the Noise connection already names the sender, and consensus messages and
 //! transactions carry their own signatures) and their claimed author is ignored; each is
 //! reported `Ignore` to gossipsub at once so it is neither forwarded nor advertised, and the
-//! connection's peer is the one that answers for it. One copy per message and peer, and no ed25519 signing or checking per message.
+//! connection's peer is the one that answers for it. One copy per message and peer, and no
+//! ed25519 signing or checking per message.
 //!
 //! Block sync does not use gossip: a validator missing a block asks its connected channel
 //! peers over the request-response protocol of [`crate::net::block_sync`], and each answers to it
