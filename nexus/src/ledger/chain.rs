@@ -311,8 +311,16 @@ impl Chain {
                 ),
             ));
         }
+        let t = std::time::Instant::now();
+        let cached = self.tree.warm(h)?;
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(block);
-        tracing::info!(channel = %self.channel, height = h, "chain loaded");
+        tracing::info!(
+            channel = %self.channel,
+            height = h,
+            cached_tree_nodes = cached,
+            cache_ms = t.elapsed().as_millis() as u64,
+            "chain loaded"
+        );
         Ok(())
     }
 

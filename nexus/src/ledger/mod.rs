@@ -5,3 +5,4 @@ pub mod genesis;
 pub mod state;
 pub mod state_tree;
 pub mod storage;
+pub mod tree_warm;

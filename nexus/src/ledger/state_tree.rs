@@ -17,6 +17,7 @@
 use crate::error::NodeError;
 use crate::ledger::state::Writes;
 use crate::ledger::storage::{Batch, ChannelStore, Kind};
+use crate::ledger::tree_warm;
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use nexus_proto::Hash32;
@@ -205,6 +206,19 @@ impl StateTree {
             .ok_or_else(|| tree_error("meta tree_base is missing"))?;
         self.base.store(u64::from_be_bytes(b), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Loads the levels kept decoded in memory for the state after block `height` (one
+    /// multi-get per level), so that a restarted node's first blocks find them cached; returns
+    /// how many nodes.
+    pub fn warm(&self, height: u64) -> Result<usize, NodeError> {
+        tree_warm::warm(
+            &self.store,
+            &self.cache,
+            self.version(height),
+            CACHED_DEPTH,
+            CACHE_LIMIT,
+        )
     }
 
     /// The tree version holding the state after block `height`.
@@ -418,17 +432,16 @@ impl StateTree {
             for n in nodes {
                 batch.delete(Kind::TreeNodes, n);
             }
-            for kh in keys {
-                let end = value_key(&KeyHash(kh), version);
-                self.store
-                    .scan_from(Kind::TreeValues, &value_key(&KeyHash(kh), 0), |k, _| {
-                        if k >= &end[..] {
-                            return false;
-                        }
-                        batch.delete(Kind::TreeValues, k);
-                        true
-                    })?;
-            }
+            let ranges: Vec<(Vec<u8>, Vec<u8>)> = keys
+                .iter()
+                .map(|kh| {
+                    let kh = KeyHash(*kh);
+                    (value_key(&kh, 0).to_vec(), value_key(&kh, version).to_vec())
+                })
+                .collect();
+            self.store.scan_ranges(Kind::TreeValues, &ranges, |k| {
+                batch.delete(Kind::TreeValues, k)
+            })?;
             batch.delete(Kind::TreeStale, &version.to_be_bytes());
         }
         Ok(())
@@ -722,5 +735,43 @@ mod tests {
         // An update prepared for another height is refused.
         let r = t2.prepare(&one, 0).unwrap();
         assert!(t2.write(&r, 2, &mut store.batch()).is_err());
+    }
+
+    #[test]
+    fn warming_caches_the_upper_levels_and_changes_no_root() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), 16);
+        let keys: Vec<(String, Option<&str>)> =
+            (0..600).map(|i| (format!("k{i}"), Some("v"))).collect();
+        let w: Writes = keys
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
+            .collect();
+        let roots = commit_all(&s, &t, &[w, writes(&[("k1", Some("w"))])]);
+        // The stored form of every node key is what `key_bytes` builds from its path.
+        let p = t.prepare(&writes(&[("k2", Some("x"))]), 2).unwrap();
+        for k in p.update.node_batch.nodes().keys() {
+            let path: Vec<u8> = k.nibble_path().nibbles().map(u8::from).collect();
+            assert_eq!(
+                tree_warm::key_bytes(k.version(), &path),
+                borsh::to_vec(k).unwrap()
+            );
+        }
+        // A reopened tree starts with an empty cache; warming fills it with the root and the
+        // internal nodes below it (600 keys: the root, its 16 children and some of theirs).
+        let t2 = StateTree::new(s.channel("public"), 16);
+        t2.load().unwrap();
+        assert_eq!(lock(&t2.cache).len(), 0);
+        let n = t2.warm(2).unwrap();
+        assert!(n > 17, "cached {n}");
+        assert_eq!(lock(&t2.cache).len(), n);
+        let root: NodeKey = borsh::from_slice(&tree_warm::key_bytes(t2.version(2), &[])).unwrap();
+        assert!(lock(&t2.cache).contains_key(&root));
+        // Updates on the warmed tree give the roots of the cold one.
+        assert_eq!(t2.root_at(2).unwrap(), Some(roots[2]));
+        assert_eq!(
+            t2.prepare(&writes(&[("k2", Some("x"))]), 2).unwrap().root,
+            p.root
+        );
     }
 }

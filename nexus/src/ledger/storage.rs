@@ -80,6 +80,11 @@ fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
         o.set_compression_type(rocksdb::DBCompressionType::None);
         table.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
     }
+    if name.ends_with("/tree_values") {
+        // Keys are a key hash and a version: pruning seeks each key hash's old versions, and
+        // Bloom filters of the 32-byte prefix let those seeks skip files without it.
+        o.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(32));
+    }
     o.set_block_based_table_factory(&table);
     o.set_memtable_whole_key_filtering(true);
     o.set_memtable_prefix_bloom_ratio(0.1);
@@ -154,6 +159,20 @@ impl ChannelStore {
         Ok(self.db.get_cf(self.cf(kind)?, key)?)
     }
 
+    /// Reads many values at once (one RocksDB multi-get), in the order of `keys`, which must be
+    /// sorted ascending.
+    pub fn multi_get(
+        &self,
+        kind: Kind,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, NodeError> {
+        self.db
+            .batched_multi_get_cf(self.cf(kind)?, keys, true)
+            .into_iter()
+            .map(|r| Ok(r?.map(|v| v.to_vec())))
+            .collect()
+    }
+
     /// The last entry whose key is at most `key` and starts with `prefix`.
     pub fn last_at_or_before(
         &self,
@@ -187,6 +206,32 @@ impl ChannelStore {
             if !f(&k, &v) {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// Visits the keys of each range `[start, end)` with one iterator; a range's keys share
+    /// the column family's prefix (where it has one), so its seek may skip files by their
+    /// prefix filters.
+    pub fn scan_ranges(
+        &self,
+        kind: Kind,
+        ranges: &[(Vec<u8>, Vec<u8>)],
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<(), NodeError> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_prefix_same_as_start(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(kind)?, ro);
+        for (start, end) in ranges {
+            it.seek(start);
+            while let Some(k) = it.key() {
+                if k >= &end[..] {
+                    break;
+                }
+                f(k);
+                it.next();
+            }
+            it.status()?;
         }
         Ok(())
     }
@@ -279,5 +324,37 @@ mod tests {
             s.channel("public").get(Kind::State, b"k").unwrap(),
             Some(b"v1".to_vec())
         );
+    }
+
+    #[test]
+    fn ranges_and_multi_gets_see_exactly_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), &["public".to_string()]).unwrap();
+        let a = s.channel("public");
+        let key = |p: u8, v: u64| {
+            let mut k = vec![p; 32];
+            k.extend_from_slice(&v.to_be_bytes());
+            k
+        };
+        let mut b = a.batch();
+        for p in [1u8, 2, 3] {
+            for v in 0..5 {
+                b.put(Kind::TreeValues, &key(p, v), b"x");
+            }
+        }
+        b.commit().unwrap();
+        // Versions below 3 of prefix 1 and below 1 of prefix 3; prefix 2 untouched.
+        let mut seen = Vec::new();
+        a.scan_ranges(
+            Kind::TreeValues,
+            &[(key(1, 0), key(1, 3)), (key(3, 0), key(3, 1))],
+            |k| seen.push(k.to_vec()),
+        )
+        .unwrap();
+        assert_eq!(seen, vec![key(1, 0), key(1, 1), key(1, 2), key(3, 0)]);
+        let got = a
+            .multi_get(Kind::TreeValues, &[key(1, 4), key(2, 9), key(3, 0)])
+            .unwrap();
+        assert_eq!(got, vec![Some(b"x".to_vec()), None, Some(b"x".to_vec())]);
     }
 }
