@@ -122,11 +122,21 @@ impl Hub {
         self.chains[i] = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         while !answers(&c.url()) {
-            assert!(
-                Instant::now() < deadline,
-                "chain {} does not answer",
-                c.name
-            );
+            // A node that exited (a port taken meanwhile, a bad config) or never answers is
+            // reported with the end of its log, at once rather than after the deadline.
+            let exited = self.chains[i]
+                .as_mut()
+                .and_then(|ch| ch.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() >= deadline {
+                let log = std::fs::read_to_string(self.chain_log(i)).unwrap_or_default();
+                panic!(
+                    "chain {} does not answer at {} ({}); its log ends:\n{}",
+                    c.name,
+                    c.url(),
+                    exited.map_or("still running".to_string(), |s| format!("exited: {s}")),
+                    tail(&log, 30)
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

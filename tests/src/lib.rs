@@ -57,10 +57,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    free_ports(1)[0]
 }
 
 /// One node process and its folder.
@@ -263,16 +260,35 @@ pub struct Cluster {
     children: Vec<Option<Child>>,
 }
 
-/// `n` distinct ports the OS considers free now (from the ephemeral range, which the OS hands
-/// out in turn, so a port released by a killed node is not given to another test at once).
+/// Ports tests hand to the processes they start: below Linux's ephemeral range (32768-60999),
+/// so no outgoing connection of a test running beside takes one between the check and the
+/// process binding it (a port picked by binding to port 0 comes from that range: a validator
+/// once failed to listen on a port a client connection had taken meanwhile).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// `n` distinct ports free now, from a random place in [`TEST_PORTS`] (tests run in parallel
+/// processes; each checks a port by binding it).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
+    use rand::Rng;
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let mut rng = rand::thread_rng();
+    let mut out = Vec::with_capacity(n);
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..span {
+        if out.len() == n {
+            break;
+        }
+        let port = TEST_PORTS.start + rng.gen_range(0..span);
+        if out.contains(&port) {
+            continue;
+        }
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+            out.push(port);
+        }
+    }
+    assert_eq!(out.len(), n, "{n} free ports in {TEST_PORTS:?}");
+    out
 }
 
 impl Cluster {

@@ -34,6 +34,27 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// An error with its causes (libp2p's transport errors print nothing of their own).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let text = c.to_string();
+        if !text.is_empty() {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        next = c.source();
+    }
+    if out.is_empty() {
+        format!("{e:?}")
+    } else {
+        out
+    }
+}
+
 /// Largest gossip message (a proposal carries a block).
 pub const MAX_GOSSIP_BYTES: usize = 16 * 1024 * 1024;
 
@@ -295,8 +316,8 @@ pub fn start_channels(
         }
     }
     swarm
-        .listen_on(listen)
-        .map_err(|e| cfg_err(e.to_string()))?;
+        .listen_on(listen.clone())
+        .map_err(|e| cfg_err(format!("listening on {listen}: {}", causes(&e))))?;
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Command>();
     tokio::spawn(async move {
@@ -475,6 +496,15 @@ pub fn start_channels(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listen_error_says_why() {
+        let e: libp2p::TransportError<std::io::Error> = libp2p::TransportError::Other(
+            std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use"),
+        );
+        let text = causes(&e);
+        assert!(text.contains("Address already in use"), "{text:?}");
+    }
 
     /// Collects what arrives on `rx` within `ms` milliseconds.
     async fn drain(rx: &mut mpsc::UnboundedReceiver<Inbound>, ms: u64) -> Vec<Inbound> {
