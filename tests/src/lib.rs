@@ -261,9 +261,10 @@ pub struct Cluster {
 }
 
 /// Ports tests hand to the processes they start: below Linux's ephemeral range (32768-60999),
-/// so no outgoing connection of a test running beside takes one between the check and the
-/// process binding it (a port picked by binding to port 0 comes from that range: a validator
-/// once failed to listen on a port a client connection had taken meanwhile).
+/// so no outgoing connection of a test running beside can take one between the check and the
+/// process binding it. Ports picked by binding to port 0 come from that range, and a validator
+/// in CI once failed to listen on its port, most likely for that reason. Picks are random, so a
+/// port that a killed node will take again is rarely handed to another test meanwhile.
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// `n` distinct ports free now, from a random place in [`TEST_PORTS`] (tests run in parallel
