@@ -56,10 +56,6 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn free_port() -> u16 {
-    free_ports(1)[0]
-}
-
 /// One node process and its folder.
 pub struct TestNode {
     /// The network folder (deleted on drop).
@@ -75,7 +71,7 @@ impl TestNode {
     /// Initializes a network folder with a fast empty-block interval and starts the node.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let port = free_ports(1)[0];
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let init = init(
             dir.path(),

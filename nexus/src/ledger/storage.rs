@@ -161,10 +161,10 @@ impl ChannelStore {
 
     /// Reads many values at once (one RocksDB multi-get), in the order of `keys`, which must be
     /// sorted ascending.
-    pub fn multi_get(
+    pub fn multi_get<K: AsRef<[u8]>>(
         &self,
         kind: Kind,
-        keys: &[Vec<u8>],
+        keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<Vec<u8>>>, NodeError> {
         self.db
             .batched_multi_get_cf(self.cf(kind)?, keys, true)

@@ -32,20 +32,6 @@ fn decode<T: borsh::BorshDeserialize>(what: &str, b: &[u8]) -> Result<T, NodeErr
     })
 }
 
-/// Fetches `keys` (stored node keys, any order) in one multi-get; a key not stored is left out.
-fn fetch(store: &ChannelStore, mut keys: Vec<Vec<u8>>) -> Result<Nodes, NodeError> {
-    keys.sort_unstable();
-    keys.dedup();
-    let values = store.multi_get(Kind::TreeNodes, &keys)?;
-    let mut out = Nodes::with_capacity(keys.len());
-    for (k, v) in keys.into_iter().zip(values) {
-        if let Some(v) = v {
-            out.insert(decode("a node key", &k)?, decode("a node", &v)?);
-        }
-    }
-    Ok(out)
-}
-
 /// Loads the nodes of tree version `version` down to `depth` nibbles into `cache`, one
 /// multi-get per level, until the cache holds `limit` nodes.
 pub fn warm(
@@ -55,18 +41,19 @@ pub fn warm(
     depth: usize,
     limit: usize,
 ) -> Result<usize, NodeError> {
+    // Each level's stored node keys with their paths (one nibble per byte).
     let mut level: Vec<(Vec<u8>, Vec<u8>)> = vec![(key_bytes(version, &[]), vec![])];
     let mut loaded = 0;
     for _ in 0..=depth {
-        let (keys, paths): (Vec<Vec<u8>>, Vec<Vec<u8>>) = level.into_iter().unzip();
-        let mut nodes = fetch(store, keys.clone())?;
+        level.sort_unstable();
+        let values = store.multi_get(Kind::TreeNodes, level.iter().map(|(k, _)| k))?;
         let mut next = Vec::new();
         let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, path) in keys.iter().zip(paths) {
-            let nk: NodeKey = decode("a node key", k)?;
-            let Some(node) = nodes.remove(&nk) else {
+        for ((k, path), v) in level.into_iter().zip(values) {
+            let Some(v) = v else {
                 continue;
             };
+            let node: Node = decode("a node", &v)?;
             if let Node::Internal(n) = &node {
                 if path.len() < depth {
                     for (i, child) in n.children_sorted() {
@@ -81,7 +68,7 @@ pub fn warm(
             if c.len() >= limit {
                 return Ok(loaded);
             }
-            c.entry(nk).or_insert(node);
+            c.entry(decode("a node key", &k)?).or_insert(node);
             loaded += 1;
         }
         level = next;
