@@ -167,7 +167,18 @@ async fn start_nodes(
     Vec<std::path::PathBuf>,
 )> {
     let free = free_ports(2 * opts.validators)?;
-    let (configs, keystore, password) = if opts.validators == 1 {
+    let (configs, keystore, password) = if opts.validators == 1 && dir.join("config.toml").exists()
+    {
+        // A folder kept from an earlier run (`--state-dir`): its node, keys and state.
+        let keys = dir.join("keystore");
+        let password = std::fs::read_to_string(keys.join("god.password"))
+            .with_context(|| format!("reading the funded key's password in {}", keys.display()))?;
+        (
+            vec![dir.join("config.toml")],
+            keys.join("god.json"),
+            password.trim().to_string(),
+        )
+    } else if opts.validators == 1 {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free[0]));
         let out = init(
             dir,

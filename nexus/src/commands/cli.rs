@@ -98,6 +98,10 @@ enum Cmd {
         /// then goes to a new account, and a single node is restarted and measured after.
         #[arg(long)]
         accounts: Option<u64>,
+        /// Keep a single node's folder in this directory and reuse it on later runs (the state
+        /// then grows across runs; `--accounts` sizes only the run that creates it).
+        #[arg(long)]
+        state_dir: Option<std::path::PathBuf>,
     },
     /// Ethereum figures: receipt-proof checks per second in the light client, and Ether
     /// round trips Ethereum -> chain A -> Ethereum through the hub (anvil, four validators,
@@ -442,6 +446,7 @@ async fn run(cli: Cli) -> Result<()> {
             empty_block_interval_ms,
             empty_seconds,
             accounts,
+            state_dir,
         } => {
             anyhow::ensure!(validators >= 1, "--validators must be at least 1");
             if empty_seconds > 0 {
@@ -477,7 +482,13 @@ async fn run(cli: Cli) -> Result<()> {
                 clients > 0 && txs >= clients,
                 "need at least one client and as many transfers as clients"
             );
-            let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
+            anyhow::ensure!(
+                state_dir.is_none() || validators == 1,
+                "--state-dir keeps a single node's folder: use it with --validators 1"
+            );
+            let dir = state_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()))
+            });
             let summary = crate::commands::bench::run(
                 crate::commands::bench::BenchOptions {
                     txs,
@@ -491,7 +502,9 @@ async fn run(cli: Cli) -> Result<()> {
                 &dir,
             )
             .await;
-            let _ = std::fs::remove_dir_all(&dir);
+            if state_dir.is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             let summary = summary?;
             eprintln!(
                 "committed {} of {} transfers: {} tx/s committed, {} tx/s accepted, latency p50 {} ms p99 {} ms, node CPU {} us/tx",

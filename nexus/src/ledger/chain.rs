@@ -423,6 +423,9 @@ impl Chain {
     /// The parent's header, and the writes and transactions of every not-yet-final block from
     /// the head to it.
     fn ancestry(&self, parent: &Hash32) -> Result<Ancestry, String> {
+        // The head and the pending blocks are read together: a commit moves a block from one
+        // to the other under this lock (a producer may build while the parent commits).
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let head = self.head();
         if *parent == head.hash() {
             return Ok(Ancestry {
@@ -433,7 +436,6 @@ impl Chain {
                 overlay: Some(vec![]),
             });
         }
-        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let mut chain = Vec::new();
         let mut cur = *parent;
         while cur != head.hash() {
@@ -737,12 +739,13 @@ impl Chain {
         batch.commit()?;
         self.tree.committed(&prepared);
 
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, b| b.header.height > h);
         let tx_hashes = p.block.tx_hashes.clone();
-        *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p.block);
+        {
+            // One step for readers of the ancestry: the block is the head or still pending.
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p.block);
+            pending.retain(|_, b| b.header.height > h);
+        }
         {
             let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
             if !w.is_empty() {
