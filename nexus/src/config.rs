@@ -135,6 +135,12 @@ pub struct MempoolConfig {
     pub max_per_sender: usize,
     /// Accepted distance of a transaction's timestamp from the node's clock, in ms.
     pub timestamp_window_ms: u64,
+    /// Backpressure: `icx_sendTransaction` waits (up to 5 s, then -31001) while more
+    /// transactions wait for a block than the node commits in this many ms (0: never waits).
+    pub backlog_ms: u64,
+    /// ...but never while fewer than this many wait (above `max_txs`, the pool's bound
+    /// refuses first).
+    pub backlog_min_txs: usize,
 }
 
 /// Block production settings.
@@ -209,6 +215,8 @@ impl Default for MempoolConfig {
             max_bytes: 256 * 1024 * 1024,
             max_per_sender: 10_000,
             timestamp_window_ms: 5 * 60 * 1000,
+            backlog_ms: 50,
+            backlog_min_txs: 500,
         }
     }
 }
@@ -316,6 +324,18 @@ impl NodeConfig {
         if self.mempool.timestamp_window_ms == 0 {
             return bad("mempool.timestamp_window_ms", "must be positive");
         }
+        if self.mempool.backlog_ms > 600_000 {
+            return bad(
+                "mempool.backlog_ms",
+                &format!(
+                    "must be at most 600000 (10 minutes), got {}",
+                    self.mempool.backlog_ms
+                ),
+            );
+        }
+        if self.mempool.backlog_min_txs == 0 {
+            return bad("mempool.backlog_min_txs", "must be at least 1");
+        }
         if self.block.max_txs == 0 || self.block.max_txs > nexus_proto::block::MAX_BLOCK_TXS {
             return bad("block.max_txs", "must be between 1 and 100000");
         }
@@ -376,6 +396,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("block.max_txs"));
+        let mut c = NodeConfig::default();
+        c.mempool.backlog_min_txs = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("mempool.backlog_min_txs"), "{e}");
+        let mut c = NodeConfig::default();
+        c.mempool.backlog_ms = u64::MAX;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("mempool.backlog_ms"), "{e}");
+        c.mempool.backlog_ms = 0;
+        c.validate().unwrap();
         let parsed: Result<NodeConfig, _> =
             toml::from_str("[rpc]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n");
         assert!(parsed.is_err());

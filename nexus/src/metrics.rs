@@ -37,6 +37,7 @@ pub struct Metrics {
     stage_items: Family<StageLabel, Counter>,
     finality: Family<ChannelLabel, Histogram>,
     round_timeouts: Family<ChannelLabel, Counter>,
+    backpressure: Family<ChannelLabel, Counter>,
 }
 
 /// Upper bounds (seconds) of the block finality histogram's buckets: fine below 100 ms, where
@@ -140,10 +141,17 @@ impl Default for Metrics {
             "Rounds this validator gave up on (its round timer fired before a QC or TC moved it on)",
             round_timeouts.clone(),
         );
+        let backpressure = Family::<ChannelLabel, Counter>::default();
+        registry.register(
+            "admission_waits",
+            "RPC transactions that waited for room because the node was behind (mempool.backlog_ms)",
+            backpressure.clone(),
+        );
         Metrics {
             registry,
             finality,
             round_timeouts,
+            backpressure,
             height,
             txs,
             mempool,
@@ -194,6 +202,15 @@ impl Metrics {
     /// Counts a round this validator gave up on.
     pub fn round_timeout(&self, channel: &str) {
         self.round_timeouts
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records an RPC transaction that had to wait for room.
+    pub fn admission_waited(&self, channel: &str) {
+        self.backpressure
             .get_or_create(&ChannelLabel {
                 channel: channel.to_string(),
             })

@@ -109,11 +109,10 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
         chain.set_metrics(metrics.clone());
         let head = chain.head().header.height;
         metrics.block_committed(&chain.channel, head, 0, 0);
-        let admission = Arc::new(Admission::new(
-            chain.clone(),
-            pool.clone(),
-            cfg.mempool.timestamp_window_ms,
-        ));
+        let admission = Arc::new(
+            Admission::new(chain.clone(), pool.clone(), cfg.mempool.timestamp_window_ms)
+                .with_backlog(cfg.mempool.backlog_ms, cfg.mempool.backlog_min_txs),
+        );
         let eth_check = cfg.eth_endpoints.get(&genesis.channel).map(|url| {
             tracing::info!(channel = %genesis.channel, endpoint = %url, "relayed Ethereum headers are checked against this endpoint");
             Arc::new(crate::consensus::eth_check::EthEndpointCheck::new(url))

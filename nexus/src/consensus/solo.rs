@@ -140,47 +140,10 @@ impl SoloEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::genesis::{Genesis, GenesisAccount};
-    use crate::ledger::storage::Storage;
+    use crate::ledger::chain::test_chain as open;
     use nexus_proto::{Address, SignedTransaction, Transaction, TxData};
     use std::collections::HashSet;
     use std::time::Instant;
-
-    const ICX: u128 = 1_000_000_000_000_000_000;
-
-    fn open(dir: &std::path::Path, alice: &KeyPair, validator: &KeyPair) -> Arc<Chain> {
-        let g = Genesis {
-            nid: "0x3".into(),
-            channel: "public".into(),
-            timestamp: "0x1".into(),
-            accounts: vec![GenesisAccount {
-                name: "alice".into(),
-                address: alice.address().to_string(),
-                balance: format!("{:#x}", 10 * ICX),
-            }],
-            validators: vec![validator.address().to_string()],
-            treasury: Address::eoa([0xee; 20]).to_string(),
-            step_price: "0x2e90edd00".into(),
-            tokens: vec![],
-            message: String::new(),
-            admin: None,
-            btp: None,
-            synthetic_accounts: None,
-            dex: None,
-        }
-        .parse()
-        .unwrap();
-        let storage = Storage::open(dir, &["public".to_string()]).unwrap();
-        Arc::new(
-            Chain::open(
-                storage.channel("public"),
-                &g,
-                crate::execution::score::genesis_scores(&g),
-                crate::ledger::state_tree::MIN_HISTORY,
-            )
-            .unwrap(),
-        )
-    }
 
     fn transfer(from: &KeyPair, to: Address, nonce: u128) -> Arc<SignedTransaction> {
         let t = Transaction {

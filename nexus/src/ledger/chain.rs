@@ -144,6 +144,8 @@ pub struct Chain {
     committed: broadcast::Sender<Committed>,
     waiters: Mutex<HashMap<Hash32, Vec<oneshot::Sender<()>>>>,
     metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    /// Transactions committed over the last second (admission's backpressure follows it).
+    drain: Mutex<crate::pool::backlog::DrainRate>,
 }
 
 fn corrupt(what: &'static str, e: impl std::fmt::Display) -> NodeError {
@@ -187,6 +189,7 @@ impl Chain {
             committed: tx,
             waiters: Mutex::new(HashMap::new()),
             metrics: std::sync::OnceLock::new(),
+            drain: Mutex::default(),
         };
         match chain.store.get(Kind::Meta, b"genesis")? {
             Some(stored) if stored == genesis_json => {
@@ -740,6 +743,10 @@ impl Chain {
         self.tree.committed(&prepared);
 
         let tx_hashes = p.block.tx_hashes.clone();
+        self.drain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(std::time::Instant::now(), tx_hashes.len());
         {
             // One step for readers of the ancestry: the block is the head or still pending.
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -760,6 +767,24 @@ impl Chain {
         }
         let _ = self.committed.send(Committed { height: h, hash });
         Ok(())
+    }
+
+    /// Transactions per second committed over the last second.
+    pub fn commit_rate(&self) -> f64 {
+        self.drain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .per_second(std::time::Instant::now())
+    }
+
+    /// Transactions in blocks executed and not yet final (proposals and candidates).
+    pub fn pending_txs(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|p| p.tx_hashes.len())
+            .sum()
     }
 
     /// The block at `height`.
@@ -1104,6 +1129,49 @@ fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
         prev_votes_hash: VoteSet::default().hash(),
         leader: g.validators[0],
     }
+}
+
+/// A chain in `dir` whose genesis gives `alice` 10 ICX and has `validator` as its only
+/// validator (tests of the engines and of admission).
+#[cfg(test)]
+pub(crate) fn test_chain(
+    dir: &std::path::Path,
+    alice: &nexus_proto::KeyPair,
+    validator: &nexus_proto::KeyPair,
+) -> Arc<Chain> {
+    use crate::ledger::genesis::{Genesis, GenesisAccount};
+    const ICX: u128 = 1_000_000_000_000_000_000;
+    let g = Genesis {
+        nid: "0x3".into(),
+        channel: "public".into(),
+        timestamp: "0x1".into(),
+        accounts: vec![GenesisAccount {
+            name: "alice".into(),
+            address: alice.address().to_string(),
+            balance: format!("{:#x}", 10 * ICX),
+        }],
+        validators: vec![validator.address().to_string()],
+        treasury: Address::eoa([0xee; 20]).to_string(),
+        step_price: "0x2e90edd00".into(),
+        tokens: vec![],
+        message: String::new(),
+        admin: None,
+        btp: None,
+        synthetic_accounts: None,
+        dex: None,
+    }
+    .parse()
+    .unwrap();
+    let storage = crate::ledger::storage::Storage::open(dir, &["public".to_string()]).unwrap();
+    Arc::new(
+        Chain::open(
+            storage.channel("public"),
+            &g,
+            crate::execution::score::genesis_scores(&g),
+            crate::ledger::state_tree::MIN_HISTORY,
+        )
+        .unwrap(),
+    )
 }
 
 #[cfg(test)]

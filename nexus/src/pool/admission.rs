@@ -15,6 +15,10 @@
 //! | balance covers `value + stepLimit * stepPrice` plus what the sender's waiting transactions may spend | -30011 (OutOfBalance) |
 //! | pool not full (count, bytes, per sender) | -31001 |
 //!
+//! Before these checks, a transaction sent over RPC waits (up to [`ROOM_WAIT`]) while more
+//! transactions wait for a block than the node takes in `mempool.backlog_ms`
+//! ([`crate::pool::backlog`]); past that wait it is refused with -31001.
+//!
 //! Waiting transactions whose timestamp left the window are dropped from the pool (checked at
 //! most once a second, on admission).
 
@@ -40,7 +44,14 @@ pub struct Admission {
     /// transactions of one sender admitted at once cannot both count on the same balance
     /// (striped by sender: different senders rarely wait on each other).
     sender_locks: Vec<std::sync::Mutex<()>>,
+    /// Backpressure: the delay in ms of waiting transactions past which RPC admission waits
+    /// (0: never), and the fewest waiting transactions that never make it wait.
+    backlog_ms: u64,
+    backlog_min_txs: usize,
 }
+
+/// Longest time an RPC transaction waits for room before it is refused.
+pub const ROOM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Stripes of [`Admission`]'s sender locks.
 const SENDER_LOCKS: usize = 64;
@@ -80,6 +91,61 @@ impl Admission {
             sender_locks: (0..SENDER_LOCKS)
                 .map(|_| std::sync::Mutex::new(()))
                 .collect(),
+            backlog_ms: 0,
+            backlog_min_txs: usize::MAX,
+        }
+    }
+
+    /// Makes RPC transactions wait while more than `ms` of the node's commit rate (and more
+    /// than `min_txs`) wait for a block; 0 ms never waits.
+    pub fn with_backlog(mut self, ms: u64, min_txs: usize) -> Self {
+        self.backlog_ms = ms;
+        self.backlog_min_txs = min_txs;
+        self
+    }
+
+    /// Transactions waiting for a block (not in one being decided), and how many may.
+    pub fn backlog(&self) -> (usize, usize) {
+        let waiting = self.pool.pending().saturating_sub(self.chain.pending_txs());
+        let limit = crate::pool::backlog::limit(
+            self.chain.commit_rate(),
+            self.backlog_ms,
+            self.backlog_min_txs,
+        );
+        (waiting, limit)
+    }
+
+    /// Waits until the backlog is under its limit (true if it had to wait); refuses with
+    /// -31001 after [`ROOM_WAIT`].
+    pub async fn wait_for_room(&self) -> Result<bool, IconError> {
+        self.wait_for_room_within(ROOM_WAIT).await
+    }
+
+    async fn wait_for_room_within(&self, wait: std::time::Duration) -> Result<bool, IconError> {
+        if self.backlog_ms == 0 {
+            return Ok(false);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut waited = false;
+        loop {
+            let departure = self.pool.departures();
+            tokio::pin!(departure);
+            departure.as_mut().enable();
+            let (waiting, limit) = self.backlog();
+            if waiting < limit {
+                return Ok(waited);
+            }
+            if tokio::time::timeout_at(deadline, departure).await.is_err() {
+                return Err(IconError::new(
+                    code::POOL_OVERFLOW,
+                    format!(
+                        "the node is behind: {waiting} transactions wait for a block, more than the {limit} its blocks take in {} ms; no room came within {} ms, try again later",
+                        self.backlog_ms,
+                        wait.as_millis()
+                    ),
+                ));
+            }
+            waited = true;
         }
     }
 
@@ -235,5 +301,114 @@ impl Admission {
                 format!("{from} already has {n} transactions waiting, the most one sender may"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::chain::test_chain;
+    use nexus_proto::block::VoteSet;
+    use nexus_proto::{Address, KeyPair, Transaction};
+    use std::time::Duration;
+
+    fn transfer(from: &KeyPair, nonce: u128) -> Arc<SignedTransaction> {
+        let t = Transaction {
+            from: from.address(),
+            to: Address::eoa([0xb0; 20]),
+            value: 1,
+            step_limit: 100_000,
+            timestamp: 10,
+            nid: 3,
+            nonce: Some(nonce),
+            data: TxData::None,
+        };
+        Arc::new(t.sign(from).unwrap())
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        chain: Arc<Chain>,
+        pool: Arc<Mempool>,
+        admission: Admission,
+        alice: KeyPair,
+    }
+
+    /// A chain, its pool holding five transactions, and admission with a floor of five.
+    fn full(backlog_ms: u64) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = KeyPair::generate();
+        let chain = test_chain(dir.path(), &alice, &KeyPair::generate());
+        let pool = Arc::new(Mempool::new(100));
+        for n in 0..5 {
+            pool.add(transfer(&alice, n), 200, 0).unwrap();
+        }
+        let admission =
+            Admission::new(chain.clone(), pool.clone(), 60_000).with_backlog(backlog_ms, 5);
+        Setup {
+            _dir: dir,
+            chain,
+            pool,
+            admission,
+            alice,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_holds_rpc_admission_until_a_transaction_leaves() {
+        let s = full(100);
+        assert_eq!(s.admission.backlog(), (5, 5));
+        let wait = s.admission.wait_for_room();
+        tokio::pin!(wait);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), wait.as_mut())
+                .await
+                .is_err(),
+            "five wait, five may: admission waits"
+        );
+        s.pool.remove([&s.pool.peek(1)[0].hash]);
+        let waited = tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("a departure wakes the waiting admission")
+            .unwrap();
+        assert!(waited);
+    }
+
+    #[tokio::test]
+    async fn transactions_in_blocks_being_decided_are_not_backlog() {
+        let s = full(100);
+        let p = s.chain.build(
+            s.pool.peek(3),
+            now_us(),
+            s.alice.address(),
+            VoteSet::default(),
+        );
+        assert_eq!(p.txs.len(), 3);
+        s.chain.remember(&p);
+        assert_eq!(s.admission.backlog(), (2, 5));
+        assert!(!s.admission.wait_for_room().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn zero_ms_never_waits() {
+        let s = full(0);
+        assert!(!s.admission.wait_for_room().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn no_room_within_the_wait_is_refused_with_what_to_do() {
+        let s = full(100);
+        let e = s
+            .admission
+            .wait_for_room_within(Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, code::POOL_OVERFLOW);
+        assert!(
+            e.message.contains("5 transactions wait") && e.message.contains("try again later"),
+            "{}",
+            e.message
+        );
+        assert_eq!(s.pool.pending(), 5, "nothing changed");
     }
 }

@@ -115,6 +115,8 @@ pub struct Mempool {
     inner: Mutex<Inner>,
     limits: PoolLimits,
     notify: Notify,
+    /// Woken when transactions leave (admission waiting for room).
+    left: Notify,
     /// Signatures checked on this node (by admission or with a block).
     pub signatures: crate::pool::signatures::SignatureCache,
 }
@@ -131,6 +133,7 @@ impl Mempool {
             inner: Mutex::new(Inner::default()),
             limits,
             notify: Notify::new(),
+            left: Notify::new(),
             signatures: Default::default(),
         }
     }
@@ -226,6 +229,13 @@ impl Mempool {
     pub fn remove<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash32>) {
         let hashes: Vec<Hash32> = hashes.into_iter().copied().collect();
         self.lock().drop_all(&hashes);
+        self.left.notify_waiters();
+    }
+
+    /// Completes at the next [`Mempool::remove`] or expiry after it is first polled or
+    /// enabled (`Notified::enable`), so a check made after enabling misses no departure.
+    pub fn departures(&self) -> tokio::sync::futures::Notified<'_> {
+        self.left.notified()
     }
 
     /// Drops waiting transactions whose timestamp is below `oldest_us` (outside the window);
@@ -238,7 +248,12 @@ impl Mempool {
             .filter(|t| t.tx.timestamp < oldest_us && g.live(t))
             .map(|t| t.hash)
             .collect();
-        g.drop_all(&old)
+        let n = g.drop_all(&old);
+        drop(g);
+        if n > 0 {
+            self.left.notify_waiters();
+        }
+        n
     }
 
     /// Transactions waiting (not yet final).

@@ -54,7 +54,7 @@ pub(super) fn module(
     debug: bool,
 ) -> Result<RpcModule<Arc<ChannelApi>>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(api);
-    let sync: [(&'static str, Handler); 18] = [
+    let sync: [(&'static str, Handler); 17] = [
         ("icx_getLastBlock", get_last_block),
         ("icx_getBlockByHeight", get_block_by_height),
         ("icx_getBlockByHash", get_block_by_hash),
@@ -68,7 +68,6 @@ pub(super) fn module(
         ("icx_call", call),
         ("icx_getTransactionResult", get_transaction_result),
         ("icx_getTransactionByHash", get_transaction_by_hash),
-        ("icx_sendTransaction", send_transaction),
         ("icx_getProofForResult", get_proof_for_result),
         ("icx_getProofForEvents", get_proof_for_events),
         ("icx_getProofForState", get_proof_for_state),
@@ -77,15 +76,30 @@ pub(super) fn module(
     for (name, f) in sync.into_iter().chain(super::btp::METHODS) {
         m.register_method(name, move |params, api, _| {
             let start = Instant::now();
-            let stage = crate::metrics::StageTimer::start();
             let r = guarded(name, || object(&params).and_then(|o| f(api, o)));
             api.metrics.rpc_call(name, start.elapsed());
-            if name == "icx_sendTransaction" {
-                stage.stop(&api.metrics, &api.chain.channel, "admission_rpc", 1);
-            }
             r.map_err(ErrorObjectOwned::from)
         })?;
     }
+    m.register_async_method("icx_sendTransaction", |params, api, _| async move {
+        let start = Instant::now();
+        let r = match api.admission.wait_for_room().await {
+            Ok(waited) => {
+                if waited {
+                    api.metrics.admission_waited(&api.chain.channel);
+                }
+                let stage = crate::metrics::StageTimer::start();
+                let r = guarded("icx_sendTransaction", || {
+                    object(&params).and_then(|o| send_transaction(&api, o))
+                });
+                stage.stop(&api.metrics, &api.chain.channel, "admission_rpc", 1);
+                r
+            }
+            Err(e) => Err(e),
+        };
+        api.metrics.rpc_call("icx_sendTransaction", start.elapsed());
+        r.map_err(ErrorObjectOwned::from)
+    })?;
     if debug {
         m.register_method("debug_estimateStep", |params, api, _| {
             let start = Instant::now();
@@ -100,9 +114,17 @@ pub(super) fn module(
         "icx_sendTransactionAndWait",
         |params, api, ext| async move {
             let start = Instant::now();
-            let admitted = guarded("icx_sendTransactionAndWait", || {
-                object(&params).and_then(|o| api.admission.admit(Value::Object(o)))
-            });
+            let admitted = match api.admission.wait_for_room().await {
+                Ok(waited) => {
+                    if waited {
+                        api.metrics.admission_waited(&api.chain.channel);
+                    }
+                    guarded("icx_sendTransactionAndWait", || {
+                        object(&params).and_then(|o| api.admission.admit(Value::Object(o)))
+                    })
+                }
+                Err(e) => Err(e),
+            };
             let r = match admitted {
                 Ok(hash) => wait_result(&api, hash, &ext).await,
                 Err(e) => Err(e),
