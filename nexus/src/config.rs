@@ -138,8 +138,8 @@ pub struct MempoolConfig {
     /// Backpressure: `icx_sendTransaction` waits (up to 5 s, then -31001) while more
     /// transactions wait for a block than the node commits in this many ms (0: never waits).
     pub backlog_ms: u64,
-    /// ...but never while fewer than this many wait (above `max_txs`, the pool's bound
-    /// refuses first).
+    /// ...but never while fewer than this many wait (on a channel of several validators, never
+    /// fewer than `block.max_txs`; above `max_txs`, the pool's bound refuses first).
     pub backlog_min_txs: usize,
 }
 

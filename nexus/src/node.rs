@@ -109,9 +109,14 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
         chain.set_metrics(metrics.clone());
         let head = chain.head().header.height;
         metrics.block_committed(&chain.channel, head, 0, 0);
+        let backlog_min = crate::pool::backlog::floor(
+            chain.validators.len(),
+            cfg.mempool.backlog_min_txs,
+            cfg.block.max_txs,
+        );
         let admission = Arc::new(
             Admission::new(chain.clone(), pool.clone(), cfg.mempool.timestamp_window_ms)
-                .with_backlog(cfg.mempool.backlog_ms, cfg.mempool.backlog_min_txs),
+                .with_backlog(cfg.mempool.backlog_ms, backlog_min),
         );
         let eth_check = cfg.eth_endpoints.get(&genesis.channel).map(|url| {
             tracing::info!(channel = %genesis.channel, endpoint = %url, "relayed Ethereum headers are checked against this endpoint");

@@ -56,6 +56,18 @@ pub fn limit(per_second: f64, target_ms: u64, min_txs: usize) -> usize {
     }
 }
 
+/// The fewest waiting transactions that never make admission wait on a channel of
+/// `validators`. Several validators decide one block per round (round trips, votes, a synced
+/// write each), so a full block (`block_max_txs`) may always wait, or rounds would carry small
+/// blocks; one validator builds blocks back to back, and `min_txs` keeps its tail short.
+pub fn floor(validators: usize, min_txs: usize, block_max_txs: usize) -> usize {
+    if validators > 1 {
+        min_txs.max(block_max_txs)
+    } else {
+        min_txs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +95,16 @@ mod tests {
         assert_eq!(limit(f64::INFINITY, 100, 500), 500);
         assert_eq!(limit(f64::NAN, 100, 500), 500);
         assert_eq!(limit(1e30, u64::MAX, 1), usize::MAX);
+    }
+
+    #[test]
+    fn several_validators_always_let_a_full_block_wait() {
+        assert_eq!(floor(4, 500, 1_000), 1_000);
+        assert_eq!(floor(4, 2_000, 1_000), 2_000);
+        assert_eq!(
+            floor(1, 500, 5_000),
+            500,
+            "one validator keeps the configured floor"
+        );
     }
 }
