@@ -427,7 +427,7 @@ impl Chain {
     /// the head to it.
     fn ancestry(&self, parent: &Hash32) -> Result<Ancestry, String> {
         // The head and the pending blocks are read together: a commit moves a block from one
-        // to the other under this lock (a producer may build while the parent commits).
+        // to the other under this lock (a block may be built or checked while its parent commits).
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let head = self.head();
         if *parent == head.hash() {

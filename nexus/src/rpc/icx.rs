@@ -83,11 +83,8 @@ pub(super) fn module(
     }
     m.register_async_method("icx_sendTransaction", |params, api, _| async move {
         let start = Instant::now();
-        let r = match api.admission.wait_for_room().await {
-            Ok(waited) => {
-                if waited {
-                    api.metrics.admission_waited(&api.chain.channel);
-                }
+        let r = match wait_for_room(&api).await {
+            Ok(()) => {
                 let stage = crate::metrics::StageTimer::start();
                 let r = guarded("icx_sendTransaction", || {
                     object(&params).and_then(|o| send_transaction(&api, o))
@@ -114,15 +111,10 @@ pub(super) fn module(
         "icx_sendTransactionAndWait",
         |params, api, ext| async move {
             let start = Instant::now();
-            let admitted = match api.admission.wait_for_room().await {
-                Ok(waited) => {
-                    if waited {
-                        api.metrics.admission_waited(&api.chain.channel);
-                    }
-                    guarded("icx_sendTransactionAndWait", || {
-                        object(&params).and_then(|o| api.admission.admit(Value::Object(o)))
-                    })
-                }
+            let admitted = match wait_for_room(&api).await {
+                Ok(()) => guarded("icx_sendTransactionAndWait", || {
+                    object(&params).and_then(|o| api.admission.admit(Value::Object(o)))
+                }),
                 Err(e) => Err(e),
             };
             let r = match admitted {
@@ -346,6 +338,14 @@ fn get_transaction_by_hash(api: &ChannelApi, o: Map<String, Value>) -> Result<Va
         )),
         None => Err(IconError::not_found(format!("no transaction {hash}"))),
     }
+}
+
+/// Waits while the node is behind (`mempool.backlog_ms`), counting the calls that had to.
+async fn wait_for_room(api: &ChannelApi) -> Result<(), IconError> {
+    if api.admission.wait_for_room().await? {
+        api.metrics.admission_waited(&api.chain.channel);
+    }
+    Ok(())
 }
 
 fn send_transaction(api: &ChannelApi, o: Map<String, Value>) -> Result<Value, IconError> {
