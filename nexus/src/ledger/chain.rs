@@ -1132,46 +1132,20 @@ fn genesis_header(g: &ParsedGenesis, state_root: Hash32) -> BlockHeader {
 }
 
 /// A chain in `dir` whose genesis gives `alice` 10 ICX and has `validator` as its only
-/// validator (tests of the engines and of admission).
+/// validator (tests of the engines and of admission): the fixture of this module's tests.
 #[cfg(test)]
 pub(crate) fn test_chain(
     dir: &std::path::Path,
     alice: &nexus_proto::KeyPair,
     validator: &nexus_proto::KeyPair,
 ) -> Arc<Chain> {
-    use crate::ledger::genesis::{Genesis, GenesisAccount};
-    const ICX: u128 = 1_000_000_000_000_000_000;
-    let g = Genesis {
-        nid: "0x3".into(),
-        channel: "public".into(),
-        timestamp: "0x1".into(),
-        accounts: vec![GenesisAccount {
-            name: "alice".into(),
-            address: alice.address().to_string(),
-            balance: format!("{:#x}", 10 * ICX),
-        }],
-        validators: vec![validator.address().to_string()],
-        treasury: Address::eoa([0xee; 20]).to_string(),
-        step_price: "0x2e90edd00".into(),
-        tokens: vec![],
-        message: String::new(),
-        admin: None,
-        btp: None,
-        synthetic_accounts: None,
-        dex: None,
-    }
-    .parse()
-    .unwrap();
-    let storage = crate::ledger::storage::Storage::open(dir, &["public".to_string()]).unwrap();
-    Arc::new(
-        Chain::open(
-            storage.channel("public"),
-            &g,
-            crate::execution::score::genesis_scores(&g),
-            crate::ledger::state_tree::MIN_HISTORY,
-        )
-        .unwrap(),
-    )
+    let g = tests::genesis(
+        alice,
+        validator,
+        Address::eoa([0xee; 20]),
+        Address::contract([0x77; 20]),
+    );
+    Arc::new(tests::open(dir, &g))
 }
 
 #[cfg(test)]
@@ -1192,7 +1166,7 @@ mod tests {
         token: Address,
     }
 
-    fn genesis(
+    pub(super) fn genesis(
         alice: &KeyPair,
         validator: &KeyPair,
         treasury: Address,
@@ -1228,7 +1202,7 @@ mod tests {
         .unwrap()
     }
 
-    fn open(dir: &std::path::Path, g: &ParsedGenesis) -> Chain {
+    pub(super) fn open(dir: &std::path::Path, g: &ParsedGenesis) -> Chain {
         let storage = Storage::open(dir, &["public".to_string()]).unwrap();
         Chain::open(
             storage.channel("public"),

@@ -228,12 +228,14 @@ impl Mempool {
     /// longer be included.
     pub fn remove<'a>(&self, hashes: impl IntoIterator<Item = &'a Hash32>) {
         let hashes: Vec<Hash32> = hashes.into_iter().copied().collect();
-        self.lock().drop_all(&hashes);
-        self.left.notify_waiters();
+        if self.lock().drop_all(&hashes) > 0 {
+            self.left.notify_waiters();
+        }
     }
 
-    /// Completes at the next [`Mempool::remove`] or expiry after it is first polled or
-    /// enabled (`Notified::enable`), so a check made after enabling misses no departure.
+    /// Completes when transactions next leave ([`Mempool::remove`] or expiry dropping any)
+    /// after it is first polled or enabled (`Notified::enable`), so a check made after
+    /// enabling misses no departure.
     pub fn departures(&self) -> tokio::sync::futures::Notified<'_> {
         self.left.notified()
     }
