@@ -263,8 +263,40 @@ pub struct Cluster {
 /// port that a killed node will take again is rarely handed to another test meanwhile.
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
+/// Ports this process picked, each with a lock on a file named after it in a folder shared by
+/// all test processes; the kernel drops the locks when the process ends.
+static RESERVED: std::sync::Mutex<Vec<nix::fcntl::Flock<std::fs::File>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Claims `port` for this process among all test processes on the machine: two tests picking
+/// the same free port before either bound it (CI saw a portal fail with "Address already in
+/// use") cannot both get it.
+fn reserve(port: u16) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let dir = std::env::temp_dir().join("nexus-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()))
+    else {
+        return false;
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => {
+            RESERVED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(lock);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// `n` distinct ports free now, from a random place in [`TEST_PORTS`] (tests run in parallel
-/// processes; each checks a port by binding it).
+/// processes; each port is claimed with [`reserve`], then checked by binding it).
 pub fn free_ports(n: usize) -> Vec<u16> {
     use rand::Rng;
     let span = TEST_PORTS.end - TEST_PORTS.start;
@@ -276,7 +308,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
             break;
         }
         let port = TEST_PORTS.start + rng.gen_range(0..span);
-        if out.contains(&port) {
+        if out.contains(&port) || !reserve(port) {
             continue;
         }
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
@@ -532,3 +564,16 @@ fn nexus_toml(cfg: &nexus::config::NodeConfig) -> String {
     nexus::config::to_toml(cfg).expect("config serializes")
 }
 pub mod hub;
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn a_picked_port_is_not_handed_out_again() {
+        let ports = free_ports(3);
+        for p in ports {
+            assert!(!reserve(p), "port {p} was claimed twice");
+        }
+    }
+}
