@@ -25,7 +25,7 @@ fn core(channel: &str, set: &[Address], me: &KeyPair) -> Lft<Secp256k1Crypto> {
     };
     Lft::new(
         cfg,
-        Secp256k1Crypto(me.clone()),
+        Secp256k1Crypto::new(me.clone()),
         g,
         Qc {
             round: 0,

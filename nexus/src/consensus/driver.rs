@@ -74,7 +74,13 @@ pub fn resume_core(
         })?,
         None => SafetyState::default(),
     };
-    Ok(Lft::new(cfg, Secp256k1Crypto(key), committed, qc, safety))
+    Ok(Lft::new(
+        cfg,
+        Secp256k1Crypto::new(key),
+        committed,
+        qc,
+        safety,
+    ))
 }
 
 /// The chain's validator schedule in the core's terms.

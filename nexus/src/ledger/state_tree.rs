@@ -12,8 +12,15 @@
 //!
 //! Tree version `v` holds the state after block `v - base`, where `base` is the number of extra
 //! versions genesis used (a genesis with millions of accounts is inserted in chunks).
-//! Per version, `TreeStale` records the nodes that version replaced and the keys it wrote; once a
-//! version leaves the window, those nodes and the older values of those keys are deleted.
+//! A leaf is stored with its value (one entry per changed key, where jmt's own layout adds a
+//! second, versioned value entry); a proof's value is the one stored in the leaf it reaches.
+//! Per version, `TreeStale` records the nodes that version replaced; once a version leaves the
+//! window, those nodes (and with them the values they held) are deleted.
+//!
+//! Folders written before leaves held their values keep them in `TreeValues` (key hash and
+//! version): such a leaf is read with the value found there, and is written in the new form
+//! when an update moves or replaces it; stale records of that time also name the keys whose
+//! older values pruning deletes.
 
 use crate::error::NodeError;
 use crate::ledger::state::Writes;
@@ -108,61 +115,157 @@ fn value_key(kh: &KeyHash, version: Version) -> [u8; 40] {
     k
 }
 
-/// The committed nodes near the root, by node key (a node key's content never changes).
-type NodeCache = Mutex<HashMap<NodeKey, Node>>;
+/// The committed nodes near the root, by node key (a node key's content never changes), each
+/// leaf with its value.
+type NodeCache = Mutex<tree_warm::Nodes>;
+
+/// Marks the value that follows a leaf in its stored entry.
+const LEAF_VALUE: u8 = 1;
+
+/// A stored tree entry: the node (borsh) and, for a leaf, its value. Leaves written before
+/// values moved into them (the `tree_values` column family) have none.
+pub(crate) fn decode_entry(bytes: &[u8]) -> Result<(Node, Option<&[u8]>), NodeError> {
+    use borsh::BorshDeserialize;
+    let mut rest = bytes;
+    let node = Node::deserialize(&mut rest)
+        .map_err(|e| tree_error(format!("a stored node does not decode: {e}")))?;
+    match (rest.split_first(), &node) {
+        (None, _) => Ok((node, None)),
+        (Some((&LEAF_VALUE, value)), Node::Leaf(_)) => Ok((node, Some(value))),
+        _ => Err(tree_error(format!(
+            "a stored node is followed by {} unexpected bytes",
+            rest.len()
+        ))),
+    }
+}
+
+/// The stored form of a node, with the value when it is a leaf.
+fn encode_entry(node: &Node, value: Option<&[u8]>) -> Result<Vec<u8>, NodeError> {
+    let mut out = borsh::to_vec(node).map_err(tree_error)?;
+    if let (Node::Leaf(_), Some(v)) = (node, value) {
+        out.push(LEAF_VALUE);
+        out.extend_from_slice(v);
+    }
+    Ok(out)
+}
+
+fn lock(c: &NodeCache) -> std::sync::MutexGuard<'_, tree_warm::Nodes> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Reads nodes from the updates of not-yet-final ancestors (newest last), then the cache, then
-/// RocksDB.
-struct Reader<'a>(&'a ChannelStore, &'a NodeCache, &'a [Arc<PreparedState>]);
+/// RocksDB; remembers the value of each leaf it reads (a leaf that an update moves is written
+/// again with its value, and a proof answers the value of the leaf it reached).
+struct Reader<'a> {
+    store: &'a ChannelStore,
+    cache: &'a NodeCache,
+    overlay: &'a [Arc<PreparedState>],
+    leaves: Mutex<HashMap<KeyHash, Vec<u8>>>,
+}
 
-fn lock(c: &NodeCache) -> std::sync::MutexGuard<'_, HashMap<NodeKey, Node>> {
-    c.lock().unwrap_or_else(|p| p.into_inner())
+impl<'a> Reader<'a> {
+    fn new(
+        store: &'a ChannelStore,
+        cache: &'a NodeCache,
+        overlay: &'a [Arc<PreparedState>],
+    ) -> Self {
+        Reader {
+            store,
+            cache,
+            overlay,
+            leaves: Mutex::default(),
+        }
+    }
+
+    fn remember(&self, kh: KeyHash, value: Vec<u8>) {
+        self.leaves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kh, value);
+    }
+
+    fn remembered(&self, kh: &KeyHash) -> Option<Vec<u8>> {
+        self.leaves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kh)
+            .cloned()
+    }
+
+    /// The value of a leaf stored before values moved into leaves: the last one its key had
+    /// at or before the leaf's version.
+    fn old_value(&self, version: Version, kh: &KeyHash) -> Result<Option<Vec<u8>>, NodeError> {
+        let found =
+            self.store
+                .last_at_or_before(Kind::TreeValues, &value_key(kh, version), &kh.0)?;
+        Ok(match found {
+            Some((_, v)) if v.first() == Some(&1) => Some(v[1..].to_vec()),
+            _ => None,
+        })
+    }
 }
 
 impl TreeReader for Reader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        for p in self.2.iter().rev() {
+        for p in self.overlay.iter().rev() {
             if let Some(n) = p.update.node_batch.get_node(node_key) {
+                if let Node::Leaf(l) = n {
+                    if let Some(v) = p.leaf_values.get(&l.key_hash()) {
+                        self.remember(l.key_hash(), v.clone());
+                    }
+                }
                 return Ok(Some(n.clone()));
             }
         }
         let shallow = node_key.nibble_path().num_nibbles() <= CACHED_DEPTH;
         if shallow {
-            if let Some(n) = lock(self.1).get(node_key) {
-                return Ok(Some(n.clone()));
+            let hit = lock(self.cache).get(node_key).cloned();
+            if let Some((n, value)) = hit {
+                if let (Node::Leaf(l), Some(v)) = (&n, value) {
+                    self.remember(l.key_hash(), v);
+                }
+                return Ok(Some(n));
             }
         }
         let k = borsh::to_vec(node_key)?;
-        match self.0.get(Kind::TreeNodes, &k)? {
-            Some(v) => {
-                let n: Node = borsh::from_slice(&v)?;
-                if shallow {
-                    let mut c = lock(self.1);
-                    if c.len() >= CACHE_LIMIT {
-                        c.clear();
-                    }
-                    c.insert(node_key.clone(), n.clone());
-                }
-                Ok(Some(n))
+        let Some(v) = self.store.get(Kind::TreeNodes, &k)? else {
+            return Ok(None);
+        };
+        let (n, value) = decode_entry(&v)?;
+        let value = match &n {
+            Node::Leaf(l) => {
+                let kh = l.key_hash();
+                let value = match value {
+                    Some(v) => v.to_vec(),
+                    None => self.old_value(node_key.version(), &kh)?.ok_or_else(|| {
+                        tree_error(format!("the leaf {node_key:?} has no stored value"))
+                    })?,
+                };
+                self.remember(kh, value.clone());
+                Some(value)
             }
-            None => Ok(None),
+            _ => None,
+        };
+        if shallow {
+            let mut c = lock(self.cache);
+            if c.len() >= CACHE_LIMIT {
+                c.clear();
+            }
+            c.insert(node_key.clone(), (n.clone(), value));
         }
+        Ok(Some(n))
     }
 
+    /// Only asked for the key of the leaf a proof has just reached.
     fn get_value_option(
         &self,
-        max_version: Version,
+        _max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let found = self.0.last_at_or_before(
-            Kind::TreeValues,
-            &value_key(&key_hash, max_version),
-            &key_hash.0,
-        )?;
-        Ok(match found {
-            Some((_, v)) if v.first() == Some(&1) => Some(v[1..].to_vec()),
-            _ => None,
-        })
+        match self.remembered(&key_hash) {
+            Some(v) => Ok(Some(v)),
+            None => anyhow::bail!("a value was asked for before its leaf was read"),
+        }
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
@@ -177,6 +280,8 @@ pub struct PreparedState {
     pub root: Hash32,
     version: Version,
     update: TreeUpdateBatch,
+    /// The value of each leaf the update writes (written or moved), by key hash.
+    leaf_values: HashMap<KeyHash, Vec<u8>>,
 }
 
 /// One channel's state tree.
@@ -185,6 +290,12 @@ pub struct StateTree {
     history: u64,
     base: AtomicU64,
     cache: NodeCache,
+    /// Stale records below this version are deleted on disk (0: not known yet). Pruning seeks
+    /// from here: a scan from the start would walk the tombstones of every record deleted
+    /// since the last compaction, a cost that grew with each block.
+    pruned_below: AtomicU64,
+    /// Where `pruned_below` moves once the batch that pruned up to it is on disk.
+    pruning: Mutex<Option<u64>>,
 }
 
 impl StateTree {
@@ -195,6 +306,8 @@ impl StateTree {
             history: history.max(MIN_HISTORY),
             base: AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
+            pruned_below: AtomicU64::new(0),
+            pruning: Mutex::new(None),
         }
     }
 
@@ -237,7 +350,7 @@ impl StateTree {
         version: Version,
         overlay: &[Arc<PreparedState>],
     ) -> Result<PreparedState, NodeError> {
-        let reader = Reader(&self.store, &self.cache, overlay);
+        let reader = Reader::new(&self.store, &self.cache, overlay);
         let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
         let upserts: Option<Vec<(KeyHash, OwnedValue)>> = writes
             .iter()
@@ -255,10 +368,28 @@ impl StateTree {
             }
         }
         .map_err(tree_error)?;
+        let mut read = reader
+            .leaves
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut leaf_values = HashMap::new();
+        for n in update.node_batch.nodes().values() {
+            let Node::Leaf(l) = n else { continue };
+            let kh = l.key_hash();
+            let v = match update.node_batch.values().get(&(version, kh)) {
+                Some(Some(v)) => v.clone(),
+                // A leaf moved down by a new neighbour: its value is the one read.
+                _ => read
+                    .remove(&kh)
+                    .ok_or_else(|| tree_error(format!("the moved leaf {kh:?} was never read")))?,
+            };
+            leaf_values.insert(kh, v);
+        }
         Ok(PreparedState {
             root: Hash32(root.0),
             version,
             update,
+            leaf_values,
         })
     }
 
@@ -342,6 +473,14 @@ impl StateTree {
     /// After the batch holding `p` is on disk: its nodes near the root replace the ones they
     /// made stale in the cache.
     pub fn committed(&self, p: &PreparedState) {
+        if let Some(v) = self
+            .pruning
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            self.pruned_below.store(v, Ordering::Relaxed);
+        }
         let mut c = lock(&self.cache);
         if c.len() >= CACHE_LIMIT {
             c.clear();
@@ -351,7 +490,11 @@ impl StateTree {
         }
         for (k, n) in p.update.node_batch.nodes() {
             if k.nibble_path().num_nibbles() <= CACHED_DEPTH {
-                c.insert(k.clone(), n.clone());
+                let value = match n {
+                    Node::Leaf(l) => p.leaf_values.get(&l.key_hash()).cloned(),
+                    _ => None,
+                };
+                c.insert(k.clone(), (n.clone(), value));
             }
         }
     }
@@ -366,10 +509,18 @@ impl StateTree {
     ) -> Result<(), NodeError> {
         let nb = &p.update.node_batch;
         for (k, n) in nb.nodes() {
+            let value = match n {
+                Node::Leaf(l) => Some(
+                    p.leaf_values
+                        .get(&l.key_hash())
+                        .ok_or_else(|| tree_error(format!("no value for the leaf {k:?}")))?,
+                ),
+                _ => None,
+            };
             batch.put(
                 Kind::TreeNodes,
                 &borsh::to_vec(k).map_err(tree_error)?,
-                &borsh::to_vec(n).map_err(tree_error)?,
+                &encode_entry(n, value.map(|v| v.as_slice()))?,
             );
         }
         let mut stale_nodes: Vec<NodeKey> = p
@@ -385,13 +536,6 @@ impl StateTree {
                 stale_nodes.push(NodeKey::new(p.version - 1, root.nibble_path().clone()));
             }
         }
-        for ((version, kh), v) in nb.values() {
-            let stored = match v {
-                Some(v) => [&[1u8][..], v].concat(),
-                None => vec![0],
-            };
-            batch.put(Kind::TreeValues, &value_key(kh, *version), &stored);
-        }
         if genesis {
             for n in &stale_nodes {
                 batch.delete(Kind::TreeNodes, &borsh::to_vec(n).map_err(tree_error)?);
@@ -405,27 +549,29 @@ impl StateTree {
             stale.extend_from_slice(&(k.len() as u32).to_be_bytes());
             stale.extend_from_slice(&k);
         }
-        for (_, kh) in nb.values().keys() {
-            stale.extend_from_slice(&kh.0);
-        }
         batch.put(Kind::TreeStale, &p.version.to_be_bytes(), &stale);
         Ok(())
     }
 
-    /// Deletes what versions up to `limit` made stale: the nodes they replaced and the older
-    /// values of the keys they wrote. Versions from `limit` on stay complete.
+    /// Deletes what versions up to `limit` made stale: the nodes they replaced (and, in records
+    /// written before leaves held their values, the older values of the keys they wrote).
+    /// Versions from `limit` on stay complete.
     fn prune(&self, limit: Version, batch: &mut Batch<'_>) -> Result<(), NodeError> {
         let mut due = Vec::new();
-        self.store.scan_from(Kind::TreeStale, &[], |k, v| {
-            let Ok(version) = <[u8; 8]>::try_from(k).map(u64::from_be_bytes) else {
-                return false;
-            };
-            if version > limit || due.len() >= PRUNE_PER_COMMIT {
-                return false;
-            }
-            due.push((version, v.to_vec()));
-            true
-        })?;
+        let from = self.pruned_below.load(Ordering::Relaxed);
+        self.store
+            .scan_from(Kind::TreeStale, &from.to_be_bytes(), |k, v| {
+                let Ok(version) = <[u8; 8]>::try_from(k).map(u64::from_be_bytes) else {
+                    return false;
+                };
+                if version > limit || due.len() >= PRUNE_PER_COMMIT {
+                    return false;
+                }
+                due.push((version, v.to_vec()));
+                true
+            })?;
+        let taken = due.len();
+        let due_last = due.last().map(|(v, _)| *v);
         for (version, blob) in due {
             let (nodes, keys) = decode_stale(&blob).ok_or_else(|| {
                 tree_error(format!("stale record of version {version} is malformed"))
@@ -445,12 +591,18 @@ impl StateTree {
             })?;
             batch.delete(Kind::TreeStale, &version.to_be_bytes());
         }
+        // Every record up to `limit` is in this batch unless the pass stopped at its quota.
+        let next = match due_last {
+            Some(v) if taken == PRUNE_PER_COMMIT => v + 1,
+            _ => limit + 1,
+        };
+        *self.pruning.lock().unwrap_or_else(|p| p.into_inner()) = Some(next.max(from));
         Ok(())
     }
 
     /// The state root after block `height`, when that version is kept.
     pub fn root_at(&self, height: u64) -> Result<Option<Hash32>, NodeError> {
-        let reader = Reader(&self.store, &self.cache, &[]);
+        let reader = Reader::new(&self.store, &self.cache, &[]);
         let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
         Ok(tree
             .get_root_hash_option(self.version(height))
@@ -465,7 +617,7 @@ impl StateTree {
 
     /// The value of `key` after block `height`, with its proof against that block's state root.
     pub fn proof(&self, key: &[u8], height: u64) -> Result<ProvenValue, NodeError> {
-        let reader = Reader(&self.store, &self.cache, &[]);
+        let reader = Reader::new(&self.store, &self.cache, &[]);
         let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
         let (v, p) = tree
             .get_with_proof(key_hash(key), self.version(height))
@@ -679,17 +831,16 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(t.root_at(10).unwrap(), None, "pruned");
-        // Only the kept versions' values of `hot` remain (plus the one they still read).
+        // Values live in the leaves: nothing is written to the old versioned values.
         let store = s.channel("public");
         let mut values = 0;
-        let kh = key_hash(b"hot");
         store
-            .scan_from(Kind::TreeValues, &kh.0, |k, _| {
-                values += usize::from(k.starts_with(&kh.0));
-                k.starts_with(&kh.0)
+            .scan_from(Kind::TreeValues, &[], |_, _| {
+                values += 1;
+                true
             })
             .unwrap();
-        assert!(values <= 16 + 1, "{values} versions of one key kept");
+        assert_eq!(values, 0, "versioned values written");
         let mut nodes = 0;
         store
             .scan_from(Kind::TreeNodes, &[], |_, _| {
@@ -698,6 +849,141 @@ mod tests {
             })
             .unwrap();
         assert!(nodes < 120, "{nodes} nodes for 2 keys over 17 versions");
+    }
+
+    /// Rewrites a store into the layout of before values moved into leaves: each leaf without
+    /// its value, the value under its key hash and the leaf's version in `tree_values`.
+    fn to_old_layout(s: &Storage) {
+        let store = s.channel("public");
+        let mut entries = Vec::new();
+        store
+            .scan_from(Kind::TreeNodes, &[], |k, v| {
+                entries.push((k.to_vec(), v.to_vec()));
+                true
+            })
+            .unwrap();
+        let mut b = store.batch();
+        let mut leaves = 0;
+        for (k, v) in entries {
+            let (node, value) = decode_entry(&v).unwrap();
+            if let (Node::Leaf(l), Some(value)) = (&node, value) {
+                let nk: NodeKey = borsh::from_slice(&k).unwrap();
+                let old = [&[1u8][..], value].concat();
+                b.put(
+                    Kind::TreeValues,
+                    &value_key(&l.key_hash(), nk.version()),
+                    &old,
+                );
+                b.put(Kind::TreeNodes, &k, &borsh::to_vec(&node).unwrap());
+                leaves += 1;
+            }
+        }
+        assert!(leaves > 0);
+        b.commit().unwrap();
+    }
+
+    #[test]
+    fn a_tree_stored_before_leaves_held_values_reads_proves_and_updates_the_same() {
+        let blocks: Vec<Writes> = (0..6)
+            .map(|i| {
+                let keys: Vec<String> = (0..40).map(|k| format!("k{}", k * 7 + i)).collect();
+                keys.iter()
+                    .map(|k| (k.as_bytes().to_vec(), Some(format!("{k}@{i}").into_bytes())))
+                    .collect()
+            })
+            .collect();
+        let next = writes(&[
+            ("k3", Some("new")),
+            ("fresh1", Some("a")),
+            ("fresh2", Some("b")),
+        ]);
+        let (d_new, d_old) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (s_new, t_new) = tree(d_new.path(), 16);
+        let (s_old, t_old) = tree(d_old.path(), 16);
+        let roots = commit_all(&s_new, &t_new, &blocks);
+        assert_eq!(commit_all(&s_old, &t_old, &blocks), roots);
+        to_old_layout(&s_old);
+        // A node restarted on the old folder (nothing cached).
+        let t_old = StateTree::new(s_old.channel("public"), 16);
+        t_old.load().unwrap();
+        for h in [3u64, 6] {
+            for key in ["k3", "k10", "k41", "nothing"] {
+                let (v, p) = t_old.proof(key.as_bytes(), h).unwrap();
+                assert_eq!(
+                    (v.clone(), p.clone()),
+                    t_new.proof(key.as_bytes(), h).unwrap()
+                );
+                p.verify(&roots[h as usize].0, key.as_bytes(), v.as_deref())
+                    .unwrap();
+            }
+        }
+        // An update that replaces and moves old leaves gives the same root, and what it wrote
+        // proves without the old values.
+        let p_new = t_new.prepare(&next, 6).unwrap();
+        let p_old = t_old.prepare(&next, 6).unwrap();
+        assert_eq!(p_old.root, p_new.root);
+        let store = s_old.channel("public");
+        let mut b = store.batch();
+        t_old.write(&p_old, 7, &mut b).unwrap();
+        b.commit().unwrap();
+        t_old.committed(&p_old);
+        for key in ["k3", "fresh1", "fresh2", "k10"] {
+            let (v, p) = t_old.proof(key.as_bytes(), 7).unwrap();
+            p.verify(&p_old.root.0, key.as_bytes(), v.as_deref())
+                .unwrap();
+        }
+        assert_eq!(t_old.proof(b"k3", 7).unwrap().0, Some(b"new".to_vec()));
+    }
+
+    fn stale_records(s: &Storage) -> Vec<u64> {
+        let mut out = Vec::new();
+        s.channel("public")
+            .scan_from(Kind::TreeStale, &[], |k, _| {
+                out.push(u64::from_be_bytes(k.try_into().unwrap()));
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn pruning_resumes_where_it_stopped_even_after_a_lost_batch_or_a_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), 16);
+        let blocks: Vec<Writes> = (0..40)
+            .map(|i| writes(&[("hot", Some(&format!("{i}")))]))
+            .collect();
+        commit_all(&s, &t, &blocks);
+        // Versions 1..=24 are pruned: only the window's records remain.
+        assert_eq!(stale_records(&s), (25..=40).collect::<Vec<_>>());
+
+        // A block whose batch never reaches the disk (a failed write): its pruning is lost
+        // with it, and the next block prunes the same version.
+        let store = s.channel("public");
+        let p = t.prepare(&writes(&[("hot", Some("lost"))]), 40).unwrap();
+        let mut lost = store.batch();
+        t.write(&p, 41, &mut lost).unwrap();
+        drop(lost);
+        let p = t.prepare(&writes(&[("hot", Some("kept"))]), 40).unwrap();
+        let mut b = store.batch();
+        t.write(&p, 41, &mut b).unwrap();
+        b.commit().unwrap();
+        t.committed(&p);
+        assert_eq!(stale_records(&s), (26..=41).collect::<Vec<_>>());
+
+        // A reopened tree (cursor unknown) finds its place again.
+        let t2 = StateTree::new(s.channel("public"), 16);
+        t2.load().unwrap();
+        for h in 42..=44u64 {
+            let p = t2
+                .prepare(&writes(&[("hot", Some("again"))]), h - 1)
+                .unwrap();
+            let mut b = store.batch();
+            t2.write(&p, h, &mut b).unwrap();
+            b.commit().unwrap();
+            t2.committed(&p);
+        }
+        assert_eq!(stale_records(&s), (29..=44).collect::<Vec<_>>());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use jmt::Version;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Nodes by node key.
-pub type Nodes = HashMap<NodeKey, Node>;
+/// Nodes by node key, each leaf with its value.
+pub type Nodes = HashMap<NodeKey, (Node, Option<Vec<u8>>)>;
 
 /// The stored form (borsh) of the node key of `path` (one nibble per byte) at `version`.
 pub fn key_bytes(version: Version, path: &[u8]) -> Vec<u8> {
@@ -53,7 +53,12 @@ pub fn warm(
             let Some(v) = v else {
                 continue;
             };
-            let node: Node = decode("a node", &v)?;
+            let (node, value) = crate::ledger::state_tree::decode_entry(&v)?;
+            let value = value.map(<[u8]>::to_vec);
+            if matches!(node, Node::Leaf(_)) && value.is_none() {
+                // A leaf of the layout before values moved into leaves: read when needed.
+                continue;
+            }
             if let Node::Internal(n) = &node {
                 if path.len() < depth {
                     for (i, child) in n.children_sorted() {
@@ -68,7 +73,7 @@ pub fn warm(
             if c.len() >= limit {
                 return Ok(loaded);
             }
-            c.entry(decode("a node key", &k)?).or_insert(node);
+            c.entry(decode("a node key", &k)?).or_insert((node, value));
             loaded += 1;
         }
         level = next;

@@ -33,7 +33,7 @@ impl Net {
         };
         Lft::new(
             cfg,
-            Secp256k1Crypto(self.keys[me].clone()),
+            Secp256k1Crypto::new(self.keys[me].clone()),
             self.genesis,
             self.genesis_qc(),
             SafetyState::default(),
@@ -478,7 +478,7 @@ fn a_leader_persists_its_proposal_round_and_never_builds_twice_for_it() {
     };
     let mut again = Lft::new(
         cfg,
-        Secp256k1Crypto(net.keys[1].clone()),
+        Secp256k1Crypto::new(net.keys[1].clone()),
         net.genesis,
         net.genesis_qc(),
         state,
@@ -513,7 +513,7 @@ fn core_of(keys: &[KeyPair], me: usize, schedule: &ValidatorSchedule) -> Lft<Sec
     };
     Lft::new(
         cfg,
-        Secp256k1Crypto(keys[me].clone()),
+        Secp256k1Crypto::new(keys[me].clone()),
         net.genesis,
         net.genesis_qc(),
         SafetyState::default(),
@@ -734,7 +734,7 @@ fn a_made_up_catch_up_target_does_not_shut_out_real_ones() {
     };
     let mut a = Lft::new(
         cfg,
-        Secp256k1Crypto(net.keys[0].clone()),
+        Secp256k1Crypto::new(net.keys[0].clone()),
         net.genesis,
         net.genesis_qc(),
         SafetyState::default(),
