@@ -37,6 +37,31 @@ pub struct TxLocation {
 
 const LOC_LEN: usize = 44;
 
+/// Marks a receipt stored inside a transaction's record (height, index, block hash, this tag,
+/// the receipt's length (4 bytes BE) and RLP, then the JSON). Records written before receipts
+/// moved in have the JSON (`{`) right after the block hash, and their receipt in `Receipts`.
+const RECEIPT_INSIDE: u8 = 0;
+
+/// A transaction record: the receipt (when stored inside) and the JSON.
+fn split_record(v: &[u8]) -> Result<(Option<&[u8]>, &[u8]), NodeError> {
+    let rest = v
+        .get(LOC_LEN..)
+        .ok_or_else(|| corrupt("transaction", "short record"))?;
+    match rest.split_first() {
+        Some((&RECEIPT_INSIDE, r)) => {
+            let len = r
+                .get(..4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .ok_or_else(|| corrupt("transaction", "short receipt length"))?;
+            let receipt = r
+                .get(4..4 + len)
+                .ok_or_else(|| corrupt("transaction", "short receipt"))?;
+            Ok((Some(receipt), &r[4 + len..]))
+        }
+        _ => Ok((None, rest)),
+    }
+}
+
 fn decode_location(v: &[u8]) -> Result<TxLocation, NodeError> {
     if v.len() < LOC_LEN {
         return Err(corrupt("transaction", "short record"));
@@ -726,13 +751,17 @@ impl Chain {
         let mut batch = self.store.batch();
         self.put_block(&mut batch, &p.block, &[&p.validators, &p.next_validators]);
         for (i, (tx, r)) in p.txs.iter().zip(&p.receipts).enumerate() {
-            let mut v = Vec::with_capacity(512);
+            // One record per transaction: where it is, its receipt and its JSON.
+            let receipt = r.encode();
+            let mut v = Vec::with_capacity(LOC_LEN + 5 + receipt.len() + tx.json_bytes().len());
             v.extend_from_slice(&h.to_be_bytes());
             v.extend_from_slice(&(i as u32).to_be_bytes());
             v.extend_from_slice(&hash.0);
+            v.push(RECEIPT_INSIDE);
+            v.extend_from_slice(&(receipt.len() as u32).to_be_bytes());
+            v.extend_from_slice(&receipt);
             v.extend_from_slice(tx.json_bytes());
             batch.put(Kind::Txs, &tx.hash.0, &v);
-            batch.put(Kind::Receipts, &tx.hash.0, &r.encode());
         }
         put_state(&mut batch, &p.writes);
         self.tree.write(&prepared, h, &mut batch)?;
@@ -813,7 +842,7 @@ impl Chain {
             return Ok(None);
         };
         let loc = decode_location(&v)?;
-        let tx = SignedTransaction::from_json_bytes(&v[LOC_LEN..])
+        let tx = SignedTransaction::from_json_bytes(split_record(&v)?.1)
             .map_err(|e| corrupt("transaction", e))?;
         Ok(Some((tx, loc)))
     }
@@ -828,17 +857,28 @@ impl Chain {
 
     /// True when a transaction with `hash` is committed.
     pub fn has_transaction(&self, hash: &Hash32) -> Result<bool, NodeError> {
-        Ok(self.store.get(Kind::Receipts, &hash.0)?.is_some())
+        Ok(self.store.get(Kind::Txs, &hash.0)?.is_some())
     }
 
     /// The receipt of a committed transaction.
     pub fn receipt(&self, hash: &Hash32) -> Result<Option<Receipt>, NodeError> {
-        match self.store.get(Kind::Receipts, &hash.0)? {
-            Some(b) => Ok(Some(
-                Receipt::decode(&b).map_err(|e| corrupt("receipt", e))?,
-            )),
-            None => Ok(None),
-        }
+        let Some(v) = self.store.get(Kind::Txs, &hash.0)? else {
+            return Ok(None);
+        };
+        let stored;
+        let bytes = match split_record(&v)?.0 {
+            Some(r) => r,
+            None => {
+                stored = self
+                    .store
+                    .get(Kind::Receipts, &hash.0)?
+                    .ok_or_else(|| corrupt("receipt", format!("{hash} missing")))?;
+                &stored[..]
+            }
+        };
+        Ok(Some(
+            Receipt::decode(bytes).map_err(|e| corrupt("receipt", e))?,
+        ))
     }
 
     /// The receipts of a block, in order.
@@ -1282,6 +1322,51 @@ mod tests {
             sum(&f.chain, &[f.alice.address(), bob, f.treasury]),
             f.chain.total_supply
         );
+    }
+
+    #[test]
+    fn a_transaction_record_holds_its_receipt_and_older_records_still_read() {
+        let v = KeyPair::generate();
+        let (f, _) = fixture_with(KeyPair::generate(), &v);
+        let bob = Address::eoa([0xb0; 20]);
+        let t = tx(&f.alice, bob, ICX, 100_000, 1, TxData::None);
+        let p = f
+            .chain
+            .build(vec![t.clone()], 100, v.address(), VoteSet::default());
+        let expected = p.receipts[0].clone();
+        f.chain.commit(p, &VoteSet::default()).unwrap();
+        let check = |c: &Chain| {
+            assert!(c.has_transaction(&t.hash).unwrap());
+            assert_eq!(
+                c.receipt(&t.hash).unwrap().unwrap().encode(),
+                expected.encode()
+            );
+            let (got, loc) = c.transaction(&t.hash).unwrap().unwrap();
+            assert_eq!((got.hash, loc.height, loc.index), (t.hash, 1, 0));
+        };
+        check(&f.chain);
+        assert_eq!(f.chain.store.get(Kind::Receipts, &t.hash.0).unwrap(), None);
+
+        // The record as written before receipts moved in: location and JSON, receipt apart.
+        let v = f.chain.store.get(Kind::Txs, &t.hash.0).unwrap().unwrap();
+        let (receipt, json) = split_record(&v).unwrap();
+        let mut old = v[..LOC_LEN].to_vec();
+        old.extend_from_slice(json);
+        let mut b = f.chain.store.batch();
+        b.put(Kind::Txs, &t.hash.0, &old);
+        b.put(Kind::Receipts, &t.hash.0, receipt.unwrap());
+        b.commit().unwrap();
+        check(&f.chain);
+
+        // Bent records are refused as corrupt, not misread.
+        let unknown = Hash32([9; 32]);
+        for bad in [&v[..LOC_LEN + 3], &v[..LOC_LEN + 8]] {
+            let mut b = f.chain.store.batch();
+            b.put(Kind::Txs, &unknown.0, bad);
+            b.commit().unwrap();
+            assert!(f.chain.receipt(&unknown).is_err());
+        }
+        assert!(f.chain.receipt(&Hash32([8; 32])).unwrap().is_none());
     }
 
     #[test]

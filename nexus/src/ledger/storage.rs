@@ -18,9 +18,10 @@ pub enum Kind {
     Blocks,
     /// block hash -> height.
     BlockHashes,
-    /// tx hash -> location (height 8 BE, index 4 BE) + tx JSON.
+    /// tx hash -> location (height 8 BE, index 4 BE, block hash 32), 0, receipt length (4 BE)
+    /// and RLP, tx JSON (written before receipts moved in: location, then the JSON).
     Txs,
-    /// tx hash -> receipt RLP.
+    /// tx hash -> receipt RLP, for transactions committed before receipts moved into `Txs`.
     Receipts,
     /// state key -> value.
     State,
