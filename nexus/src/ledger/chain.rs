@@ -309,7 +309,7 @@ impl Chain {
             // Millions of entries just written arrive as overlapping files; a store that grew
             // over time has them sorted. Sort them once now rather than while serving.
             tracing::info!(channel = %self.channel, "compacting the generated state");
-            for kind in [Kind::State, Kind::TreeValues, Kind::TreeNodes] {
+            for kind in [Kind::State, Kind::TreeNodes] {
                 self.store.compact(kind)?;
             }
         }
