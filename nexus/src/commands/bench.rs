@@ -123,6 +123,34 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Seconds of the run per window of [`p99_by_window`].
+const LATENCY_WINDOW_S: f64 = 5.0;
+
+/// The p99 latency of the transactions sent in each `window`-second slice of the run, in order
+/// (`None` for a slice with none), from (seconds since the start when sent, latency in ms). A
+/// tail that grows with the run's length shows as a rising list, one that comes in bursts as
+/// peaks. At most 1,000 slices.
+fn p99_by_window(samples: &[(f64, f64)], window: f64) -> Vec<Option<f64>> {
+    let mut slices: Vec<Vec<f64>> = Vec::new();
+    for &(at, ms) in samples {
+        let i = (at.max(0.0) / window) as usize;
+        if i >= 1_000 {
+            continue;
+        }
+        if slices.len() <= i {
+            slices.resize(i + 1, Vec::new());
+        }
+        slices[i].push(ms);
+    }
+    slices
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(|a, b| a.total_cmp(b));
+            (!s.is_empty()).then(|| (percentile(&s, 0.99) * 10.0).round() / 10.0)
+        })
+        .collect()
+}
+
 /// `n` distinct ports the OS considers free now (all bound at once, so none repeats).
 pub(crate) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     let listeners: Vec<std::net::TcpListener> = (0..n)
@@ -697,6 +725,16 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         .filter_map(|(i, t)| sent[*i].map(|s| t.duration_since(s).as_secs_f64() * 1000.0))
         .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
+    let timed: Vec<(f64, f64)> = committed_at
+        .iter()
+        .filter_map(|(i, t)| {
+            let s = sent[*i]?;
+            Some((
+                s.saturating_duration_since(t0).as_secs_f64(),
+                t.duration_since(s).as_secs_f64() * 1000.0,
+            ))
+        })
+        .collect();
     let committed = committed_at.len();
     let summary = json!({
         "bench": if opts.validators > 1 { "transfers, LFT validators as processes" } else { "transfers, single node" },
@@ -708,6 +746,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "committed_tps": (committed as f64 / commit_secs).round(),
         "latency_ms_p50": (percentile(&lat, 0.5) * 10.0).round() / 10.0,
         "latency_ms_p99": (percentile(&lat, 0.99) * 10.0).round() / 10.0,
+        "latency_ms_p99_by_5s_of_sending": p99_by_window(&timed, LATENCY_WINDOW_S),
         "validators": opts.validators,
         "offered_rate": opts.rate,
         "blocks": blocks,
@@ -729,6 +768,22 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_windows_split_by_send_time_and_skip_empty_ones() {
+        // 100 sends in 0-5 s at 10 ms (two at 50), none in 5-10 s, 100 in 10-15 s at 30 ms.
+        let mut s: Vec<(f64, f64)> = (0..100).map(|i| (i as f64 * 0.04, 10.0)).collect();
+        s[7].1 = 50.0;
+        s[8].1 = 50.0;
+        s.extend((0..100).map(|i| (10.0 + i as f64 * 0.04, 30.0)));
+        assert_eq!(p99_by_window(&s, 5.0), vec![Some(50.0), None, Some(30.0)]);
+        assert!(p99_by_window(&[], 5.0).is_empty());
+        // Times far past the run (or negative) cannot blow up the list.
+        assert_eq!(
+            p99_by_window(&[(1e12, 1.0), (-3.0, 2.0)], 5.0),
+            vec![Some(2.0)]
+        );
+    }
 
     #[test]
     fn finality_quantiles_interpolate_within_buckets_and_subtract_the_first_scrape() {
