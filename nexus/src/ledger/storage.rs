@@ -86,12 +86,23 @@ fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
         // Bloom filters of the 32-byte prefix let those seeks skip files without it.
         o.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(32));
     }
+    if name.ends_with("/state") || name.ends_with("/txs") {
+        // Keys spread over the whole key space (addresses, transaction hashes): each merge of
+        // level 0 into level 1 rewrites all of level 1 (some 250 MB of state at 10 million
+        // accounts, 7 s of CPU), however little level 0 holds. Merging 12 files instead of
+        // 4 rewrites it a third as often; a read checks a few more Bloom filters.
+        o.set_level_zero_file_num_compaction_trigger(L0_MERGE_FILES);
+        o.set_level_zero_slowdown_writes_trigger(L0_MERGE_FILES * 2);
+        o.set_level_zero_stop_writes_trigger(L0_MERGE_FILES * 3);
+    }
     o.set_block_based_table_factory(&table);
     o.set_memtable_whole_key_filtering(true);
     o.set_memtable_prefix_bloom_ratio(0.1);
     o
 }
 
+/// Level-0 files merged at once in column families of randomly spread keys.
+const L0_MERGE_FILES: i32 = 12;
 /// Memory for the shared block cache.
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
 /// Memtables of all column families together; past it the largest is flushed.
