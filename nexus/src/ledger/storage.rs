@@ -338,6 +338,44 @@ mod tests {
         );
     }
 
+    /// An option RocksDB recorded for one column family (in its latest OPTIONS file).
+    fn recorded_option(dir: &Path, cf: &str, name: &str) -> Option<String> {
+        let latest = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.starts_with("OPTIONS-"))
+            .max_by_key(|n| n[8..].parse::<u64>().unwrap_or(0))?;
+        let text = std::fs::read_to_string(dir.join(latest)).unwrap();
+        let section = text
+            .split("[CFOptions \"")
+            .find(|s| s.starts_with(&format!("{cf}\"")))?;
+        let section = section.split("\n[").next()?;
+        section.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{name}="))
+                .map(str::to_string)
+        })
+    }
+
+    #[test]
+    fn randomly_keyed_families_merge_more_level_0_files_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Storage::open(dir.path(), &["public".to_string()]).unwrap());
+        let trigger = |cf: &str| {
+            recorded_option(dir.path(), cf, "level0_file_num_compaction_trigger")
+                .unwrap_or_else(|| panic!("no compaction trigger recorded for {cf}"))
+        };
+        let twelve = L0_MERGE_FILES.to_string();
+        assert_eq!(trigger("public/state"), twelve);
+        assert_eq!(trigger("public/txs"), twelve);
+        // Writes would stop well after merges start, never before.
+        let stop = recorded_option(dir.path(), "public/state", "level0_stop_writes_trigger");
+        assert_eq!(stop, Some((L0_MERGE_FILES * 3).to_string()));
+        // The others keep RocksDB's default.
+        assert_eq!(trigger("public/tree_nodes"), "4");
+        assert_eq!(trigger("public/blocks"), "4");
+    }
+
     #[test]
     fn ranges_and_multi_gets_see_exactly_their_keys() {
         let dir = tempfile::tempdir().unwrap();
