@@ -3,7 +3,8 @@
 //! bench writes them): the update's preparation and its write, thread CPU per new key, and the
 //! process's CPU (RocksDB's flushes and compactions included).
 //!
-//! `cargo run --release --example tree_scale -- DIR N BLOCKS K`; JSON on the last line.
+//! `cargo run --release --example tree_scale -- DIR N BLOCKS K [HOT]` (HOT: the hot keys per
+//! block, 32 by default); JSON on the last line, with the bytes the tree adds to each block.
 
 use nexus::ledger::state::Writes;
 use nexus::ledger::state_tree::StateTree;
@@ -37,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(1_000_000);
     let blocks: u64 = a.get(3).map(|s| s.parse()).transpose()?.unwrap_or(20);
     let k: u64 = a.get(4).map(|s| s.parse()).transpose()?.unwrap_or(1500);
+    let hot: u64 = a.get(5).map(|s| s.parse()).transpose()?.unwrap_or(32);
     let fresh = !dir.exists();
     let storage = Storage::open(&dir, &["public".to_string()])?;
     let store = storage.channel("public");
@@ -80,10 +82,12 @@ fn main() -> anyhow::Result<()> {
     let warm_s = t.elapsed().as_secs_f64();
     let proc0 = process_cpu();
     let (mut prep_s, mut write_s, mut cpu_s) = (0.0, 0.0, 0.0);
+    // What the tree adds to each block's batch: its nodes, stale records and pruning.
+    let mut tree_bytes = 0usize;
     let mut per_block = Vec::new();
     for _ in 0..blocks {
         let mut w = Writes::new();
-        for i in 0..32u64 {
+        for i in 0..hot {
             w.insert(
                 key(u64::MAX - i),
                 Some((head as u128).to_be_bytes().to_vec()),
@@ -99,7 +103,9 @@ fn main() -> anyhow::Result<()> {
         let t1 = t.elapsed().as_secs_f64();
         let mut b = store.batch();
         flat(&mut b, &w);
+        let before = b.bytes();
         tree.write(&p, head + 1, &mut b)?;
+        tree_bytes += b.bytes() - before;
         let mut meta = (head + 1).to_be_bytes().to_vec();
         meta.extend_from_slice(&next_key.to_be_bytes());
         b.put(Kind::Meta, b"scale_head", &meta);
@@ -122,6 +128,8 @@ fn main() -> anyhow::Result<()> {
             "prepare_us_per_new_key": (prep_s / keys * 1e7).round() / 10.0,
             "write_us_per_new_key": (write_s / keys * 1e7).round() / 10.0,
             "cpu_us_per_new_key": (cpu_s / keys * 1e7).round() / 10.0,
+            "tree_bytes_per_block": tree_bytes / blocks as usize,
+            "tree_bytes_per_changed_key": tree_bytes / (blocks * (k + hot)) as usize,
             "cached_nodes": cached,
             "cache_seconds": (warm_s * 1000.0).round() / 1000.0,
             "process_cpu_us_per_new_key": ((process_cpu() - proc0) / keys * 1e7).round() / 10.0,

@@ -281,6 +281,11 @@ impl Batch<'_> {
         }
     }
 
+    /// Bytes the batch holds so far (keys, values and RocksDB's framing).
+    pub fn bytes(&self) -> usize {
+        self.batch.size_in_bytes()
+    }
+
     /// Adds a delete.
     pub fn delete(&mut self, kind: Kind, key: &[u8]) {
         match self.store.cf(kind) {
