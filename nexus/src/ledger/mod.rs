@@ -5,4 +5,5 @@ pub mod genesis;
 pub mod state;
 pub mod state_tree;
 pub mod storage;
+pub mod tree_codec;
 pub mod tree_warm;

@@ -25,7 +25,7 @@
 use crate::error::NodeError;
 use crate::ledger::state::Writes;
 use crate::ledger::storage::{Batch, ChannelStore, Kind};
-use crate::ledger::tree_warm;
+use crate::ledger::{tree_codec, tree_warm};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use nexus_proto::Hash32;
@@ -122,10 +122,22 @@ type NodeCache = Mutex<tree_warm::Nodes>;
 /// Marks the value that follows a leaf in its stored entry.
 const LEAF_VALUE: u8 = 1;
 
-/// A stored tree entry: the node (borsh) and, for a leaf, its value. Leaves written before
-/// values moved into them (the `tree_values` column family) have none.
+/// The hash of a leaf's value (jmt's `ValueHash`).
+fn value_hash(value: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    TreeHasher::digest(value).into()
+}
+
+/// A stored tree entry: the node and, for a leaf, its value. Entries are in the compact forms
+/// of [`tree_codec`] or in jmt's borsh form, then a leaf's value after [`LEAF_VALUE`] (leaves
+/// written before values moved into them, in `tree_values`, have none).
 pub(crate) fn decode_entry(bytes: &[u8]) -> Result<(Node, Option<&[u8]>), NodeError> {
     use borsh::BorshDeserialize;
+    if let Some((borsh, value)) = tree_codec::expand(bytes, value_hash).map_err(tree_error)? {
+        let node = Node::try_from_slice(&borsh)
+            .map_err(|e| tree_error(format!("a compact node does not decode: {e}")))?;
+        return Ok((node, value));
+    }
     let mut rest = bytes;
     let node = Node::deserialize(&mut rest)
         .map_err(|e| tree_error(format!("a stored node does not decode: {e}")))?;
@@ -139,9 +151,12 @@ pub(crate) fn decode_entry(bytes: &[u8]) -> Result<(Node, Option<&[u8]>), NodeEr
     }
 }
 
-/// The stored form of a node, with the value when it is a leaf.
+/// The stored form of a node, with the value when it is a leaf: compact where it can be.
 fn encode_entry(node: &Node, value: Option<&[u8]>) -> Result<Vec<u8>, NodeError> {
     let mut out = borsh::to_vec(node).map_err(tree_error)?;
+    if let Some(compact) = tree_codec::compact(&out, value, value_hash).map_err(tree_error)? {
+        return Ok(compact);
+    }
     if let (Node::Leaf(_), Some(v)) = (node, value) {
         out.push(LEAF_VALUE);
         out.extend_from_slice(v);
@@ -933,6 +948,97 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(t_old.proof(b"k3", 7).unwrap().0, Some(b"new".to_vec()));
+    }
+
+    /// Rewrites every node in jmt's borsh form (the layout before compact nodes); returns the
+    /// bytes of the nodes before and after.
+    fn to_borsh_layout(s: &Storage) -> (usize, usize) {
+        let store = s.channel("public");
+        let mut entries = Vec::new();
+        store
+            .scan_from(Kind::TreeNodes, &[], |k, v| {
+                entries.push((k.to_vec(), v.to_vec()));
+                true
+            })
+            .unwrap();
+        let mut b = store.batch();
+        let (mut compact, mut borsh_form) = (0, 0);
+        for (k, v) in entries {
+            // Written compact, but for the empty tree's null root.
+            assert!(
+                [tree_codec::INTERNAL, tree_codec::LEAF].contains(&v[0]) || v == [0],
+                "written compact: {v:?}"
+            );
+            let (node, value) = decode_entry(&v).unwrap();
+            let mut old = borsh::to_vec(&node).unwrap();
+            if let Some(value) = value {
+                old.push(LEAF_VALUE);
+                old.extend_from_slice(value);
+            }
+            compact += v.len();
+            borsh_form += old.len();
+            b.put(Kind::TreeNodes, &k, &old);
+        }
+        b.commit().unwrap();
+        (compact, borsh_form)
+    }
+
+    #[test]
+    fn a_tree_stored_in_borsh_form_reads_proves_and_updates_the_same() {
+        let blocks: Vec<Writes> = (0..6)
+            .map(|i| {
+                (0..300)
+                    .map(|k| {
+                        let key = format!("k{}", k * 7 + i);
+                        (
+                            key.clone().into_bytes(),
+                            Some(format!("{key}@{i}").into_bytes()),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let next = writes(&[("k3", Some("new")), ("fresh", Some("a")), ("k10", None)]);
+        let (d_new, d_old) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (s_new, t_new) = tree(d_new.path(), 16);
+        let (s_old, t_old) = tree(d_old.path(), 16);
+        let roots = commit_all(&s_new, &t_new, &blocks);
+        assert_eq!(commit_all(&s_old, &t_old, &blocks), roots);
+        let (compact, borsh_form) = to_borsh_layout(&s_old);
+        assert!(
+            compact * 4 < borsh_form * 3,
+            "compact {compact} bytes against {borsh_form}"
+        );
+        let t_old = StateTree::new(s_old.channel("public"), 16);
+        t_old.load().unwrap();
+        for h in [3u64, 6] {
+            for key in ["k3", "k10", "k41", "nothing"] {
+                let (v, p) = t_old.proof(key.as_bytes(), h).unwrap();
+                assert_eq!(
+                    (v.clone(), p.clone()),
+                    t_new.proof(key.as_bytes(), h).unwrap()
+                );
+                p.verify(&roots[h as usize].0, key.as_bytes(), v.as_deref())
+                    .unwrap();
+            }
+        }
+        let p_new = t_new.prepare(&next, 6).unwrap();
+        let p_old = t_old.prepare(&next, 6).unwrap();
+        assert_eq!(p_old.root, p_new.root);
+        let store = s_old.channel("public");
+        let mut b = store.batch();
+        t_old.write(&p_old, 7, &mut b).unwrap();
+        b.commit().unwrap();
+        t_old.committed(&p_old);
+        let t_old = StateTree::new(s_old.channel("public"), 16);
+        t_old.load().unwrap();
+        for key in ["k3", "fresh", "k10", "k17"] {
+            let (v, p) = t_old.proof(key.as_bytes(), 7).unwrap();
+            p.verify(&p_old.root.0, key.as_bytes(), v.as_deref())
+                .unwrap();
+        }
+        assert_eq!(t_old.proof(b"k3", 7).unwrap().0, Some(b"new".to_vec()));
+        assert_eq!(t_old.proof(b"k10", 7).unwrap().0, None);
     }
 
     fn stale_records(s: &Storage) -> Vec<u64> {
