@@ -6,7 +6,7 @@
 //! stored beside it gives again. The compact forms:
 //! - internal: [`INTERNAL`], the 16-bit maps of present children and of leaf children
 //!   (big-endian), then per present child in nibble order its hash (32), its version
-//!   (LEB128) and, for an internal child, its leaf count (LEB128): 597 bytes at full width;
+//!   (LEB128) and, for an internal child, its leaf count (LEB128): about 600 bytes at full width;
 //! - leaf with its value: [`LEAF`], the key hash (32), the value (the rest); the value's hash
 //!   is recomputed when read.
 //!
