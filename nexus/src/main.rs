@@ -12,9 +12,10 @@ fn main() -> std::process::ExitCode {
 /// validator held twice the memory it needed.
 ///
 /// Smaller blocks stay in the heap, and glibc keeps up to 64 MiB of free memory at the top of
-/// each heap instead of returning everything past 128 KiB: RocksDB's memtables and write
-/// batches are freed and allocated again every few blocks, and each page returned and taken
-/// back costs a page fault that zeroes it (some 15,000 a second at 10 million accounts).
+/// each heap instead of returning everything past 128 KiB: RocksDB's memtable blocks and filters
+/// (sized under the threshold in `ledger/storage.rs`) and write batches are freed and allocated
+/// again every few blocks, and each page returned and taken back costs a page fault that zeroes
+/// it (some 15,000 a second at 10 million accounts).
 #[allow(unsafe_code)] // the one unsafe call in the workspace: glibc has no safe binding for it
 fn return_large_buffers_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

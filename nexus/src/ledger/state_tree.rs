@@ -122,10 +122,9 @@ type NodeCache = Mutex<tree_warm::Nodes>;
 /// Marks the value that follows a leaf in its stored entry.
 const LEAF_VALUE: u8 = 1;
 
-/// The hash of a leaf's value (jmt's `ValueHash`).
+/// The hash of a leaf's value, as jmt computes it.
 fn value_hash(value: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    TreeHasher::digest(value).into()
+    jmt::ValueHash::with::<TreeHasher>(value).0
 }
 
 /// A stored tree entry: the node and, for a leaf, its value. Entries are in the compact forms
