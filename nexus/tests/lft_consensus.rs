@@ -143,6 +143,16 @@ impl Net {
                     }
                 }
                 Action::Send { to, msg } => {
+                    // As the engine does: a final block's payload comes from the chain.
+                    let msg = match msg {
+                        Message::BlockResponse(p) => {
+                            match self.vals[from].driver.with_payload(p).expect("payload") {
+                                Some(p) => Message::BlockResponse(p),
+                                None => continue,
+                            }
+                        }
+                        other => other,
+                    };
                     if let Some(to) = self.addrs.iter().position(|a| *a == to) {
                         self.msgs.push_back((from, to, msg));
                     }

@@ -80,7 +80,9 @@ pub enum Action {
     /// Check a proposed block; answer with [`Lft::on_block_checked`].
     CheckBlock(Proposal),
     /// A proposal was stored: keep it durably enough to serve block sync after a restart (a
-    /// lost one only slows a peer's catch-up; it is not needed for safety).
+    /// lost one only slows a peer's catch-up; it is not needed for safety). The runtime may
+    /// drop its payload once the block is final and in its own storage (see
+    /// [`Lft::forget_payload`]).
     Keep(Proposal),
     /// The message just handled was refused as invalid or out of bounds (a bad signature, a
     /// round or height outside the window, a second proposal for a round): the runtime should
@@ -286,6 +288,18 @@ impl<C: Crypto> Lft<C> {
     /// A proposal this core holds (received, built or fetched by block sync).
     pub fn proposal(&self, hash: &Hash32) -> Option<&Proposal> {
         self.blocks.get(hash)
+    }
+
+    /// Drops the payload of the final block `hash` from memory, once the runtime holds the
+    /// block durably itself: the proposal stays (for block sync), and an answer to a
+    /// [`Message::BlockRequest`] for it carries an empty payload that the runtime fills from
+    /// its own storage. Blocks above the final one keep theirs (they may still need checking).
+    pub fn forget_payload(&mut self, hash: &Hash32) {
+        if let Some(p) = self.blocks.get_mut(hash) {
+            if p.block.height <= self.committed.height {
+                p.payload = Vec::new();
+            }
+        }
     }
 
     /// The validator that signed `p` (its index in the set of the block's height).
@@ -560,6 +574,7 @@ impl<C: Crypto> Lft<C> {
                 }
             }
             Message::BlockRequest(h) => {
+                // A final block's payload may be empty here: the runtime fills it.
                 if let Some(p) = self.blocks.get(&h) {
                     out.push(Action::Send {
                         to: from,

@@ -675,6 +675,12 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     for c in &mut children {
         let _ = c.kill().await;
     }
+    // What the first node holds after the run: memory, and its data folder on disk.
+    let first_disk = configs
+        .first()
+        .and_then(|c| c.parent())
+        .map(|d| disk_bytes(&d.join("data")))
+        .unwrap_or(0);
     // With a large state, a single node is killed and restarted: time until RPC answers again.
     let mut state = serde_json::Map::new();
     if let (Some(n), 1) = (opts.accounts, opts.validators) {
@@ -759,6 +765,10 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "bench_client_cpu_seconds": (bench_cpu * 100.0).round() / 100.0,
         "secp256k1_recover_per_sec_one_core": recover.round(),
         "recover_ceiling_tps_two_cores": (2.0 * recover).round(),
+        "first_node": {
+            "rss_mib_after_run": rss.round(),
+            "disk_bytes_after_run": first_disk,
+        },
         "state": Value::Object(state),
     });
     Ok(summary)

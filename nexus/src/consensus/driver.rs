@@ -235,6 +235,39 @@ impl Driver {
         Ok(out)
     }
 
+    /// A proposal kept in storage, with its payload (kept beside it, or rebuilt from the chain
+    /// once the block is committed); `None` when unknown or unreadable.
+    pub fn stored_proposal(&self, hash: &Hash32) -> Result<Option<nexus_lft::Proposal>, NodeError> {
+        let Some(kept) = self.chain.proposal(hash)? else {
+            return Ok(None);
+        };
+        let mut p = match nexus_lft::codec::decode(&kept.envelope) {
+            Ok(nexus_lft::Message::BlockResponse(p)) if p.block.hash == *hash => p,
+            _ => {
+                tracing::warn!(%hash, "a kept proposal does not decode; not serving it");
+                return Ok(None);
+            }
+        };
+        if let Some(payload) = kept.payload {
+            p.payload = payload;
+        }
+        self.with_payload(p)
+    }
+
+    /// `p` with its payload: a final block's proposal held without one gets it from the chain.
+    pub fn with_payload(
+        &self,
+        mut p: nexus_lft::Proposal,
+    ) -> Result<Option<nexus_lft::Proposal>, NodeError> {
+        if p.payload.is_empty() {
+            match self.chain.committed_payload(&p.block.hash)? {
+                Some(payload) => p.payload = payload,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(p))
+    }
+
     /// True when final blocks wait for [`Driver::commit_final`].
     pub fn has_final(&self) -> bool {
         !self.final_blocks.is_empty()
@@ -250,6 +283,8 @@ impl Driver {
             let t = crate::metrics::StageTimer::start();
             let txs = self.txs_of(&block.hash);
             self.commit(block, &payload, &qc)?;
+            // The chain holds the block and its transactions now: consensus keeps no copy.
+            core.forget_payload(&block.hash);
             self.stage_done(t, "commit", txs);
         }
         Ok(core.set_schedule(schedule_of(&self.chain)))

@@ -190,12 +190,8 @@ impl LftEngine {
             match a {
                 Action::Broadcast(nexus_lft::Message::BlockRequest(h)) => {
                     // Our own storage first (proposals kept before a restart), then the peers.
-                    match self
-                        .chain
-                        .proposal(&h)?
-                        .and_then(|b| codec::decode(&b).ok())
-                    {
-                        Some(m) => local.push(m),
+                    match self.driver.stored_proposal(&h)? {
+                        Some(p) => local.push(nexus_lft::Message::BlockResponse(p)),
                         None => self.p2p.request_block(h),
                     }
                 }
@@ -212,11 +208,13 @@ impl LftEngine {
                 Action::Persist(state) => self
                     .chain
                     .save_consensus_state(&codec::encode_safety(&state))?,
-                Action::Keep(p) => {
+                Action::Keep(mut p) => {
                     let hash = p.block.hash;
+                    let payload = std::mem::take(&mut p.payload);
                     self.chain.save_proposal(
                         &hash,
                         &codec::encode(&nexus_lft::Message::BlockResponse(p)),
+                        &payload,
                     )?;
                 }
                 Action::Refused(why) => tracing::debug!(why, "refused a message from storage"),
@@ -328,12 +326,20 @@ impl LftEngine {
         let acts = self
             .core
             .on_message(Address::SYSTEM, nexus_lft::Message::BlockRequest(hash));
-        for a in acts {
-            if let Action::Send { msg, .. } = a {
-                return Ok(codec::encode(&msg));
-            }
-        }
-        Ok(self.chain.proposal(&hash)?.unwrap_or_default())
+        let in_memory = acts.into_iter().find_map(|a| match a {
+            Action::Send {
+                msg: nexus_lft::Message::BlockResponse(p),
+                ..
+            } => Some(p),
+            _ => None,
+        });
+        let found = match in_memory {
+            Some(p) => self.driver.with_payload(p)?,
+            None => self.driver.stored_proposal(&hash)?,
+        };
+        Ok(found
+            .map(|p| codec::encode(&nexus_lft::Message::BlockResponse(p)))
+            .unwrap_or_default())
     }
 
     /// Sends the buffered transactions as one gossip message: a JSON array of params.

@@ -79,6 +79,16 @@ fn decode_location(v: &[u8]) -> Result<TxLocation, NodeError> {
     })
 }
 
+/// A consensus proposal as kept in storage (see [`Chain::save_proposal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptProposal {
+    /// The encoded proposal without its payload (one written before payloads were kept apart
+    /// holds its payload itself).
+    pub envelope: Vec<u8>,
+    /// Its payload, until the block is committed.
+    pub payload: Option<Vec<u8>>,
+}
+
 /// An executed block, ready to remember (as a parent of later proposals) or commit.
 pub struct Proposal {
     /// The block.
@@ -768,6 +778,8 @@ impl Chain {
         self.tree_stage(timer, 0);
         batch.put(Kind::Meta, b"head", &h.to_be_bytes());
         batch.put(Kind::Meta, b"head_votes", &votes.to_rlp());
+        // The block and its transactions are stored now: its kept proposal needs no payload.
+        batch.delete(Kind::Meta, &payload_key(&hash));
         batch.commit()?;
         self.tree.committed(&prepared);
 
@@ -921,26 +933,56 @@ impl Chain {
         crate::execution::score::chain_score::schedule(&DbView(&self.store), &self.validators)
     }
 
-    /// Stores the encoded consensus proposal of a final block (served to peers that sync).
-    pub fn save_proposal(&self, hash: &Hash32, bytes: &[u8]) -> Result<(), NodeError> {
-        let key = proposal_key(hash);
+    /// Stores a consensus proposal as two entries: its envelope (the encoded proposal without
+    /// its payload) and its payload. Committing the block deletes the payload, which the chain
+    /// then holds as the block and its transactions (see [`Chain::committed_payload`]), so a
+    /// transaction's body is kept once, not twice.
+    pub fn save_proposal(
+        &self,
+        hash: &Hash32,
+        envelope: &[u8],
+        payload: &[u8],
+    ) -> Result<(), NodeError> {
         let mut b = self.store.batch();
-        b.put(Kind::Meta, &key, bytes);
+        b.put(Kind::Meta, &proposal_key(hash), envelope);
+        b.put(Kind::Meta, &payload_key(hash), payload);
         b.commit_relaxed()
     }
 
     /// Deletes a kept proposal (one the application found invalid).
     pub fn forget_proposal(&self, hash: &Hash32) -> Result<(), NodeError> {
-        let key = proposal_key(hash);
         let mut b = self.store.batch();
-        b.delete(Kind::Meta, &key);
+        b.delete(Kind::Meta, &proposal_key(hash));
+        b.delete(Kind::Meta, &payload_key(hash));
         b.commit_relaxed()
     }
 
-    /// The encoded consensus proposal of a final block, if kept.
-    pub fn proposal(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, NodeError> {
-        let key = proposal_key(hash);
-        self.store.get(Kind::Meta, &key)
+    /// A kept proposal: its envelope, and its payload while the block is not committed.
+    pub fn proposal(&self, hash: &Hash32) -> Result<Option<KeptProposal>, NodeError> {
+        let Some(envelope) = self.store.get(Kind::Meta, &proposal_key(hash))? else {
+            return Ok(None);
+        };
+        let payload = self.store.get(Kind::Meta, &payload_key(hash))?;
+        Ok(Some(KeptProposal { envelope, payload }))
+    }
+
+    /// The consensus payload of the committed block `hash` (the block and its transactions'
+    /// JSON, as its proposal carried them), rebuilt from the chain; `None` if not committed.
+    pub fn committed_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, NodeError> {
+        let Some(height) = self.height_of(hash)? else {
+            return Ok(None);
+        };
+        let Some(block) = self.block_by_height(height)? else {
+            return Ok(None);
+        };
+        let mut txs = Vec::with_capacity(block.tx_hashes.len());
+        for th in &block.tx_hashes {
+            let v = self.store.get(Kind::Txs, &th.0)?.ok_or_else(|| {
+                corrupt("transaction", format!("{th} of block {hash} is not stored"))
+            })?;
+            txs.push(split_record(&v)?.1.to_vec());
+        }
+        Ok(Some(nexus_proto::block::encode_payload(&block, &txs)))
     }
 
     /// Stores consensus bookkeeping (the LFT safety state) durably, before a vote is sent.
@@ -1107,6 +1149,12 @@ fn cap_bytes(txs: &mut Vec<Arc<SignedTransaction>>) {
 /// Where a kept consensus proposal is stored.
 fn proposal_key(hash: &Hash32) -> Vec<u8> {
     let mut key = b"proposal/".to_vec();
+    key.extend_from_slice(&hash.0);
+    key
+}
+
+fn payload_key(hash: &Hash32) -> Vec<u8> {
+    let mut key = b"payload/".to_vec();
     key.extend_from_slice(&hash.0);
     key
 }
@@ -1367,6 +1415,47 @@ mod tests {
             assert!(f.chain.receipt(&unknown).is_err());
         }
         assert!(f.chain.receipt(&Hash32([8; 32])).unwrap().is_none());
+    }
+
+    /// A kept proposal's payload lives apart until its block is committed; then the chain's
+    /// block and transactions are its only copy, and rebuild it byte for byte.
+    #[test]
+    fn a_committed_proposal_keeps_no_second_copy_of_its_transactions() {
+        let v = KeyPair::generate();
+        let (f, _) = fixture_with(KeyPair::generate(), &v);
+        let bob = Address::eoa([0xb0; 20]);
+        let txs = vec![
+            tx(&f.alice, bob, ICX, 100_000, 1, TxData::None),
+            tx(&f.alice, bob, 2 * ICX, 100_000, 2, TxData::None),
+        ];
+        let p = f.chain.build(txs, 100, v.address(), VoteSet::default());
+        let json: Vec<Vec<u8>> = p.txs.iter().map(|t| t.to_json_bytes()).collect();
+        let payload = nexus_proto::block::encode_payload(&p.block, &json);
+        let hash = p.block.hash();
+        f.chain.save_proposal(&hash, b"envelope", &payload).unwrap();
+        assert_eq!(
+            f.chain.proposal(&hash).unwrap(),
+            Some(KeptProposal {
+                envelope: b"envelope".to_vec(),
+                payload: Some(payload.clone())
+            })
+        );
+        assert_eq!(f.chain.committed_payload(&hash).unwrap(), None);
+
+        f.chain.commit(p, &VoteSet::default()).unwrap();
+        assert_eq!(
+            f.chain.proposal(&hash).unwrap(),
+            Some(KeptProposal {
+                envelope: b"envelope".to_vec(),
+                payload: None
+            }),
+            "the payload outlived the commit"
+        );
+        assert_eq!(f.chain.committed_payload(&hash).unwrap(), Some(payload));
+        assert_eq!(f.chain.committed_payload(&Hash32([5; 32])).unwrap(), None);
+
+        f.chain.forget_proposal(&hash).unwrap();
+        assert_eq!(f.chain.proposal(&hash).unwrap(), None);
     }
 
     #[test]

@@ -332,6 +332,44 @@ fn a_qc_of_the_next_round_on_a_child_finalizes_its_parent() {
     assert_eq!(commits(&all), vec![1]);
 }
 
+/// Payloads of final blocks leave memory when the runtime says so, and only theirs: a block
+/// above the final one keeps its payload (it may still be checked or served whole), and a
+/// request for a final block is still answered, with the payload for the runtime to fill.
+#[test]
+fn only_a_final_blocks_payload_can_be_forgotten() {
+    let net = Net::new();
+    let mut a = net.core(0);
+    a.start();
+    let (p, x) = (Hash32([0x71; 32]), Hash32([0x72; 32]));
+    let mut first = net.propose(1, 1, p, net.genesis_qc());
+    first.payload = b"block one".to_vec();
+    let mut second = net.propose(2, 2, x, net.qc(1, 1, p));
+    second.payload = b"block two".to_vec();
+    a.on_message(Address::SYSTEM, Message::Proposal(first));
+    a.on_message(Address::SYSTEM, Message::Proposal(second));
+    let mut all = Vec::new();
+    for who in 1..4 {
+        all.extend(a.on_message(Address::SYSTEM, Message::Vote(net.vote(who, 2, 2, x))));
+    }
+    assert_eq!(commits(&all), vec![1]);
+    a.forget_payload(&x);
+    assert_eq!(
+        a.proposal(&x).unwrap().payload,
+        b"block two",
+        "not final yet"
+    );
+    a.forget_payload(&p);
+    assert!(a.proposal(&p).unwrap().payload.is_empty());
+    let acts = a.on_message(net.keys[1].address(), Message::BlockRequest(p));
+    assert!(
+        acts.iter().any(
+            |a| matches!(a, Action::Send { msg: Message::BlockResponse(r), .. }
+            if r.block.hash == p && r.payload.is_empty())
+        ),
+        "{acts:?}"
+    );
+}
+
 impl Net {
     fn nil_sig(&self, who: usize, round: u64, height: u64, hqr: u64) -> (u32, u64, u64, Vec<u8>) {
         let d = nil_digest(1, "public", height, round, hqr);
