@@ -73,7 +73,7 @@
 //!     final height plus the change margin, [`ValidatorSchedule::horizon`]). Certificates above
 //!     it are not judged (nor blamed on the sender when they fail): they are hints of where the
 //!     others are. Their blocks are fetched, walking down parent by parent (at most
-//!     [`MAX_SYNC_BLOCKS`] kept, the lowest), and judged in height order as finality raises the
+//!     [`MAX_SYNC_BLOCKS`] and [`MAX_SYNC_BYTES`] of payload kept, the lowest), and judged in height order as finality raises the
 //!     horizon and the application hands in the sets it learned.
 //!
 //! Why not "finalize the parent of any new candidate": with one Byzantine validator, a block `B`
@@ -99,7 +99,7 @@ mod validators;
 pub use crypto::{Crypto, Secp256k1Crypto};
 pub use machine::{
     Action, Config, Lft, SafetyState, Timeouts, FUTURE_HEIGHTS, FUTURE_ROUNDS, KEEP_HEIGHTS,
-    MAX_SYNC_BLOCKS,
+    MAX_SYNC_BLOCKS, MAX_SYNC_BYTES,
 };
 pub use types::{
     nil_digest, proposal_digest, vote_digest, BlockRef, Message, Nil, Proposal, Qc, Tc, Vote,

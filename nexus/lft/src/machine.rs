@@ -115,6 +115,12 @@ pub const FUTURE_HEIGHTS: u64 = 64;
 /// behind keeps the lowest and catches up in steps of this size.
 pub const MAX_SYNC_BLOCKS: usize = 1024;
 
+/// Most payload bytes kept for catch-up beyond the horizon, whatever the number of blocks:
+/// blocks there are not judged yet, so a peer that answers block requests with made-up blocks
+/// near the message limit would otherwise hold [`MAX_SYNC_BLOCKS`] of them (gigabytes). Real
+/// catch-up over large blocks goes in smaller steps.
+pub const MAX_SYNC_BYTES: usize = 256 << 20;
+
 /// Nil votes of one round: voter -> (height cast at, high-QC round, signature).
 type NilVotes = BTreeMap<u32, (u64, u64, Vec<u8>)>;
 
@@ -432,10 +438,13 @@ impl<C: Crypto> Lft<C> {
     }
 
     /// Keeps a fetched block beyond the horizon, and fetches its parent. At most
-    /// [`MAX_SYNC_BLOCKS`] are kept, the lowest: the walk down from the target always reaches
-    /// the final block, and the blocks dropped above are fetched again by a later walk.
+    /// [`MAX_SYNC_BLOCKS`] blocks and [`MAX_SYNC_BYTES`] of payload are kept, the lowest: the
+    /// walk down from the target always reaches the final block, and the blocks dropped above
+    /// are fetched again by a later walk.
     fn keep_for_sync(&mut self, p: Proposal, out: &mut Vec<Action>) {
-        if self.sync_blocks.len() >= MAX_SYNC_BLOCKS {
+        let size = p.payload.len();
+        let mut bytes: usize = self.sync_blocks.values().map(|q| q.payload.len()).sum();
+        while self.sync_blocks.len() >= MAX_SYNC_BLOCKS || bytes + size > MAX_SYNC_BYTES {
             let highest = self
                 .sync_blocks
                 .values()
@@ -443,7 +452,9 @@ impl<C: Crypto> Lft<C> {
                 .map(|q| (q.block.hash, q.block.height));
             match highest {
                 Some((h, height)) if height > p.block.height => {
-                    self.sync_blocks.remove(&h);
+                    if let Some(q) = self.sync_blocks.remove(&h) {
+                        bytes -= q.payload.len();
+                    }
                 }
                 _ => return,
             }

@@ -822,6 +822,85 @@ fn a_made_up_catch_up_target_does_not_shut_out_real_ones() {
     );
 }
 
+/// Rule 16 under attack: a peer answers the catch-up walk with made-up blocks near the message
+/// limit, each naming a new made-up parent. Blocks above the horizon are not judged, so only
+/// the bound on their bytes stands between it and gigabytes of memory; the lowest are kept.
+#[test]
+fn made_up_catch_up_blocks_cannot_hold_more_than_the_byte_bound() {
+    let net = Net::new();
+    let cfg = Config {
+        nid: 1,
+        channel: "public".into(),
+        schedule: ValidatorSchedule::new(ValidatorSet {
+            members: net.keys.iter().map(|k| k.address()).collect(),
+        })
+        .known_through(10),
+        timeouts: Timeouts::default(),
+    };
+    let mut a = Lft::new(
+        cfg,
+        Secp256k1Crypto::new(net.keys[0].clone()),
+        net.genesis,
+        net.genesis_qc(),
+        SafetyState::default(),
+    );
+    a.start();
+    let top = 1_000_000u64;
+    let hash = |height: u64| {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&height.to_be_bytes());
+        Hash32(h)
+    };
+    let acts = a.on_message(
+        Address::SYSTEM,
+        Message::Sync {
+            high_qc: Qc {
+                round: top,
+                height: top,
+                block: hash(top),
+                votes: vec![],
+            },
+            seal: None,
+        },
+    );
+    assert!(acts
+        .iter()
+        .any(|x| matches!(x, Action::Broadcast(Message::BlockRequest(h)) if *h == hash(top))));
+    let size = 4 << 20;
+    let offered = 2 * MAX_SYNC_BYTES / size;
+    for height in (top - offered as u64 + 1..=top).rev() {
+        let p = Proposal {
+            block: BlockRef {
+                hash: hash(height),
+                parent: hash(height - 1),
+                height,
+                round: height,
+            },
+            payload: vec![7; size],
+            justify: net.genesis_qc(),
+            tc: None,
+            seal: None,
+            proposer: 1,
+            signature: vec![0; 65],
+        };
+        let acts = a.on_message(Address::SYSTEM, Message::BlockResponse(p));
+        assert!(
+            acts.iter().any(|x| matches!(x,
+                Action::Broadcast(Message::BlockRequest(h)) if *h == hash(height - 1))),
+            "the walk stopped at {height}"
+        );
+        let kept: usize = a.sync_blocks.values().map(|q| q.payload.len()).sum();
+        assert!(kept <= MAX_SYNC_BYTES, "{kept} bytes kept at {height}");
+    }
+    let lowest = top - offered as u64 + 1;
+    assert_eq!(a.sync_blocks.len(), MAX_SYNC_BYTES / size);
+    assert!(a.sync_blocks.contains_key(&hash(lowest)));
+    assert!(
+        !a.sync_blocks.contains_key(&hash(top)),
+        "the highest go first"
+    );
+}
+
 /// A proposal by the leader of `round` of a child of `parent`, justified by `justify`.
 fn child_of(net: &Net, parent: &BlockRef, round: u64, tag: u8, justify: Qc) -> Proposal {
     let leader = (round % 4) as usize;
