@@ -16,12 +16,13 @@ pub(super) fn block_v2(chain: &Chain, block: &Block) -> Result<Value, IconError>
         let g = chain.genesis_json()?;
         vec![json!({"accounts": g["accounts"], "message": g["message"], "nid": g["nid"]})]
     } else {
+        let found = chain.transactions_json(&block.tx_hashes)?;
         block
             .tx_hashes
             .iter()
-            .map(|th| match chain.transaction(th)? {
-                Some((tx, _)) => {
-                    let mut m = tx.raw.clone();
+            .zip(found)
+            .map(|(th, m)| match m {
+                Some(mut m) => {
                     m.insert("txHash".into(), Value::String(th.to_string()));
                     Ok(Value::Object(m))
                 }
@@ -38,18 +39,20 @@ pub(super) fn block_v2(chain: &Chain, block: &Block) -> Result<Value, IconError>
         hex::encode(h.prev_hash.0)
     };
     let signature = block_signature(chain, h.height)?;
-    Ok(json!({
+    let mut b = json!({
         "version": "2.0",
         "prev_block_hash": prev,
         "merkle_tree_root_hash": hex::encode(h.transactions_root.0),
         "time_stamp": h.timestamp,
-        "confirmed_transaction_list": txs,
         "block_hash": hex::encode(block.hash().0),
         "height": h.height,
         "peer_id": h.leader.to_string(),
         "signature": signature,
         "next_leader": h.leader.to_string(),
-    }))
+    });
+    // Moved in, not through `json!`, which would copy every transaction once more.
+    b["confirmed_transaction_list"] = Value::Array(txs);
+    Ok(b)
 }
 
 fn block_signature(chain: &Chain, height: u64) -> Result<String, IconError> {
