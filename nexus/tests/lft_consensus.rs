@@ -3,7 +3,7 @@
 //! exactly once, with identical blocks, results and state roots everywhere, also when a
 //! validator is offline for a while and when a round's leader is unreachable.
 
-use nexus::consensus::driver::{resume_core, Driver};
+use nexus::consensus::driver::{resume_core, with_payload, Driver};
 use nexus::ledger::chain::Chain;
 use nexus::ledger::genesis::{Genesis, GenesisAccount, ParsedGenesis};
 use nexus::ledger::storage::Storage;
@@ -63,7 +63,7 @@ fn open_validator(dir: &std::path::Path, key: &KeyPair, genesis: &ParsedGenesis)
     let core = resume_core(&chain, key.clone(), cfg).expect("resume consensus");
     Validator {
         admission: Admission::new(chain.clone(), pool.clone(), 300_000),
-        driver: Driver::new(chain.clone(), pool, 50),
+        driver: Driver::new(chain.clone(), pool, 50).with_recent_payloads(0),
         chain,
         core,
         online: true,
@@ -146,7 +146,7 @@ impl Net {
                     // As the engine does: a final block's payload comes from the chain.
                     let msg = match msg {
                         Message::BlockResponse(p) => {
-                            match self.vals[from].driver.with_payload(p).expect("payload") {
+                            match with_payload(&self.vals[from].chain, p).expect("payload") {
                                 Some(p) => Message::BlockResponse(p),
                                 None => continue,
                             }

@@ -83,6 +83,42 @@ pub fn resume_core(
     ))
 }
 
+/// A consensus proposal kept in `chain`'s storage, with its payload (kept beside it, or
+/// rebuilt from the chain once the block is committed); `None` when unknown or unreadable.
+pub fn stored_proposal(
+    chain: &Chain,
+    hash: &Hash32,
+) -> Result<Option<nexus_lft::Proposal>, NodeError> {
+    let Some(kept) = chain.proposal(hash)? else {
+        return Ok(None);
+    };
+    let mut p = match nexus_lft::codec::decode(&kept.envelope) {
+        Ok(nexus_lft::Message::BlockResponse(p)) if p.block.hash == *hash => p,
+        _ => {
+            tracing::warn!(%hash, "a kept proposal does not decode; not serving it");
+            return Ok(None);
+        }
+    };
+    if let Some(payload) = kept.payload {
+        p.payload = payload;
+    }
+    with_payload(chain, p)
+}
+
+/// `p` with its payload: a final block's proposal held without one gets it from `chain`.
+pub fn with_payload(
+    chain: &Chain,
+    mut p: nexus_lft::Proposal,
+) -> Result<Option<nexus_lft::Proposal>, NodeError> {
+    if p.payload.is_empty() {
+        match chain.committed_payload(&p.block.hash)? {
+            Some(payload) => p.payload = payload,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(p))
+}
+
 /// The chain's validator schedule in the core's terms.
 pub fn schedule_of(chain: &Chain) -> nexus_lft::ValidatorSchedule {
     let mut entries = chain.validator_schedule().into_iter();
@@ -111,7 +147,18 @@ pub struct Driver {
     eth_check: Option<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
     /// Final blocks waiting for [`Driver::commit_final`], in order.
     final_blocks: VecDeque<(BlockRef, Vec<u8>, Qc)>,
+    /// The last final blocks whose payloads consensus still holds, oldest first, with sizes.
+    recent: VecDeque<(Hash32, usize)>,
+    /// Their payloads' bytes together.
+    recent_bytes: usize,
+    /// How many such blocks at most ([`RECENT_PAYLOADS`]).
+    recent_limit: usize,
 }
+
+/// Final blocks whose payloads LFT keeps in memory, at most, for peers just behind.
+const RECENT_PAYLOADS: usize = 64;
+/// Their payloads' bytes together, at most.
+const RECENT_PAYLOAD_BYTES: usize = 32 << 20;
 
 impl Driver {
     /// A driver proposing at most `max_txs` transactions per block.
@@ -126,6 +173,9 @@ impl Driver {
             seen: HashMap::new(),
             eth_check: None,
             final_blocks: VecDeque::new(),
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+            recent_limit: RECENT_PAYLOADS,
         }
     }
 
@@ -135,6 +185,13 @@ impl Driver {
         check: Option<Arc<crate::consensus::eth_check::EthEndpointCheck>>,
     ) -> Self {
         self.eth_check = check;
+        self
+    }
+
+    /// Keeps the payloads of at most `n` recent final blocks in consensus memory (tests of the
+    /// path that rebuilds them from the chain use 0).
+    pub fn with_recent_payloads(mut self, n: usize) -> Self {
+        self.recent_limit = n;
         self
     }
 
@@ -235,39 +292,6 @@ impl Driver {
         Ok(out)
     }
 
-    /// A proposal kept in storage, with its payload (kept beside it, or rebuilt from the chain
-    /// once the block is committed); `None` when unknown or unreadable.
-    pub fn stored_proposal(&self, hash: &Hash32) -> Result<Option<nexus_lft::Proposal>, NodeError> {
-        let Some(kept) = self.chain.proposal(hash)? else {
-            return Ok(None);
-        };
-        let mut p = match nexus_lft::codec::decode(&kept.envelope) {
-            Ok(nexus_lft::Message::BlockResponse(p)) if p.block.hash == *hash => p,
-            _ => {
-                tracing::warn!(%hash, "a kept proposal does not decode; not serving it");
-                return Ok(None);
-            }
-        };
-        if let Some(payload) = kept.payload {
-            p.payload = payload;
-        }
-        self.with_payload(p)
-    }
-
-    /// `p` with its payload: a final block's proposal held without one gets it from the chain.
-    pub fn with_payload(
-        &self,
-        mut p: nexus_lft::Proposal,
-    ) -> Result<Option<nexus_lft::Proposal>, NodeError> {
-        if p.payload.is_empty() {
-            match self.chain.committed_payload(&p.block.hash)? {
-                Some(payload) => p.payload = payload,
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(p))
-    }
-
     /// True when final blocks wait for [`Driver::commit_final`].
     pub fn has_final(&self) -> bool {
         !self.final_blocks.is_empty()
@@ -283,9 +307,20 @@ impl Driver {
             let t = crate::metrics::StageTimer::start();
             let txs = self.txs_of(&block.hash);
             self.commit(block, &payload, &qc)?;
-            // The chain holds the block and its transactions now: consensus keeps no copy.
-            core.forget_payload(&block.hash);
             self.stage_done(t, "commit", txs);
+            // The chain holds the block and its transactions now: consensus keeps a copy of
+            // the last few only, for peers a block or two behind (older ones are rebuilt from
+            // the chain when asked for).
+            self.recent.push_back((block.hash, payload.len()));
+            self.recent_bytes += payload.len();
+            while self.recent.len() > self.recent_limit || self.recent_bytes > RECENT_PAYLOAD_BYTES
+            {
+                let Some((hash, size)) = self.recent.pop_front() else {
+                    break;
+                };
+                self.recent_bytes -= size;
+                core.forget_payload(&hash);
+            }
         }
         Ok(core.set_schedule(schedule_of(&self.chain)))
     }

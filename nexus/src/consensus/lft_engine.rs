@@ -8,7 +8,7 @@
 //! about that often rather than as fast as the network allows.
 
 use crate::config::NodeConfig;
-use crate::consensus::driver::{resume_core, Driver};
+use crate::consensus::driver::{resume_core, stored_proposal, with_payload, Driver};
 use crate::error::NodeError;
 use crate::ledger::chain::Chain;
 use crate::metrics::Metrics;
@@ -25,7 +25,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// Block requests answered per peer per second; more are dropped and count against the peer.
-const BLOCK_REQUESTS_PER_SEC: u32 = 64;
+/// Honest nodes send each peer at most [`crate::net::p2p::OUT_BLOCK_REQUESTS_PER_SEC`], under
+/// half of it (their second and ours need not start together).
+const BLOCK_REQUESTS_PER_SEC: u32 = 256;
 
 /// Longest a transaction waits to be gossiped with others.
 const GOSSIP_DELAY: Duration = Duration::from_millis(5);
@@ -50,7 +52,12 @@ pub struct LftEngine {
     empty_interval_us: u64,
     metrics: Arc<Metrics>,
     block_requests: std::collections::HashMap<libp2p::PeerId, (Instant, u32)>,
+    /// Block requests answered from storage at once, at most ([`STORAGE_ANSWERS`]).
+    storage_answers: Arc<tokio::sync::Semaphore>,
 }
+
+/// Block requests answered from storage at once: each may read thousands of transactions.
+const STORAGE_ANSWERS: usize = 2;
 
 impl LftEngine {
     /// Checks relayed Ethereum headers against the validator's own endpoint before voting.
@@ -118,6 +125,7 @@ impl LftEngine {
             empty_interval_us: cfg.block.empty_block_interval_ms * 1000,
             metrics,
             block_requests: Default::default(),
+            storage_answers: Arc::new(tokio::sync::Semaphore::new(STORAGE_ANSWERS)),
         })
     }
 
@@ -190,7 +198,7 @@ impl LftEngine {
             match a {
                 Action::Broadcast(nexus_lft::Message::BlockRequest(h)) => {
                     // Our own storage first (proposals kept before a restart), then the peers.
-                    match self.driver.stored_proposal(&h)? {
+                    match stored_proposal(&self.chain, &h)? {
                         Some(p) => local.push(nexus_lft::Message::BlockResponse(p)),
                         None => self.p2p.request_block(h),
                     }
@@ -292,10 +300,7 @@ impl LftEngine {
                 self.handle(acts)
             }
             Topic::BlockRequest => {
-                let answer = self.answer_block_request(&m)?;
-                if let Some(id) = m.reply {
-                    self.p2p.respond(id, answer);
-                }
+                self.answer_block_request(&m);
                 Ok(())
             }
             Topic::Txs => {
@@ -313,15 +318,18 @@ impl LftEngine {
         }
     }
 
-    /// The encoded proposal a peer asked for, from memory or storage; empty when unknown or
-    /// when the peer is over its rate.
-    fn answer_block_request(&mut self, m: &Inbound) -> Result<Vec<u8>, NodeError> {
+    /// Answers a peer's block request: at once from consensus memory when the proposal is
+    /// held there whole; otherwise from storage on a blocking thread, one at a time (a block
+    /// rebuilt from the chain reads each of its transactions), so that a peer asking for old
+    /// blocks never holds up consensus; empty when unknown, busy, or over the peer's rate.
+    fn answer_block_request(&mut self, m: &Inbound) {
+        let Some(reply) = m.reply else { return };
         let Ok(hash) = <[u8; 32]>::try_from(m.data.as_slice()) else {
-            return Ok(Vec::new());
+            return self.p2p.respond(reply, Vec::new());
         };
         let hash = nexus_proto::Hash32(hash);
         if !self.block_request_allowed(m.source) {
-            return Ok(Vec::new());
+            return self.p2p.respond(reply, Vec::new());
         }
         let acts = self
             .core
@@ -333,13 +341,31 @@ impl LftEngine {
             } => Some(p),
             _ => None,
         });
-        let found = match in_memory {
-            Some(p) => self.driver.with_payload(p)?,
-            None => self.driver.stored_proposal(&hash)?,
+        if let Some(p) = in_memory.as_ref().filter(|p| !p.payload.is_empty()) {
+            let bytes = codec::encode(&nexus_lft::Message::BlockResponse(p.clone()));
+            return self.p2p.respond(reply, bytes);
+        }
+        let Ok(permit) = self.storage_answers.clone().try_acquire_owned() else {
+            return self.p2p.respond(reply, Vec::new());
         };
-        Ok(found
-            .map(|p| codec::encode(&nexus_lft::Message::BlockResponse(p)))
-            .unwrap_or_default())
+        let (chain, p2p) = (self.chain.clone(), self.p2p.clone());
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let found = match in_memory {
+                Some(p) => with_payload(&chain, p),
+                None => stored_proposal(&chain, &hash),
+            };
+            let bytes = match found {
+                Ok(found) => found
+                    .map(|p| codec::encode(&nexus_lft::Message::BlockResponse(p)))
+                    .unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(%e, %hash, "reading a block for a peer failed");
+                    Vec::new()
+                }
+            };
+            p2p.respond(reply, bytes);
+        });
     }
 
     /// Sends the buffered transactions as one gossip message: a JSON array of params.

@@ -866,6 +866,20 @@ impl Chain {
         &self,
         hashes: &[Hash32],
     ) -> Result<Vec<Option<Map<String, Value>>>, NodeError> {
+        self.tx_records(hashes)?
+            .into_iter()
+            .map(|v| match v {
+                Some(v) => serde_json::from_slice(split_record(&v)?.1)
+                    .map(Some)
+                    .map_err(|e| corrupt("transaction", e)),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    /// The stored records of transactions, in the order of `hashes`, with one multi-get (which
+    /// wants its keys sorted).
+    fn tx_records(&self, hashes: &[Hash32]) -> Result<Vec<Option<Vec<u8>>>, NodeError> {
         let mut order: Vec<usize> = (0..hashes.len()).collect();
         order.sort_unstable_by_key(|&i| hashes[i].0);
         let values = self
@@ -873,10 +887,7 @@ impl Chain {
             .multi_get(Kind::Txs, order.iter().map(|&i| hashes[i].0))?;
         let mut out = vec![None; hashes.len()];
         for (i, v) in order.into_iter().zip(values) {
-            if let Some(v) = v {
-                let json = split_record(&v)?.1;
-                out[i] = Some(serde_json::from_slice(json).map_err(|e| corrupt("transaction", e))?);
-            }
+            out[i] = v;
         }
         Ok(out)
     }
@@ -997,9 +1008,10 @@ impl Chain {
         let Some(block) = self.block_by_height(height)? else {
             return Ok(None);
         };
-        let mut txs = Vec::with_capacity(block.tx_hashes.len());
-        for th in &block.tx_hashes {
-            let v = self.store.get(Kind::Txs, &th.0)?.ok_or_else(|| {
+        let records = self.tx_records(&block.tx_hashes)?;
+        let mut txs = Vec::with_capacity(records.len());
+        for (th, v) in block.tx_hashes.iter().zip(records) {
+            let v = v.ok_or_else(|| {
                 corrupt("transaction", format!("{th} of block {hash} is not stored"))
             })?;
             txs.push(split_record(&v)?.1.to_vec());

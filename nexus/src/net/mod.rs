@@ -2,3 +2,4 @@
 
 pub mod block_sync;
 pub mod p2p;
+pub mod request_pacer;

@@ -23,6 +23,7 @@
 
 use crate::error::NodeError;
 use crate::net::block_sync::{BlockCodec, BlockRequest};
+use crate::net::request_pacer::RequestPacer;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
@@ -90,12 +91,17 @@ enum Command {
     Penalize(PeerId),
     Request(usize, Hash32),
     Respond(u64, Vec<u8>),
+    RequestRate(u32),
 }
 
 /// Block requests from peers waiting for this node's answer; more are refused at once.
 pub const MAX_PENDING_BLOCK_REQUESTS: usize = 256;
 /// Connected peers one block request goes to.
 pub const BLOCK_REQUEST_FANOUT: usize = 4;
+/// Block requests this node sends each peer per second, at most: under half the rate past
+/// which a peer counts requests against the asker (the LFT runtime's
+/// `BLOCK_REQUESTS_PER_SEC`), so that no second of the peer's own count can pass it.
+pub const OUT_BLOCK_REQUESTS_PER_SEC: u32 = 100;
 
 /// Invalid messages a peer may send before it is cut off for [`BAN_TIME`].
 pub const MAX_PENALTIES: u32 = 10;
@@ -127,6 +133,12 @@ impl P2pHandle {
     /// proposal; answers arrive as [`Topic::BlockResponse`].
     pub fn request_block(&self, hash: Hash32) {
         let _ = self.tx.send(Command::Request(self.channel, hash));
+    }
+
+    /// Sets how many block requests per second this node sends each peer, at most (by default
+    /// [`OUT_BLOCK_REQUESTS_PER_SEC`]; tests of peers' limits raise it).
+    pub fn set_block_request_rate(&self, per_sec: u32) {
+        let _ = self.tx.send(Command::RequestRate(per_sec));
     }
 
     /// Answers the block request `reply` (empty: not held here, or refused).
@@ -328,6 +340,36 @@ pub fn start_channels(
         let mut replies: HashMap<u64, ResponseChannel<Vec<u8>>> = HashMap::new();
         let mut next_reply = 0u64;
         let mut asked: HashMap<request_response::OutboundRequestId, usize> = HashMap::new();
+        let mut pacer: RequestPacer<PeerId, (usize, Hash32)> =
+            RequestPacer::new(OUT_BLOCK_REQUESTS_PER_SEC);
+        let mut pace = tokio::time::interval(Duration::from_millis(50));
+        // Sends a block request to peers with budget left, or keeps it until one has.
+        let request = |swarm: &mut libp2p::Swarm<Behaviour>,
+                       denied: &HashSet<PeerId>,
+                       pacer: &mut RequestPacer<PeerId, (usize, Hash32)>,
+                       asked: &mut HashMap<request_response::OutboundRequestId, usize>,
+                       ch: usize,
+                       hash: Hash32| {
+            let Some(n) = nets.get(ch) else { return };
+            let req = BlockRequest { nid: n.nid, hash };
+            let candidates: Vec<PeerId> = n
+                .allowed
+                .iter()
+                .filter(|p| swarm.is_connected(p) && !denied.contains(p))
+                .copied()
+                .collect();
+            if candidates.is_empty() {
+                return;
+            }
+            let peers = pacer.pick(std::time::Instant::now(), &candidates, BLOCK_REQUEST_FANOUT);
+            if peers.is_empty() {
+                pacer.wait((ch, hash));
+            }
+            for p in peers {
+                let id = swarm.behaviour_mut().blocks.send_request(&p, req);
+                asked.insert(id, ch);
+            }
+        };
         loop {
             tokio::select! {
                 cmd = out_rx.recv() => match cmd {
@@ -344,20 +386,9 @@ pub fn start_channels(
                         }
                     }
                     Some(Command::Request(ch, hash)) => {
-                        let Some(n) = nets.get(ch) else { continue };
-                        let req = BlockRequest { nid: n.nid, hash };
-                        let peers: Vec<PeerId> = n
-                            .allowed
-                            .iter()
-                            .filter(|p| swarm.is_connected(p) && !denied.contains(p))
-                            .take(BLOCK_REQUEST_FANOUT)
-                            .copied()
-                            .collect();
-                        for p in peers {
-                            let id = swarm.behaviour_mut().blocks.send_request(&p, req);
-                            asked.insert(id, ch);
-                        }
+                        request(&mut swarm, &denied, &mut pacer, &mut asked, ch, hash);
                     }
+                    Some(Command::RequestRate(per_sec)) => pacer.set_rate(per_sec),
                     Some(Command::Respond(id, data)) => {
                         if let Some(ch) = replies.remove(&id) {
                             let _ = swarm.behaviour_mut().blocks.send_response(ch, data);
@@ -375,6 +406,11 @@ pub fn start_channels(
                         }
                     }
                 },
+                _ = pace.tick() => {
+                    for (ch, hash) in pacer.take_waiting() {
+                        request(&mut swarm, &denied, &mut pacer, &mut asked, ch, hash);
+                    }
+                }
                 _ = redial.tick() => {
                     if let Some(path) = &deny_file {
                         let now: HashSet<PeerId> = std::fs::read_to_string(path)

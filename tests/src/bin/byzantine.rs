@@ -492,6 +492,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         genesis.nid,
         &genesis.channel,
     )?;
+    // An attacker does not pace its block requests.
+    net.set_block_request_rate(u32::MAX);
     println!(
         "byzantine validator {me} ({how:?}) joined {}",
         genesis.channel
