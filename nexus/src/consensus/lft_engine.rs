@@ -319,9 +319,10 @@ impl LftEngine {
     }
 
     /// Answers a peer's block request: at once from consensus memory when the proposal is
-    /// held there whole; otherwise from storage on a blocking thread, one at a time (a block
-    /// rebuilt from the chain reads each of its transactions), so that a peer asking for old
-    /// blocks never holds up consensus; empty when unknown, busy, or over the peer's rate.
+    /// held there whole; otherwise from storage on a blocking thread, [`STORAGE_ANSWERS`] at a
+    /// time (a block rebuilt from the chain reads each of its transactions), so that a peer
+    /// asking for old blocks never holds up consensus; empty when unknown, busy, or over the
+    /// peer's rate.
     fn answer_block_request(&mut self, m: &Inbound) {
         let Some(reply) = m.reply else { return };
         let Ok(hash) = <[u8; 32]>::try_from(m.data.as_slice()) else {
