@@ -342,10 +342,13 @@ impl LftEngine {
             } => Some(p),
             _ => None,
         });
-        if let Some(p) = in_memory.as_ref().filter(|p| !p.payload.is_empty()) {
-            let bytes = codec::encode(&nexus_lft::Message::BlockResponse(p.clone()));
-            return self.p2p.respond(reply, bytes);
-        }
+        let in_memory = match in_memory {
+            Some(p) if !p.payload.is_empty() => {
+                let bytes = codec::encode(&nexus_lft::Message::BlockResponse(p));
+                return self.p2p.respond(reply, bytes);
+            }
+            other => other,
+        };
         let Ok(permit) = self.storage_answers.clone().try_acquire_owned() else {
             return self.p2p.respond(reply, Vec::new());
         };
