@@ -6,4 +6,5 @@ pub mod state;
 pub mod state_tree;
 pub mod storage;
 pub mod tree_codec;
+pub mod tree_update;
 pub mod tree_warm;
