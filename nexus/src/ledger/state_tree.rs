@@ -221,8 +221,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-impl TreeReader for Reader<'_> {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+impl Reader<'_> {
+    /// Hands the node stored under `node_key` to `f` (borrowed: nodes kept in memory are not
+    /// copied), remembering a leaf's value.
+    fn visit<T>(
+        &self,
+        node_key: &NodeKey,
+        f: impl FnOnce(&Node) -> T,
+    ) -> anyhow::Result<Option<T>> {
         for p in self.overlay.iter().rev() {
             if let Some(n) = p.update.node_batch.get_node(node_key) {
                 if let Node::Leaf(l) = n {
@@ -230,17 +236,17 @@ impl TreeReader for Reader<'_> {
                         self.remember(l.key_hash(), v.clone());
                     }
                 }
-                return Ok(Some(n.clone()));
+                return Ok(Some(f(n)));
             }
         }
         let shallow = node_key.nibble_path().num_nibbles() <= CACHED_DEPTH;
         if shallow {
-            let hit = lock(self.cache).get(node_key).cloned();
-            if let Some((n, value)) = hit {
-                if let (Node::Leaf(l), Some(v)) = (&n, value) {
-                    self.remember(l.key_hash(), v);
+            let c = lock(self.cache);
+            if let Some((n, value)) = c.get(node_key) {
+                if let (Node::Leaf(l), Some(v)) = (n, value) {
+                    self.remember(l.key_hash(), v.clone());
                 }
-                return Ok(Some(n));
+                return Ok(Some(f(n)));
             }
         }
         let k = borsh::to_vec(node_key)?;
@@ -262,14 +268,21 @@ impl TreeReader for Reader<'_> {
             }
             _ => None,
         };
+        let out = f(&n);
         if shallow {
             let mut c = lock(self.cache);
             if c.len() >= CACHE_LIMIT {
                 c.clear();
             }
-            c.insert(node_key.clone(), (n.clone(), value));
+            c.insert(node_key.clone(), (n, value));
         }
-        Ok(Some(n))
+        Ok(Some(out))
+    }
+}
+
+impl TreeReader for Reader<'_> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        self.visit(node_key, Node::clone)
     }
 
     /// Only asked for the key of the leaf a proof has just reached.
@@ -693,8 +706,8 @@ fn prepared_from(u: tree_update::Update, version: Version) -> PreparedState {
 }
 
 impl tree_update::Source for Reader<'_> {
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, tree_update::UpdateError> {
-        self.get_node_option(key)
+    fn node(&self, key: &NodeKey) -> Result<Option<tree_update::Stored>, tree_update::UpdateError> {
+        self.visit(key, tree_update::Stored::of)
             .map_err(|e| tree_update::UpdateError::Read(e.to_string()))
     }
 
@@ -916,8 +929,15 @@ mod tests {
             let w: Writes = (0..250)
                 .map(|_| (rng.gen::<[u8; 22]>().to_vec(), Some(vec![1u8; 16])))
                 .collect();
-            // Once untimed, so both find the nodes in RocksDB's cache.
+            // Once untimed, so both find the nodes in RocksDB's cache; the lean path applies.
             std::hint::black_box(t.put_on_with(&w, t.version(head) + 1, &[], false).unwrap());
+            let upserts: Vec<(KeyHash, OwnedValue)> = w
+                .iter()
+                .map(|(k, v)| (key_hash(k), v.clone().unwrap_or_default()))
+                .collect();
+            let kvs = lean_upserts(&upserts).unwrap();
+            let reader = Reader::new(&t.store, &t.cache, &[]);
+            tree_update::upsert(&reader, &kvs, t.version(head) + 1).unwrap();
             let order = if round % 2 == 0 {
                 [(0, true), (1, false)]
             } else {

@@ -55,16 +55,29 @@ pub enum UpdateError {
 /// Reads nodes and the values of leaves already read.
 pub trait Source: Sync {
     /// The node stored under `key`.
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, UpdateError>;
+    fn node(&self, key: &NodeKey) -> Result<Option<Stored>, UpdateError>;
     /// The value of a leaf this source has returned.
     fn leaf_value(&self, kh: &KeyHash) -> Option<Vec<u8>>;
 }
 
 /// The node key of `path` (one nibble per byte) at `version`.
 fn node_key(version: Version, path: &[u8]) -> Result<NodeKey, UpdateError> {
-    // A node key's borsh form is its version, nibble count and bytes: what `key_bytes` writes.
-    borsh::from_slice(&crate::ledger::tree_warm::key_bytes(version, path))
-        .map_err(|e| UpdateError::Build(e.to_string()))
+    // A node key's borsh form: version, nibble count, byte count, bytes (as `key_bytes`).
+    let mut buf = [0u8; 20 + 32];
+    if path.len() > 64 {
+        return Err(UpdateError::Build(format!(
+            "a path of {} nibbles",
+            path.len()
+        )));
+    }
+    let bytes = path.len().div_ceil(2);
+    buf[..8].copy_from_slice(&version.to_le_bytes());
+    buf[8..16].copy_from_slice(&(path.len() as u64).to_le_bytes());
+    buf[16..20].copy_from_slice(&(bytes as u32).to_le_bytes());
+    for (i, pair) in path.chunks(2).enumerate() {
+        buf[20 + i] = pair[0] << 4 | pair.get(1).copied().unwrap_or(0);
+    }
+    borsh::from_slice(&buf[..20 + bytes]).map_err(|e| UpdateError::Build(e.to_string()))
 }
 
 fn nibble(kh: &KeyHash, depth: usize) -> u8 {
@@ -94,13 +107,47 @@ fn groups(kvs: &[Upsert], depth: usize) -> impl Iterator<Item = (u8, &[Upsert])>
 
 /// A child of an internal node: its hash, version and leaf count (1: a leaf).
 #[derive(Clone, Copy)]
-struct Slot {
+pub struct Slot {
     hash: [u8; 32],
     version: Version,
     leaves: u64,
 }
 
-type Slots = [Option<Slot>; 16];
+/// An internal node's children by nibble.
+pub type Slots = [Option<Slot>; 16];
+
+/// A stored node as the update reads it.
+// Made once per node read and consumed there: boxing the slots would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub enum Stored {
+    /// An internal node's children.
+    Internal(Slots),
+    /// A leaf.
+    Leaf(LeafNode),
+    /// The root of an empty tree.
+    Null,
+}
+
+impl Stored {
+    /// The parts of `node` the update reads.
+    pub fn of(node: &Node) -> Stored {
+        match node {
+            Node::Internal(n) => {
+                let mut slots: Slots = [None; 16];
+                for (i, c) in n.children_sorted() {
+                    slots[usize::from(u8::from(i))] = Some(Slot {
+                        hash: c.hash,
+                        version: c.version,
+                        leaves: c.leaf_count() as u64,
+                    });
+                }
+                Stored::Internal(slots)
+            }
+            Node::Leaf(l) => Stored::Leaf(l.clone()),
+            Node::Null => Stored::Null,
+        }
+    }
+}
 
 /// jmt's hash of an internal node: a binary Merkle tree over the 16 slots, where an empty
 /// range hashes to the placeholder and a range holding a single leaf (or a single slot) to
@@ -199,16 +246,8 @@ impl<S: Source> Walk<'_, S> {
             .node(&key)?
             .ok_or_else(|| UpdateError::Missing(key.clone()))?;
         match node {
-            Node::Internal(n) => {
+            Stored::Internal(mut slots) => {
                 self.out.stale.push(key);
-                let mut slots: Slots = [None; 16];
-                for (i, c) in n.children_sorted() {
-                    slots[usize::from(u8::from(i))] = Some(Slot {
-                        hash: c.hash,
-                        version: c.version,
-                        leaves: c.leaf_count() as u64,
-                    });
-                }
                 for (i, run) in groups(kvs, path.len()) {
                     path.push(i);
                     let made = match slots[usize::from(i)] {
@@ -220,11 +259,11 @@ impl<S: Source> Walk<'_, S> {
                 }
                 self.put_internal(path, &slots)
             }
-            Node::Leaf(l) => {
+            Stored::Leaf(l) => {
                 self.out.stale.push(key);
                 self.beside_leaf(path, l, kvs)
             }
-            Node::Null => Err(UpdateError::NoRoot(self.version.saturating_sub(1))),
+            Stored::Null => Err(UpdateError::NoRoot(self.version.saturating_sub(1))),
         }
     }
 
@@ -285,6 +324,10 @@ impl<S: Source> Walk<'_, S> {
     }
 }
 
+/// Blocks of at least this many changed keys are updated on two threads, each taking the
+/// root's children that hold about half of them.
+const TWO_THREADS_FROM: usize = 64;
+
 /// Applies `kvs` (sorted by key hash, no key twice, not empty) to the tree at `version - 1`,
 /// making `version`.
 pub fn upsert<S: Source>(
@@ -298,7 +341,67 @@ pub fn upsert<S: Source>(
         version,
         out: Update::default(),
     };
-    let root = walk.update(node_key(prev, &[])?, &mut Vec::new(), kvs)?;
+    let root_key = node_key(prev, &[])?;
+    let mut slots = match source.node(&root_key)? {
+        Some(Stored::Internal(slots)) if kvs.len() >= TWO_THREADS_FROM => slots,
+        _ => {
+            let root = walk.update(root_key, &mut Vec::new(), kvs)?;
+            walk.out.root = root.hash;
+            return Ok(walk.out);
+        }
+    };
+    walk.out.stale.push(root_key);
+    // The root's children split where about half of the keys lie on each side.
+    let runs: Vec<(u8, &[Upsert])> = groups(kvs, 0).collect();
+    let mut seen = 0;
+    let cut = runs
+        .iter()
+        .position(|(_, run)| {
+            seen += run.len();
+            seen * 2 >= kvs.len()
+        })
+        .map_or(runs.len(), |i| i + 1);
+    let (first, second) = runs.split_at(cut);
+    let side = |runs: &[(u8, &[Upsert])]| -> Result<(Update, Vec<(u8, Slot)>), UpdateError> {
+        let mut w = Walk {
+            source,
+            version,
+            out: Update::default(),
+        };
+        let mut made = Vec::with_capacity(runs.len());
+        for (i, run) in runs {
+            let mut path = vec![*i];
+            let slot = match slots[usize::from(*i)] {
+                Some(c) => w.update(node_key(c.version, &path)?, &mut path, run)?,
+                None => w.create(&mut path, run)?,
+            };
+            made.push((*i, slot));
+        }
+        Ok((w.out, made))
+    };
+    let (a, b) = std::thread::scope(|s| {
+        // Without a second thread (the system refuses one), both halves run here.
+        match std::thread::Builder::new().spawn_scoped(s, || side(second)) {
+            Ok(other) => {
+                let here = side(first);
+                let there = other
+                    .join()
+                    .unwrap_or_else(|_| Err(UpdateError::Read("a tree thread panicked".into())));
+                (here, there)
+            }
+            Err(_) => (side(first), side(second)),
+        }
+    });
+    for part in [a?, b?] {
+        let (mut out, made) = part;
+        walk.out.nodes.append(&mut out.nodes);
+        walk.out.stale.append(&mut out.stale);
+        walk.out.leaf_values.append(&mut out.leaf_values);
+        for (i, slot) in made {
+            slots[usize::from(i)] = Some(slot);
+        }
+    }
+    let root = walk.put_internal(&[], &slots)?;
     walk.out.root = root.hash;
     Ok(walk.out)
 }
