@@ -30,6 +30,8 @@ pub struct Update {
     pub stale: Vec<NodeKey>,
     /// The value of every leaf among `nodes`.
     pub leaf_values: Vec<(KeyHash, Vec<u8>)>,
+    /// The range hashes of the new internal nodes near the root.
+    pub ranges: Vec<(NodeKey, Ranges)>,
 }
 
 /// Why the update did not apply (the caller then lets jmt do it).
@@ -58,6 +60,10 @@ pub trait Source: Sync {
     fn node(&self, key: &NodeKey) -> Result<Option<Stored>, UpdateError>;
     /// The value of a leaf this source has returned.
     fn leaf_value(&self, kh: &KeyHash) -> Option<Vec<u8>>;
+    /// The range hashes of the internal node under `key`, when known.
+    fn ranges(&self, _key: &NodeKey) -> Option<Ranges> {
+        None
+    }
 }
 
 /// The node key of `path` (one nibble per byte) at `version`.
@@ -149,23 +155,70 @@ impl Stored {
     }
 }
 
-/// jmt's hash of an internal node: a binary Merkle tree over the 16 slots, where an empty
-/// range hashes to the placeholder and a range holding a single leaf (or a single slot) to
-/// that child's hash.
-fn slots_hash(slots: &Slots, start: usize, width: usize) -> [u8; 32] {
-    let range = &slots[start..start + width];
-    let mut present = range.iter().flatten();
-    let Some(first) = present.next() else {
-        return PLACEHOLDER;
-    };
-    if width == 1 || (present.next().is_none() && first.leaves == 1) {
-        return first.hash;
+/// The hashes an internal node's hash is made of: jmt hashes the 16 slots as a binary Merkle
+/// tree, where a range of slots with no child hashes to the placeholder and a range holding a
+/// single leaf (or a single slot) to that child's hash. Kept for the nodes near the root, so an
+/// update that changes one child of a full node hashes the 4 ranges above it, not all 15.
+///
+/// Ranges are numbered as a heap: 1 is all 16 slots, `2i` and `2i + 1` the halves of `i`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ranges {
+    hashes: [[u8; 32]; 16],
+    /// Which entries of `hashes` hold their range's hash.
+    valid: u16,
+}
+
+/// The first slot and the width of range `idx`.
+fn range_of(idx: usize) -> (usize, usize) {
+    let level = (usize::BITS - 1 - idx.leading_zeros()) as usize;
+    let width = 16 >> level;
+    ((idx - (1 << level)) * width, width)
+}
+
+impl Ranges {
+    /// None known.
+    pub fn empty() -> Self {
+        Ranges {
+            hashes: [[0; 32]; 16],
+            valid: 0,
+        }
     }
-    let half = width / 2;
-    inner_hash(
-        &slots_hash(slots, start, half),
-        &slots_hash(slots, start + half, half),
-    )
+
+    /// The hash of a node with `slots`, where the slots in `changed` (a bit per slot) may
+    /// differ from the ones these ranges were computed from; the ranges become the node's.
+    pub fn hash(&mut self, slots: &Slots, changed: u16) -> [u8; 32] {
+        for idx in 1..16 {
+            let (start, width) = range_of(idx);
+            let mask = (((1u32 << width) - 1) << start) as u16;
+            if changed & mask != 0 {
+                self.valid &= !(1 << idx);
+            }
+        }
+        self.range(slots, 1)
+    }
+
+    fn range(&mut self, slots: &Slots, idx: usize) -> [u8; 32] {
+        let (start, width) = range_of(idx);
+        if width == 1 {
+            return slots[start].map_or(PLACEHOLDER, |s| s.hash);
+        }
+        if self.valid & (1 << idx) != 0 {
+            return self.hashes[idx];
+        }
+        let mut present = slots[start..start + width].iter().flatten();
+        let h = match (present.next(), present.next()) {
+            (None, _) => PLACEHOLDER,
+            (Some(only), None) if only.leaves == 1 => only.hash,
+            _ => {
+                let left = self.range(slots, 2 * idx);
+                let right = self.range(slots, 2 * idx + 1);
+                inner_hash(&left, &right)
+            }
+        };
+        self.hashes[idx] = h;
+        self.valid |= 1 << idx;
+        h
+    }
 }
 
 /// jmt's borsh form of an internal node with these slots.
@@ -198,6 +251,8 @@ fn internal_borsh(slots: &Slots) -> Vec<u8> {
 struct Walk<'a, S: Source> {
     source: &'a S,
     version: Version,
+    /// New internal nodes this near the root (in nibbles) keep their range hashes.
+    keep: usize,
     out: Update,
 }
 
@@ -217,13 +272,26 @@ impl<S: Source> Walk<'_, S> {
         Ok(self.slot(hash, 1))
     }
 
-    fn put_internal(&mut self, path: &[u8], slots: &Slots) -> Result<Slot, UpdateError> {
+    /// A new internal node at `path`: `ranges` are those of the node it replaces, if known,
+    /// and `changed` the slots that differ from it.
+    fn put_internal(
+        &mut self,
+        path: &[u8],
+        slots: &Slots,
+        mut ranges: Ranges,
+        changed: u16,
+    ) -> Result<Slot, UpdateError> {
         use borsh::BorshDeserialize;
         let node = Node::try_from_slice(&internal_borsh(slots))
             .map_err(|e| UpdateError::Build(e.to_string()))?;
         let leaves = slots.iter().flatten().map(|s| s.leaves).sum();
-        self.out.nodes.insert(node_key(self.version, path)?, node);
-        Ok(self.slot(slots_hash(slots, 0, 16), leaves))
+        let hash = ranges.hash(slots, changed);
+        let key = node_key(self.version, path)?;
+        if path.len() <= self.keep {
+            self.out.ranges.push((key.clone(), ranges));
+        }
+        self.out.nodes.insert(key, node);
+        Ok(self.slot(hash, leaves))
     }
 
     fn slot(&self, hash: [u8; 32], leaves: u64) -> Slot {
@@ -247,7 +315,9 @@ impl<S: Source> Walk<'_, S> {
             .ok_or_else(|| UpdateError::Missing(key.clone()))?;
         match node {
             Stored::Internal(mut slots) => {
+                let ranges = self.source.ranges(&key).unwrap_or_else(Ranges::empty);
                 self.out.stale.push(key);
+                let mut changed = 0u16;
                 for (i, run) in groups(kvs, path.len()) {
                     path.push(i);
                     let made = match slots[usize::from(i)] {
@@ -256,8 +326,9 @@ impl<S: Source> Walk<'_, S> {
                     };
                     path.pop();
                     slots[usize::from(i)] = Some(made?);
+                    changed |= 1 << i;
                 }
-                self.put_internal(path, &slots)
+                self.put_internal(path, &slots, ranges, changed)
             }
             Stored::Leaf(l) => {
                 self.out.stale.push(key);
@@ -305,7 +376,7 @@ impl<S: Source> Walk<'_, S> {
             path.pop();
             slots[usize::from(bucket)] = Some(made?);
         }
-        self.put_internal(path, &slots)
+        self.put_internal(path, &slots, Ranges::empty(), u16::MAX)
     }
 
     /// A new subtree at `path` holding only `kvs`.
@@ -320,7 +391,7 @@ impl<S: Source> Walk<'_, S> {
             path.pop();
             slots[usize::from(i)] = Some(made?);
         }
-        self.put_internal(path, &slots)
+        self.put_internal(path, &slots, Ranges::empty(), u16::MAX)
     }
 }
 
@@ -329,16 +400,18 @@ impl<S: Source> Walk<'_, S> {
 const TWO_THREADS_FROM: usize = 64;
 
 /// Applies `kvs` (sorted by key hash, no key twice, not empty) to the tree at `version - 1`,
-/// making `version`.
+/// making `version`; new internal nodes up to `keep` nibbles deep come with their range hashes.
 pub fn upsert<S: Source>(
     source: &S,
     kvs: &[Upsert],
     version: Version,
+    keep: usize,
 ) -> Result<Update, UpdateError> {
     let prev = version.checked_sub(1).ok_or(UpdateError::NoRoot(version))?;
     let mut walk = Walk {
         source,
         version,
+        keep,
         out: Update::default(),
     };
     let root_key = node_key(prev, &[])?;
@@ -350,6 +423,7 @@ pub fn upsert<S: Source>(
             return Ok(walk.out);
         }
     };
+    let ranges = source.ranges(&root_key).unwrap_or_else(Ranges::empty);
     walk.out.stale.push(root_key);
     // The root's children split where about half of the keys lie on each side.
     let runs: Vec<(u8, &[Upsert])> = groups(kvs, 0).collect();
@@ -366,6 +440,7 @@ pub fn upsert<S: Source>(
         let mut w = Walk {
             source,
             version,
+            keep,
             out: Update::default(),
         };
         let mut made = Vec::with_capacity(runs.len());
@@ -392,16 +467,98 @@ pub fn upsert<S: Source>(
             Err(_) => (side(first), side(second)),
         }
     });
+    let mut changed = 0u16;
     for part in [a?, b?] {
         let (mut out, made) = part;
         walk.out.nodes.append(&mut out.nodes);
         walk.out.stale.append(&mut out.stale);
         walk.out.leaf_values.append(&mut out.leaf_values);
+        walk.out.ranges.append(&mut out.ranges);
         for (i, slot) in made {
             slots[usize::from(i)] = Some(slot);
+            changed |= 1 << i;
         }
     }
-    let root = walk.put_internal(&[], &slots)?;
+    let root = walk.put_internal(&[], &slots, ranges, changed)?;
     walk.out.root = root.hash;
     Ok(walk.out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// jmt's rule written plainly, as the reference.
+    fn plain_hash(slots: &Slots, start: usize, width: usize) -> [u8; 32] {
+        let mut present = slots[start..start + width].iter().flatten();
+        let Some(first) = present.next() else {
+            return PLACEHOLDER;
+        };
+        if width == 1 || (present.next().is_none() && first.leaves == 1) {
+            return first.hash;
+        }
+        let half = width / 2;
+        inner_hash(
+            &plain_hash(slots, start, half),
+            &plain_hash(slots, start + half, half),
+        )
+    }
+
+    fn random_slot(rng: &mut impl Rng) -> Option<Slot> {
+        rng.gen_bool(0.6).then(|| Slot {
+            hash: rng.gen(),
+            version: 1,
+            leaves: if rng.gen_bool(0.5) {
+                1
+            } else {
+                rng.gen_range(2..100)
+            },
+        })
+    }
+
+    #[test]
+    fn range_hashes_reused_across_changes_give_the_plain_hash() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..2000 {
+            let mut slots: Slots = [None; 16];
+            for s in slots.iter_mut() {
+                *s = random_slot(&mut rng);
+            }
+            let mut ranges = Ranges::empty();
+            assert_eq!(ranges.hash(&slots, u16::MAX), plain_hash(&slots, 0, 16));
+            // A few rounds of changes, each naming only the slots it changed.
+            for _ in 0..4 {
+                let mut changed = 0u16;
+                for _ in 0..rng.gen_range(1..4) {
+                    let i = rng.gen_range(0..16);
+                    slots[i] = random_slot(&mut rng);
+                    changed |= 1 << i;
+                }
+                assert_eq!(ranges.hash(&slots, changed), plain_hash(&slots, 0, 16));
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_not_named_is_not_seen() {
+        // The reuse is real: a slot changed without saying so keeps its old range hashes.
+        let mut slots: Slots = [None; 16];
+        for (i, s) in slots.iter_mut().enumerate() {
+            *s = Some(Slot {
+                hash: [i as u8; 32],
+                version: 1,
+                leaves: 2,
+            });
+        }
+        let mut ranges = Ranges::empty();
+        let before = ranges.hash(&slots, u16::MAX);
+        slots[3] = Some(Slot {
+            hash: [99; 32],
+            version: 2,
+            leaves: 2,
+        });
+        assert_eq!(ranges.clone().hash(&slots, 0), before);
+        assert_ne!(ranges.hash(&slots, 1 << 3), before);
+    }
 }
