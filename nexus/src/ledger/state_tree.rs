@@ -33,7 +33,7 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use nexus_proto::Hash32;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The tree's hash.
 pub type TreeHasher = sha2::Sha256;
@@ -119,10 +119,10 @@ fn value_key(kh: &KeyHash, version: Version) -> [u8; 40] {
 
 /// The committed nodes near the root, by node key (a node key's content never changes), each
 /// leaf with its value.
-type NodeCache = Mutex<tree_warm::Nodes>;
+type NodeCache = RwLock<tree_warm::Nodes>;
 
 /// The range hashes of committed internal nodes near the root, by node key.
-type RangeCache = Mutex<HashMap<NodeKey, tree_update::Ranges>>;
+type RangeCache = RwLock<HashMap<NodeKey, tree_update::Ranges>>;
 
 /// Marks the value that follows a leaf in its stored entry.
 const LEAF_VALUE: u8 = 1;
@@ -168,8 +168,12 @@ fn encode_entry(node: &Node, value: Option<&[u8]>) -> Result<Vec<u8>, NodeError>
     Ok(out)
 }
 
-fn lock(c: &NodeCache) -> std::sync::MutexGuard<'_, tree_warm::Nodes> {
-    c.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(c: &NodeCache) -> std::sync::RwLockWriteGuard<'_, tree_warm::Nodes> {
+    c.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(c: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    c.read().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Reads nodes from the updates of not-yet-final ancestors (newest last), then the cache, then
@@ -252,7 +256,7 @@ impl Reader<'_> {
         }
         let shallow = node_key.nibble_path().num_nibbles() <= CACHED_DEPTH;
         if shallow {
-            let c = lock(self.cache);
+            let c = read(self.cache);
             if let Some((n, value)) = c.get(node_key) {
                 if let (Node::Leaf(l), Some(v)) = (n, value) {
                     self.remember(l.key_hash(), v.clone());
@@ -349,8 +353,8 @@ impl StateTree {
             store,
             history: history.max(MIN_HISTORY),
             base: AtomicU64::new(0),
-            cache: Mutex::new(HashMap::new()),
-            ranges: Mutex::default(),
+            cache: RwLock::new(HashMap::new()),
+            ranges: RwLock::default(),
             pruned_below: AtomicU64::new(0),
             pruning: Mutex::new(None),
         }
@@ -562,7 +566,7 @@ impl StateTree {
             }
         }
         drop(c);
-        let mut r = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.ranges.write().unwrap_or_else(|p| p.into_inner());
         if r.len() >= CACHE_LIMIT {
             r.clear();
         }
@@ -748,11 +752,7 @@ impl tree_update::Source for Reader<'_> {
                 return p.ranges.get(key).cloned();
             }
         }
-        self.ranges?
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()
+        read(self.ranges?).get(key).cloned()
     }
 }
 

@@ -7,7 +7,7 @@ use crate::ledger::storage::{ChannelStore, Kind};
 use jmt::storage::{Node, NodeKey};
 use jmt::Version;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 /// Nodes by node key, each leaf with its value.
 pub type Nodes = HashMap<NodeKey, (Node, Option<Vec<u8>>)>;
@@ -36,7 +36,7 @@ fn decode<T: borsh::BorshDeserialize>(what: &str, b: &[u8]) -> Result<T, NodeErr
 /// multi-get per level, until the cache holds `limit` nodes.
 pub fn warm(
     store: &ChannelStore,
-    cache: &Mutex<Nodes>,
+    cache: &RwLock<Nodes>,
     version: Version,
     depth: usize,
     limit: usize,
@@ -48,7 +48,7 @@ pub fn warm(
         level.sort_unstable();
         let values = store.multi_get(Kind::TreeNodes, level.iter().map(|(k, _)| k))?;
         let mut next = Vec::new();
-        let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
         for ((k, path), v) in level.into_iter().zip(values) {
             let Some(v) = v else {
                 continue;
