@@ -3,8 +3,10 @@
 //! the new nodes, the nodes they replace and the leaves' values come out directly.
 //!
 //! jmt's own batch insert keeps every node it reads or makes in hash maps (keyed by node key,
-//! hashed with SipHash), copies them into a frozen cache and then into the batch; at 10 million
-//! keys that bookkeeping was half of a block's tree update. The layout rules are jmt's: an
+//! hashed with SipHash), copies them into a frozen cache and then into the batch, and rehashes
+//! all 15 ranges of a 16-way node when one child changed; on a stored 10M-key tree this walk
+//! took a fifth less CPU per key on one thread. Nodes near the root keep their range hashes
+//! ([`Ranges`]), and large blocks are split between two threads at the root. The layout rules are jmt's: an
 //! internal node at every nibble of a path that leads to two or more leaves, a leaf as high as
 //! it is alone, every node on a changed path written anew at the new version and the one it
 //! replaces recorded stale. Deletions and empty trees are left to jmt
@@ -86,8 +88,10 @@ fn node_key(version: Version, path: &[u8]) -> Result<NodeKey, UpdateError> {
     borsh::from_slice(&buf[..20 + bytes]).map_err(|e| UpdateError::Build(e.to_string()))
 }
 
+/// The nibble of `kh` at `depth` (below 64: two distinct key hashes differ above it, and
+/// [`Walk`] refuses deeper paths).
 fn nibble(kh: &KeyHash, depth: usize) -> u8 {
-    let b = kh.0[depth / 2];
+    let b = kh.0[depth.min(63) / 2];
     if depth.is_multiple_of(2) {
         b >> 4
     } else {
@@ -248,6 +252,17 @@ fn internal_borsh(slots: &Slots) -> Vec<u8> {
     out
 }
 
+/// Splitting keys below 64 nibbles means two of them have the same hash (the same key twice).
+fn deep_enough(path: &[u8]) -> Result<(), UpdateError> {
+    if path.len() >= 64 {
+        return Err(UpdateError::Build(format!(
+            "keys still share {} nibbles",
+            path.len()
+        )));
+    }
+    Ok(())
+}
+
 struct Walk<'a, S: Source> {
     source: &'a S,
     version: Version,
@@ -309,6 +324,7 @@ impl<S: Source> Walk<'_, S> {
         path: &mut Vec<u8>,
         kvs: &[Upsert],
     ) -> Result<Slot, UpdateError> {
+        deep_enough(path)?;
         let node = self
             .source
             .node(&key)?
@@ -345,6 +361,7 @@ impl<S: Source> Walk<'_, S> {
         leaf: LeafNode,
         kvs: &[Upsert],
     ) -> Result<Slot, UpdateError> {
+        deep_enough(path)?;
         let existing = leaf.key_hash();
         if let [(kh, vh, v)] = kvs {
             if *kh == existing {
@@ -384,6 +401,7 @@ impl<S: Source> Walk<'_, S> {
         if let [(kh, vh, v)] = kvs {
             return self.put_leaf(path, LeafNode::new(*kh, *vh), v.clone());
         }
+        deep_enough(path)?;
         let mut slots: Slots = [None; 16];
         for (i, run) in groups(kvs, path.len()) {
             path.push(i);
@@ -538,6 +556,67 @@ mod tests {
                 assert_eq!(ranges.hash(&slots, changed), plain_hash(&slots, 0, 16));
             }
         }
+    }
+
+    /// A tree of one leaf at version 0.
+    struct OneLeaf(LeafNode);
+
+    impl Source for OneLeaf {
+        fn node(&self, key: &NodeKey) -> Result<Option<Stored>, UpdateError> {
+            let root = node_key(0, &[])?;
+            Ok((*key == root).then(|| Stored::Leaf(self.0.clone())))
+        }
+
+        fn leaf_value(&self, _kh: &KeyHash) -> Option<Vec<u8>> {
+            Some(b"old".to_vec())
+        }
+    }
+
+    fn upsert_of(key: &[u8], value: &[u8]) -> Upsert {
+        (
+            KeyHash::with::<crate::ledger::state_tree::TreeHasher>(key),
+            ValueHash::with::<crate::ledger::state_tree::TreeHasher>(value),
+            value.to_vec(),
+        )
+    }
+
+    #[test]
+    fn the_same_key_twice_is_refused_not_split_forever() {
+        let leaf = upsert_of(b"a", b"old");
+        let tree = OneLeaf(LeafNode::new(leaf.0, leaf.1));
+        let twice = vec![upsert_of(b"b", b"1"), upsert_of(b"b", b"2")];
+        assert!(matches!(
+            upsert(&tree, &twice, 1, 4),
+            Err(UpdateError::Build(_))
+        ));
+        // Two different keys beside the leaf make a tree of three leaves.
+        let mut two = vec![upsert_of(b"b", b"1"), upsert_of(b"c", b"2")];
+        two.sort_by_key(|kv| kv.0);
+        let u = upsert(&tree, &two, 1, 4).unwrap();
+        assert_eq!(u.leaf_values.len(), 3, "two new leaves and the moved one");
+        assert_eq!(u.stale, vec![node_key(0, &[]).unwrap()]);
+    }
+
+    #[test]
+    fn an_empty_tree_is_left_to_jmt() {
+        struct Empty;
+        impl Source for Empty {
+            fn node(&self, _key: &NodeKey) -> Result<Option<Stored>, UpdateError> {
+                Ok(Some(Stored::Null))
+            }
+            fn leaf_value(&self, _kh: &KeyHash) -> Option<Vec<u8>> {
+                None
+            }
+        }
+        let kvs = vec![upsert_of(b"a", b"1")];
+        assert!(matches!(
+            upsert(&Empty, &kvs, 1, 4),
+            Err(UpdateError::NoRoot(0))
+        ));
+        assert!(matches!(
+            upsert(&Empty, &kvs, 0, 4),
+            Err(UpdateError::NoRoot(0))
+        ));
     }
 
     #[test]
