@@ -157,6 +157,15 @@ pub(crate) fn decode_entry(bytes: &[u8]) -> Result<(Node, Option<&[u8]>), NodeEr
 
 /// The stored form of a node, with the value when it is a leaf: compact where it can be.
 fn encode_entry(node: &Node, value: Option<&[u8]>) -> Result<Vec<u8>, NodeError> {
+    if let Node::Internal(n) = node {
+        let children = n.children_sorted().map(|(i, c)| {
+            let count = (!c.is_leaf()).then(|| c.leaf_count() as u64);
+            (u8::from(i), c.hash, c.version, count)
+        });
+        if let Some(compact) = tree_codec::compact_internal(children) {
+            return Ok(compact);
+        }
+    }
     let mut out = borsh::to_vec(node).map_err(tree_error)?;
     if let Some(compact) = tree_codec::compact(&out, value, value_hash).map_err(tree_error)? {
         return Ok(compact);

@@ -151,6 +151,37 @@ pub fn compact(
     }
 }
 
+/// A child of an internal node: slot (0-15), hash, version, and leaf count (`None`: a leaf).
+pub type ChildParts = (u8, [u8; 32], u64, Option<u64>);
+
+/// The compact form of an internal node given by its children in slot order, the bytes
+/// [`compact`] makes of its borsh form, without writing that form first. `None` when it has no
+/// children or they are not in strictly increasing slots.
+pub fn compact_internal(children: impl IntoIterator<Item = ChildParts>) -> Option<Vec<u8>> {
+    let (mut present, mut leaves) = (0u16, 0u16);
+    let mut out = Vec::with_capacity(5 + 16 * 42);
+    out.extend_from_slice(&[INTERNAL, 0, 0, 0, 0]);
+    for (slot, hash, version, count) in children {
+        let bit = 1u16.checked_shl(u32::from(slot)).filter(|_| slot < 16)?;
+        if present >= bit {
+            return None;
+        }
+        present |= bit;
+        out.extend_from_slice(&hash);
+        put_leb(&mut out, version);
+        match count {
+            None => leaves |= bit,
+            Some(c) => put_leb(&mut out, c),
+        }
+    }
+    if present == 0 {
+        return None;
+    }
+    out[1..3].copy_from_slice(&present.to_be_bytes());
+    out[3..5].copy_from_slice(&leaves.to_be_bytes());
+    Some(out)
+}
+
 /// A node in jmt's borsh form, with a leaf's value borrowed from where it was stored.
 pub type Expanded<'a> = (Vec<u8>, Option<&'a [u8]>);
 
@@ -271,6 +302,34 @@ mod tests {
         assert_eq!(back, borsh);
         assert_eq!(v, if c[0] == LEAF { value } else { None });
         c
+    }
+
+    #[test]
+    fn internal_nodes_made_compact_directly_match_their_borsh_form_made_compact() {
+        let cases: [Vec<(u8, u64, u64)>; 3] = [
+            vec![(0, 1, 1), (15, 7, 5)],
+            vec![(3, 300, 1), (4, 1 << 40, 2), (9, 0, 1)],
+            (0..16)
+                .map(|i| (i, u64::from(i) * 1000, 1 + u64::from(i)))
+                .collect(),
+        ];
+        for slots in cases {
+            let direct = compact_internal(
+                slots
+                    .iter()
+                    .map(|&(s, v, c)| ([s.wrapping_mul(7); 32], s, v, c))
+                    .map(|(h, s, v, c)| (s, h, v, (c != 1).then_some(c))),
+            )
+            .unwrap();
+            assert_eq!(
+                Some(direct),
+                compact(&borsh_internal(&slots), None, h).unwrap()
+            );
+        }
+        assert_eq!(compact_internal([]), None, "no children");
+        let child = |s: u8| (s, [0; 32], 1, None);
+        assert_eq!(compact_internal([child(2), child(1)]), None, "out of order");
+        assert_eq!(compact_internal([child(16)]), None, "slot 16");
     }
 
     #[test]
