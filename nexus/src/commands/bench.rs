@@ -198,6 +198,12 @@ async fn start_nodes(
     let (configs, keystore, password) = if opts.validators == 1 && dir.join("config.toml").exists()
     {
         // A folder kept from an earlier run (`--state-dir`): its node, keys and state.
+        if opts.accounts.is_none() {
+            eprintln!(
+                "reusing {} without --accounts: transfers go to 1,000 fixed recipients; pass --accounts (any number) for a new account per transfer, as in the state-at-scale figures",
+                dir.display()
+            );
+        }
         let keys = dir.join("keystore");
         let password = std::fs::read_to_string(keys.join("god.password"))
             .with_context(|| format!("reading the funded key's password in {}", keys.display()))?;
@@ -745,6 +751,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "bench": if opts.validators > 1 { "transfers, LFT validators as processes" } else { "transfers, single node" },
         "txs": opts.txs,
         "clients": opts.clients,
+        "recipients": if opts.accounts.is_some() { "a new account per transfer" } else { "1,000 fixed accounts" },
         "accepted": accepted,
         "committed": committed,
         "accepted_tps": (accepted as f64 / send_secs).round(),
