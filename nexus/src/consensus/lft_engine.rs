@@ -51,7 +51,7 @@ pub struct LftEngine {
     deferred: Option<Action>,
     empty_interval_us: u64,
     metrics: Arc<Metrics>,
-    block_requests: std::collections::HashMap<libp2p::PeerId, (Instant, u32)>,
+    block_requests: crate::net::request_pacer::SecondCounts<libp2p::PeerId>,
     /// Block requests answered from storage at once, at most ([`STORAGE_ANSWERS`]).
     storage_answers: Arc<tokio::sync::Semaphore>,
 }
@@ -248,18 +248,12 @@ impl LftEngine {
     /// [`BLOCK_REQUESTS_PER_SEC`] in the current second.
     fn block_request_allowed(&mut self, peer: Option<libp2p::PeerId>) -> bool {
         let Some(peer) = peer else { return true };
-        let now = Instant::now();
-        if self.block_requests.len() > 1024 {
-            self.block_requests
-                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
-        }
-        let e = self.block_requests.entry(peer).or_insert((now, 0));
-        if now.duration_since(e.0) >= Duration::from_secs(1) {
-            *e = (now, 0);
-        }
-        e.1 += 1;
-        if e.1 > BLOCK_REQUESTS_PER_SEC {
-            if e.1 == BLOCK_REQUESTS_PER_SEC + 1 {
+        let count = self
+            .block_requests
+            .current(peer, Instant::now().into_std(), 1024);
+        *count += 1;
+        if *count > BLOCK_REQUESTS_PER_SEC {
+            if *count == BLOCK_REQUESTS_PER_SEC + 1 {
                 tracing::warn!(%peer, "too many block requests; dropping them for a second");
                 self.p2p.penalize(peer);
             }

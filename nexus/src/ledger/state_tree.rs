@@ -421,16 +421,16 @@ impl StateTree {
         fast: bool,
     ) -> Result<PreparedState, NodeError> {
         let reader = Reader::new(&self.store, &self.cache, overlay).with_ranges(&self.ranges);
-        let upserts: Option<Vec<(KeyHash, OwnedValue)>> = writes
-            .iter()
-            .map(|(k, v)| v.clone().map(|v| (key_hash(k), v)))
-            .collect();
-        if let (true, Some(kvs)) = (fast, upserts.as_deref().and_then(lean_upserts)) {
+        if let (true, Some(kvs)) = (fast, lean_upserts(writes)) {
             match tree_update::upsert(&reader, &kvs, version, CACHED_DEPTH) {
                 Ok(u) => return Ok(prepared_from(u, version)),
                 Err(e) => tracing::debug!(%e, version, "state tree update left to jmt"),
             }
         }
+        let upserts: Option<Vec<(KeyHash, OwnedValue)>> = writes
+            .iter()
+            .map(|(k, v)| v.clone().map(|v| (key_hash(k), v)))
+            .collect();
         let tree = JellyfishMerkleTree::<_, TreeHasher>::new(&reader);
         let (root, update) = match upserts {
             // No deletions (most blocks): the batch insert hashes each changed node once,
@@ -712,12 +712,16 @@ impl StateTree {
     }
 }
 
-/// Upserts in the order [`tree_update`] takes them (none: nothing to update).
-fn lean_upserts(set: &[(KeyHash, OwnedValue)]) -> Option<Vec<tree_update::Upsert>> {
-    let mut kvs: Vec<tree_update::Upsert> = set
+/// `writes` in the order [`tree_update`] takes them; none when there is nothing to write or a
+/// deletion (left to jmt).
+fn lean_upserts(writes: &Writes) -> Option<Vec<tree_update::Upsert>> {
+    let mut kvs: Vec<tree_update::Upsert> = writes
         .iter()
-        .map(|(kh, v)| (*kh, jmt::ValueHash::with::<TreeHasher>(v), v.clone()))
-        .collect();
+        .map(|(k, v)| {
+            let v = v.clone()?;
+            Some((key_hash(k), jmt::ValueHash::with::<TreeHasher>(&v), v))
+        })
+        .collect::<Option<_>>()?;
     kvs.sort_unstable_by_key(|kv| kv.0);
     (!kvs.is_empty()).then_some(kvs)
 }
@@ -920,11 +924,7 @@ mod tests {
         version: Version,
         overlays: (&[Arc<PreparedState>], &[Arc<PreparedState>]),
     ) -> (PreparedState, PreparedState) {
-        let upserts: Option<Vec<(KeyHash, OwnedValue)>> = w
-            .iter()
-            .map(|(k, v)| v.clone().map(|v| (key_hash(k), v)))
-            .collect();
-        if let Some(kvs) = upserts.as_deref().and_then(lean_upserts) {
+        if let Some(kvs) = lean_upserts(w) {
             // Upserts on a tree that has a root take the lean path (the test is about it).
             let reader = Reader::new(&a.store, &a.cache, overlays.0);
             let lean = tree_update::upsert(&reader, &kvs, version, CACHED_DEPTH);

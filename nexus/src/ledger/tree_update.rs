@@ -13,6 +13,7 @@
 //! ([`crate::ledger::state_tree`] falls back to it), so this path only ever adds or replaces
 //! leaves. A test checks that both give the same nodes, stale records and roots.
 
+use crate::ledger::tree_codec;
 use jmt::storage::{LeafNode, Node, NodeKey};
 use jmt::{KeyHash, ValueHash, Version};
 use nexus_light_clients::state_proof::{inner_hash, PLACEHOLDER};
@@ -70,22 +71,14 @@ pub trait Source: Sync {
 
 /// The node key of `path` (one nibble per byte) at `version`.
 fn node_key(version: Version, path: &[u8]) -> Result<NodeKey, UpdateError> {
-    // A node key's borsh form: version, nibble count, byte count, bytes (as `key_bytes`).
-    let mut buf = [0u8; 20 + 32];
     if path.len() > 64 {
         return Err(UpdateError::Build(format!(
             "a path of {} nibbles",
             path.len()
         )));
     }
-    let bytes = path.len().div_ceil(2);
-    buf[..8].copy_from_slice(&version.to_le_bytes());
-    buf[8..16].copy_from_slice(&(path.len() as u64).to_le_bytes());
-    buf[16..20].copy_from_slice(&(bytes as u32).to_le_bytes());
-    for (i, pair) in path.chunks(2).enumerate() {
-        buf[20 + i] = pair[0] << 4 | pair.get(1).copied().unwrap_or(0);
-    }
-    borsh::from_slice(&buf[..20 + bytes]).map_err(|e| UpdateError::Build(e.to_string()))
+    let (buf, len) = crate::ledger::tree_warm::key_buf(version, path);
+    borsh::from_slice(&buf[..len]).map_err(|e| UpdateError::Build(e.to_string()))
 }
 
 /// The nibble of `kh` at `depth` (below 64: two distinct key hashes differ above it, and
@@ -225,33 +218,6 @@ impl Ranges {
     }
 }
 
-/// jmt's borsh form of an internal node with these slots.
-fn internal_borsh(slots: &Slots) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 16 * 50 + 16);
-    out.push(1);
-    let (mut count, mut total) = (0u64, 0u64);
-    for s in slots {
-        let Some(s) = s else {
-            out.push(0);
-            continue;
-        };
-        out.push(1);
-        out.extend_from_slice(&s.hash);
-        out.extend_from_slice(&s.version.to_le_bytes());
-        if s.leaves == 1 {
-            out.push(0);
-        } else {
-            out.push(1);
-            out.extend_from_slice(&s.leaves.to_le_bytes());
-        }
-        count += 1;
-        total += s.leaves;
-    }
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&total.to_le_bytes());
-    out
-}
-
 /// Splitting keys below 64 nibbles means two of them have the same hash (the same key twice).
 fn deep_enough(path: &[u8]) -> Result<(), UpdateError> {
     if path.len() >= 64 {
@@ -296,8 +262,20 @@ impl<S: Source> Walk<'_, S> {
         mut ranges: Ranges,
         changed: u16,
     ) -> Result<Slot, UpdateError> {
-        use borsh::BorshDeserialize;
-        let node = Node::try_from_slice(&internal_borsh(slots))
+        // Built in the stored form, which reads back as jmt's node.
+        let parts = slots.iter().enumerate().filter_map(|(i, s)| {
+            s.map(|s| {
+                (
+                    i as u8,
+                    s.hash,
+                    s.version,
+                    (s.leaves != 1).then_some(s.leaves),
+                )
+            })
+        });
+        let stored = tree_codec::compact_internal(parts)
+            .ok_or_else(|| UpdateError::Build("an internal node without children".into()))?;
+        let (node, _) = super::state_tree::decode_entry(&stored)
             .map_err(|e| UpdateError::Build(e.to_string()))?;
         let leaves = slots.iter().flatten().map(|s| s.leaves).sum();
         let hash = ranges.hash(slots, changed);

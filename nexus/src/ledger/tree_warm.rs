@@ -14,15 +14,22 @@ pub type Nodes = HashMap<NodeKey, (Node, Option<Vec<u8>>)>;
 
 /// The stored form (borsh) of the node key of `path` (one nibble per byte) at `version`.
 pub fn key_bytes(version: Version, path: &[u8]) -> Vec<u8> {
+    let (buf, len) = key_buf(version, path);
+    buf[..len].to_vec()
+}
+
+/// [`key_bytes`] in a buffer on the stack, with its length; `path` holds at most 64 nibbles
+/// (a key hash's).
+pub fn key_buf(version: Version, path: &[u8]) -> ([u8; 52], usize) {
+    let mut buf = [0u8; 52];
     let bytes = path.len().div_ceil(2);
-    let mut out = Vec::with_capacity(20 + bytes);
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&(path.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(bytes as u32).to_le_bytes());
-    for pair in path.chunks(2) {
-        out.push(pair[0] << 4 | pair.get(1).copied().unwrap_or(0));
+    buf[..8].copy_from_slice(&version.to_le_bytes());
+    buf[8..16].copy_from_slice(&(path.len() as u64).to_le_bytes());
+    buf[16..20].copy_from_slice(&(bytes as u32).to_le_bytes());
+    for (i, pair) in path.chunks(2).enumerate() {
+        buf[20 + i] = pair[0] << 4 | pair.get(1).copied().unwrap_or(0);
     }
-    out
+    (buf, 20 + bytes)
 }
 
 fn decode<T: borsh::BorshDeserialize>(what: &str, b: &[u8]) -> Result<T, NodeError> {

@@ -12,10 +12,41 @@ use std::time::{Duration, Instant};
 /// (consensus asks again on its next timeout).
 pub const MAX_WAITING: usize = 4096;
 
+/// Counts per key in one-second windows, each starting at the key's first count after the last
+/// one ended (used for requests sent to each peer here, and for requests each peer sends us in
+/// the LFT runtime).
+pub struct SecondCounts<K> {
+    counts: HashMap<K, (Instant, u32)>,
+}
+
+impl<K: Copy + Eq + Hash> Default for SecondCounts<K> {
+    fn default() -> Self {
+        SecondCounts {
+            counts: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> SecondCounts<K> {
+    /// The count of `key` in its window at `now` (a new window starts at 0); once more than
+    /// `keep` keys are held, those whose windows have ended are dropped first.
+    pub fn current(&mut self, key: K, now: Instant, keep: usize) -> &mut u32 {
+        if self.counts.len() > keep {
+            self.counts
+                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        let e = self.counts.entry(key).or_insert((now, 0));
+        if now.duration_since(e.0) >= Duration::from_secs(1) {
+            *e = (now, 0);
+        }
+        &mut e.1
+    }
+}
+
 /// Per-peer budgets of requests per second, and the requests waiting for one.
 pub struct RequestPacer<P, R> {
     per_sec: u32,
-    sent: HashMap<P, (Instant, u32)>,
+    sent: SecondCounts<P>,
     waiting: VecDeque<R>,
     turn: usize,
 }
@@ -25,7 +56,7 @@ impl<P: Copy + Eq + Hash, R: PartialEq> RequestPacer<P, R> {
     pub fn new(per_sec: u32) -> Self {
         RequestPacer {
             per_sec,
-            sent: HashMap::new(),
+            sent: SecondCounts::default(),
             waiting: VecDeque::new(),
             turn: 0,
         }
@@ -39,10 +70,7 @@ impl<P: Copy + Eq + Hash, R: PartialEq> RequestPacer<P, R> {
     /// Up to `fanout` of `peers` with budget left at `now` (starting one further along each
     /// time, so that load spreads), each charged one request; empty when none has budget.
     pub fn pick(&mut self, now: Instant, peers: &[P], fanout: usize) -> Vec<P> {
-        if self.sent.len() > 4 * peers.len() + 64 {
-            self.sent
-                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
-        }
+        let keep = 4 * peers.len() + 64;
         let mut out = Vec::new();
         let n = peers.len();
         self.turn = self.turn.wrapping_add(1);
@@ -51,12 +79,9 @@ impl<P: Copy + Eq + Hash, R: PartialEq> RequestPacer<P, R> {
                 break;
             }
             let p = peers[(self.turn + i) % n];
-            let e = self.sent.entry(p).or_insert((now, 0));
-            if now.duration_since(e.0) >= Duration::from_secs(1) {
-                *e = (now, 0);
-            }
-            if e.1 < self.per_sec {
-                e.1 += 1;
+            let sent = self.sent.current(p, now, keep);
+            if *sent < self.per_sec {
+                *sent += 1;
                 out.push(p);
             }
         }
