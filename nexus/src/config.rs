@@ -162,12 +162,20 @@ pub struct StateConfig {
     /// Blocks behind the head whose state the node keeps in its state tree (and can prove with
     /// `icx_getProofForState`); older tree versions are deleted. At least 16.
     pub history_blocks: u64,
+    /// Reads RocksDB's table files through memory maps instead of copying each block into the
+    /// block cache. At millions of accounts most state-tree reads miss the cache, and a mapped
+    /// read costs no system call or copy (one node at 10 million accounts committed 10-35% more
+    /// transfers per second in the README's runs); the pages it touches count in the node's
+    /// resident memory (they are the page cache's, which the kernel takes back when it needs
+    /// them), so resident memory grows toward the size of the data folder. Off by default.
+    pub mmap_reads: bool,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             history_blocks: 256,
+            mmap_reads: false,
         }
     }
 }
@@ -412,5 +420,14 @@ mod tests {
         let parsed: NodeConfig = toml::from_str("[rpc]\nlisten = \"127.0.0.1:1\"\n").unwrap();
         assert_eq!(parsed.rpc.listen.port(), 1);
         assert_eq!(parsed.block.max_txs, BlockConfig::default().max_txs);
+        assert!(
+            !parsed.state.mmap_reads,
+            "mapped reads are off unless asked for"
+        );
+        let parsed: NodeConfig = toml::from_str("[state]\nmmap_reads = true\n").unwrap();
+        assert!(parsed.state.mmap_reads);
+        assert_eq!(parsed.state.history_blocks, 256);
+        let e = toml::from_str::<NodeConfig>("[state]\nmmap_reads = \"yes\"\n").unwrap_err();
+        assert!(e.to_string().contains("mmap_reads"), "{e}");
     }
 }

@@ -9,7 +9,7 @@ use crate::error::NodeError;
 use crate::keystore;
 use crate::ledger::chain::Chain;
 use crate::ledger::genesis::{Genesis, ParsedGenesis};
-use crate::ledger::storage::Storage;
+use crate::ledger::storage::{ReadMode, Storage};
 use crate::metrics::Metrics;
 use crate::net::p2p::{self, ChannelPeers};
 use crate::pool::admission::Admission;
@@ -63,7 +63,10 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     }
     let key = keystore::load(&cfg.keystore, &cfg.keystore_password()?)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let storage = Storage::open(&cfg.data_dir, &names)?;
+    let mode = ReadMode {
+        mmap: cfg.state.mmap_reads,
+    };
+    let storage = Storage::open_with(&cfg.data_dir, &names, mode)?;
     let metrics = Arc::new(Metrics::default());
 
     // One libp2p task for every channel run by LFT.

@@ -70,6 +70,11 @@ pub struct TestNode {
 impl TestNode {
     /// Initializes a network folder with a fast empty-block interval and starts the node.
     pub fn start() -> Self {
+        Self::start_with(|config| config)
+    }
+
+    /// [`TestNode::start`] with the node's config text passed through `edit` first.
+    pub fn start_with(edit: impl FnOnce(String) -> String) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_ports(1)[0];
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -85,10 +90,10 @@ impl TestNode {
         let cfg = std::fs::read_to_string(&init.config).expect("config");
         std::fs::write(
             &init.config,
-            cfg.replace(
+            edit(cfg.replace(
                 "empty_block_interval_ms = 1000",
                 "empty_block_interval_ms = 200",
-            ),
+            )),
         )
         .expect("config");
         let mut n = TestNode {

@@ -12,7 +12,33 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_transfers_loses_nothing_returned() {
-    let mut node = TestNode::start();
+    sigkill_during_transfers(&mut TestNode::start()).await;
+}
+
+/// The same with `[state] mmap_reads`: the node reads its table files through memory maps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_transfers_loses_nothing_returned_reading_through_memory_maps() {
+    let mut node = TestNode::start_with(|config| {
+        assert!(config.contains("mmap_reads = false"), "{config}");
+        config.replace("mmap_reads = false", "mmap_reads = true")
+    });
+    sigkill_during_transfers(&mut node).await;
+    // The node opened RocksDB with mapped reads (recorded in its options file).
+    let data = node.init.config.with_file_name("data");
+    let options = std::fs::read_dir(&data)
+        .expect("data folder")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("options"))
+        .collect::<Vec<_>>();
+    assert!(
+        options.iter().any(|o| o.contains("allow_mmap_reads=true")),
+        "no options file with mapped reads in {}",
+        data.display()
+    );
+}
+
+async fn sigkill_during_transfers(node: &mut TestNode) {
     let rpc = node.rpc();
     let god = node.funded_key();
     let treasury = nexus::ledger::genesis::Genesis::load(&node.dir.path().join("genesis.json"))

@@ -41,6 +41,8 @@ pub struct BenchOptions {
     /// Accounts the state holds before the run (generated in genesis); when set, every
     /// transfer goes to a new account, and a single node is also restarted and measured.
     pub accounts: Option<u64>,
+    /// The nodes' `[state] mmap_reads`.
+    pub mmap_reads: bool,
 }
 
 /// Starts a node process with `cfg_path`, logging beside it.
@@ -251,8 +253,21 @@ async fn start_nodes(
                 &format!("empty_block_interval_ms = {ms}"),
             );
         }
+        // Set on every run: a reused folder takes this run's choice.
+        let mmap = format!("mmap_reads = {}", opts.mmap_reads);
+        text = if text.contains("mmap_reads = ") {
+            text.replace("mmap_reads = true", &mmap)
+                .replace("mmap_reads = false", &mmap)
+        } else {
+            text.replace("[state]\n", &format!("[state]\n{mmap}\n"))
+        };
         std::fs::write(cfg_path, text)?;
         let cfg = crate::config::NodeConfig::load(cfg_path)?;
+        anyhow::ensure!(
+            cfg.state.mmap_reads == opts.mmap_reads,
+            "could not set mmap_reads in {}",
+            cfg_path.display()
+        );
         children.push(spawn_node(cfg_path)?);
         urls.push(format!("http://{}/api/v3/public", cfg.rpc.listen));
     }
@@ -751,6 +766,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "bench": if opts.validators > 1 { "transfers, LFT validators as processes" } else { "transfers, single node" },
         "txs": opts.txs,
         "clients": opts.clients,
+        "mmap_reads": opts.mmap_reads,
         "recipients": if opts.accounts.is_some() { "a new account per transfer" } else { "1,000 fixed accounts" },
         "accepted": accepted,
         "committed": committed,

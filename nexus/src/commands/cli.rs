@@ -102,6 +102,9 @@ enum Cmd {
         /// then grows across runs; `--accounts` sizes only the run that creates it).
         #[arg(long)]
         state_dir: Option<std::path::PathBuf>,
+        /// Set the nodes' `[state] mmap_reads` (table files read through memory maps).
+        #[arg(long)]
+        mmap_reads: bool,
     },
     /// Ethereum figures: receipt-proof checks per second in the light client, and Ether
     /// round trips Ethereum -> chain A -> Ethereum through the hub (anvil, four validators,
@@ -447,6 +450,7 @@ async fn run(cli: Cli) -> Result<()> {
             empty_seconds,
             accounts,
             state_dir,
+            mmap_reads,
         } => {
             anyhow::ensure!(validators >= 1, "--validators must be at least 1");
             if empty_seconds > 0 {
@@ -460,6 +464,7 @@ async fn run(cli: Cli) -> Result<()> {
                         rate: 0,
                         empty_block_interval_ms,
                         accounts: None,
+                        mmap_reads,
                     },
                     &dir,
                     empty_seconds,
@@ -498,6 +503,7 @@ async fn run(cli: Cli) -> Result<()> {
                     rate,
                     empty_block_interval_ms,
                     accounts,
+                    mmap_reads,
                 },
                 &dir,
             )

@@ -120,10 +120,23 @@ const WRITE_BUFFERS_BYTES: usize = 128 << 20;
 /// restart replays).
 const WAL_BYTES: u64 = 128 << 20;
 
+/// How the database reads its files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadMode {
+    /// Table files are read through memory maps (`[state] mmap_reads`).
+    pub mmap: bool,
+}
+
 impl Storage {
     /// Opens (or creates) the database with column families for `channels`.
     pub fn open(path: &Path, channels: &[String]) -> Result<Self, NodeError> {
+        Self::open_with(path, channels, ReadMode::default())
+    }
+
+    /// [`Storage::open`], reading files as `mode` says.
+    pub fn open_with(path: &Path, channels: &[String], mode: ReadMode) -> Result<Self, NodeError> {
         let mut opts = Options::default();
+        opts.set_allow_mmap_reads(mode.mmap);
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
@@ -352,14 +365,70 @@ mod tests {
         );
     }
 
-    /// An option RocksDB recorded for one column family (in its latest OPTIONS file).
-    fn recorded_option(dir: &Path, cf: &str, name: &str) -> Option<String> {
+    #[test]
+    fn a_folder_reads_the_same_through_memory_maps() {
+        let dir = tempfile::tempdir().unwrap();
+        let chans = vec!["public".to_string()];
+        let keys: Vec<[u8; 8]> = (0u64..2_000).map(|i| (i * 7919).to_be_bytes()).collect();
+        {
+            let s = Storage::open(dir.path(), &chans).unwrap();
+            let a = s.channel("public");
+            let mut b = a.batch();
+            for k in &keys {
+                b.put(Kind::TreeNodes, k, &[k.as_slice(), b"node"].concat());
+            }
+            b.commit().unwrap();
+            // Into table files, where the mapped reads happen.
+            a.compact(Kind::TreeNodes).unwrap();
+        }
+        let mode = ReadMode { mmap: true };
+        let s = Storage::open_with(dir.path(), &chans, mode).unwrap();
+        let a = s.channel("public");
+        let mut sorted = keys.clone();
+        sorted.sort();
+        let all = a.multi_get(Kind::TreeNodes, &sorted).unwrap();
+        for (k, v) in sorted.iter().zip(&all) {
+            assert_eq!(
+                v.as_deref(),
+                Some([k.as_slice(), b"node"].concat().as_slice())
+            );
+            assert_eq!(a.get(Kind::TreeNodes, k).unwrap(), v.clone());
+        }
+        assert_eq!(a.get(Kind::TreeNodes, b"absent").unwrap(), None);
+        let before = a
+            .last_at_or_before(Kind::TreeNodes, &(7919u64 * 5 + 1).to_be_bytes(), &[0])
+            .unwrap();
+        assert_eq!(
+            before.map(|(k, _)| k),
+            Some((7919u64 * 5).to_be_bytes().to_vec())
+        );
+        let options = recorded_db_option(dir.path(), "allow_mmap_reads");
+        assert_eq!(options.as_deref(), Some("true"));
+    }
+
+    /// A database-wide option RocksDB recorded in its latest OPTIONS file.
+    fn recorded_db_option(dir: &Path, name: &str) -> Option<String> {
+        let text = latest_options(dir)?;
+        let section = text.split("[DBOptions]").nth(1)?.split("\n[").next()?;
+        section.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{name}="))
+                .map(str::to_string)
+        })
+    }
+
+    fn latest_options(dir: &Path) -> Option<String> {
         let latest = std::fs::read_dir(dir)
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
             .filter(|n| n.starts_with("OPTIONS-"))
             .max_by_key(|n| n[8..].parse::<u64>().unwrap_or(0))?;
-        let text = std::fs::read_to_string(dir.join(latest)).unwrap();
+        Some(std::fs::read_to_string(dir.join(latest)).unwrap())
+    }
+
+    /// An option RocksDB recorded for one column family (in its latest OPTIONS file).
+    fn recorded_option(dir: &Path, cf: &str, name: &str) -> Option<String> {
+        let text = latest_options(dir)?;
         let section = text
             .split("[CFOptions \"")
             .find(|s| s.starts_with(&format!("{cf}\"")))?;
