@@ -295,6 +295,7 @@ impl Chain {
         }
         let mut writes = ov.into_writes();
         let chunks = synthetic_chunks(g);
+        let small_cache = (chunks > 0).then(|| self.store.small_block_cache());
         for c in 0..chunks {
             let chunk = synthetic_chunk(g, c, &mut writes);
             self.tree.genesis_chunk(&chunk, c, put_state)?;
@@ -323,6 +324,7 @@ impl Chain {
                 self.store.compact(kind)?;
             }
         }
+        drop(small_cache);
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(block);
         tracing::info!(channel = %self.channel, state_root = %self.state_root(), "genesis written");
         Ok(())
