@@ -6,10 +6,11 @@
 //! hashed with SipHash), copies them into a frozen cache and then into the batch, and rehashes
 //! all 15 ranges of a 16-way node when one child changed; on a stored 10M-key tree this walk
 //! took a fifth less CPU per key on one thread. Nodes near the root keep their range hashes
-//! ([`Ranges`]), and large blocks are split between two threads at the root. The layout rules are jmt's: an
-//! internal node at every nibble of a path that leads to two or more leaves, a leaf as high as
-//! it is alone, every node on a changed path written anew at the new version and the one it
-//! replaces recorded stale. Deletions and empty trees are left to jmt
+//! ([`Ranges`]), and large blocks are split between two threads at the root.
+//!
+//! The layout rules are jmt's: an internal node at every nibble of a path that leads to two or
+//! more leaves, a leaf as high as it is alone, every node on a changed path written anew at
+//! the new version and the one it replaces recorded stale. Deletions and empty trees are left to jmt
 //! ([`crate::ledger::state_tree`] falls back to it), so this path only ever adds or replaces
 //! leaves. A test checks that both give the same nodes, stale records and roots.
 
