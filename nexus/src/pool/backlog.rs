@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// The span over which the drain rate is measured.
 const WINDOW: Duration = Duration::from_secs(1);
 
-/// Transactions taken out of the pool by committed blocks, over the last [`WINDOW`].
+/// Transactions taken out of the pool by committed blocks, over the last second (`WINDOW`).
 #[derive(Debug, Default)]
 pub struct DrainRate {
     blocks: VecDeque<(Instant, usize)>,
