@@ -122,7 +122,7 @@ fn value_key(kh: &KeyHash, version: Version) -> [u8; 40] {
 type NodeCache = RwLock<tree_warm::Nodes>;
 
 /// The range hashes of committed internal nodes near the root, by node key.
-type RangeCache = RwLock<HashMap<NodeKey, tree_update::Ranges>>;
+type RangeCache = RwLock<HashMap<NodeKey, Arc<tree_update::Ranges>>>;
 
 /// Marks the value that follows a leaf in its stored entry.
 const LEAF_VALUE: u8 = 1;
@@ -337,7 +337,7 @@ pub struct PreparedState {
     leaf_values: HashMap<KeyHash, Vec<u8>>,
     /// The range hashes of its internal nodes near the root, when it was made by
     /// [`tree_update`].
-    ranges: HashMap<NodeKey, tree_update::Ranges>,
+    ranges: HashMap<NodeKey, Arc<tree_update::Ranges>>,
 }
 
 /// One channel's state tree.
@@ -582,7 +582,7 @@ impl StateTree {
         for s in &p.update.stale_node_index_batch {
             r.remove(&s.node_key);
         }
-        r.extend(p.ranges.iter().map(|(k, v)| (k.clone(), v.clone())));
+        r.extend(p.ranges.iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
     }
 
     /// Adds an update's nodes and values to `batch`. What it made stale is recorded for pruning
@@ -762,10 +762,12 @@ impl tree_update::Source for Reader<'_> {
     fn ranges(&self, key: &NodeKey) -> Option<tree_update::Ranges> {
         for p in self.overlay.iter().rev() {
             if p.update.node_batch.get_node(key).is_some() {
-                return p.ranges.get(key).cloned();
+                return p.ranges.get(key).map(|r| tree_update::Ranges::clone(r));
             }
         }
-        read(self.ranges?).get(key).cloned()
+        read(self.ranges?)
+            .get(key)
+            .map(|r| tree_update::Ranges::clone(r))
     }
 }
 

@@ -18,6 +18,7 @@ use jmt::storage::{LeafNode, Node, NodeKey};
 use jmt::{KeyHash, ValueHash, Version};
 use nexus_light_clients::state_proof::{inner_hash, PLACEHOLDER};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A changed key: its hash, its value's hash and its value.
 pub type Upsert = (KeyHash, ValueHash, Vec<u8>);
@@ -33,8 +34,9 @@ pub struct Update {
     pub stale: Vec<NodeKey>,
     /// The value of every leaf among `nodes`.
     pub leaf_values: Vec<(KeyHash, Vec<u8>)>,
-    /// The range hashes of the new internal nodes near the root.
-    pub ranges: Vec<(NodeKey, Ranges)>,
+    /// The range hashes of the new internal nodes near the root (behind an `Arc`: 514 bytes
+    /// each, shared with the caches that keep them rather than copied and moved).
+    pub ranges: Vec<(NodeKey, Arc<Ranges>)>,
 }
 
 /// Why the update did not apply (the caller then lets jmt do it).
@@ -298,7 +300,7 @@ impl<S: Source> Walk<'_, S> {
         let hash = ranges.hash(slots, changed);
         let key = node_key(self.version, path)?;
         if path.len() <= self.keep {
-            self.out.ranges.push((key.clone(), ranges));
+            self.out.ranges.push((key.clone(), Arc::new(ranges)));
         }
         self.out.nodes.insert(key, node);
         Ok(self.slot(hash, leaves))
