@@ -11,6 +11,7 @@ use crate::execution::steps::{StepCosts, StepMeter};
 use crate::execution::{execute_block, BlockEnv};
 use crate::ledger::genesis::ParsedGenesis;
 use crate::ledger::state::{self, Overlay, StateView, Writes};
+use crate::ledger::state_cache::{Cached, StateCache};
 use crate::ledger::state_tree::{PreparedState, ProvenValue, StateTree};
 use crate::ledger::storage::{ChannelStore, Kind};
 use nexus_proto::block::{
@@ -140,12 +141,33 @@ pub struct Committed {
     pub hash: Hash32,
 }
 
-struct DbView<'a>(&'a ChannelStore);
+struct DbView<'a> {
+    store: &'a ChannelStore,
+    /// The chain's cache of the committed state (none while genesis is written).
+    cache: Option<&'a StateCache>,
+}
+
+impl<'a> DbView<'a> {
+    /// Reads `store` directly.
+    fn uncached(store: &'a ChannelStore) -> Self {
+        DbView { store, cache: None }
+    }
+}
 
 impl StateView for DbView<'_> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.0.get(Kind::State, key) {
-            Ok(v) => v,
+        let generation = match self.cache.map(|c| c.get(key)) {
+            Some(Cached::Hit(v)) => return v,
+            Some(Cached::Miss(g)) => Some(g),
+            None => None,
+        };
+        match self.store.get(Kind::State, key) {
+            Ok(v) => {
+                if let (Some(c), Some(g)) = (self.cache, generation) {
+                    c.fill(key, &v, g);
+                }
+                v
+            }
             Err(e) => {
                 // A read error would make execution nondeterministic: stop instead.
                 tracing::error!(%e, "state read failed; stopping");
@@ -174,6 +196,8 @@ pub struct Chain {
     store: ChannelStore,
     scores: ScoreRegistry,
     tree: StateTree,
+    /// Recently read values of the committed state.
+    state_cache: StateCache,
     head: RwLock<Arc<Block>>,
     pending: Mutex<HashMap<Hash32, Arc<Pending>>>,
     committed: broadcast::Sender<Committed>,
@@ -217,6 +241,7 @@ impl Chain {
             costs: StepCosts::default(),
             total_supply: genesis.total_supply(),
             tree: StateTree::new(store.clone(), state_history),
+            state_cache: StateCache::default(),
             store,
             scores,
             head: RwLock::new(Arc::new(placeholder)),
@@ -256,7 +281,7 @@ impl Chain {
     }
 
     fn write_genesis(&self, g: &ParsedGenesis, genesis_json: &[u8]) -> Result<(), NodeError> {
-        let empty = DbView(&self.store);
+        let empty = DbView::uncached(&self.store);
         let mut ov = Overlay::new(&empty);
         for (addr, bal) in &g.accounts {
             let prev = state::balance(&ov, addr);
@@ -531,7 +556,7 @@ impl Chain {
         let parent = &a.parent;
         let height = parent.height.saturating_add(1);
         let timestamp = timestamp.max(parent.timestamp.saturating_add(1));
-        let db = DbView(&self.store);
+        let db = self.view();
         let mut view = Overlay::new(&db);
         view.merge(a.writes.clone());
         let executed = execute_block(&view, &self.scores, &self.env(height, timestamp), &txs);
@@ -783,6 +808,7 @@ impl Chain {
         // The block and its transactions are stored now: its kept proposal needs no payload.
         batch.delete(Kind::Meta, &payload_key(&hash));
         batch.commit()?;
+        self.state_cache.committed(&p.writes);
         self.tree.committed(&prepared);
 
         let tx_hashes = p.block.tx_hashes.clone();
@@ -965,7 +991,7 @@ impl Chain {
 
     /// The validator schedule in the committed state: (first height, set) pairs.
     pub fn validator_schedule(&self) -> Vec<(u64, Vec<Address>)> {
-        crate::execution::score::chain_score::schedule(&DbView(&self.store), &self.validators)
+        crate::execution::score::chain_score::schedule(&self.view(), &self.validators)
     }
 
     /// Stores a consensus proposal as two entries: its envelope (the encoded proposal without
@@ -1042,15 +1068,23 @@ impl Chain {
         serde_json::from_slice(&b).map_err(|e| corrupt("genesis", e))
     }
 
+    /// The committed state, read through the chain's cache.
+    fn view(&self) -> DbView<'_> {
+        DbView {
+            store: &self.store,
+            cache: Some(&self.state_cache),
+        }
+    }
+
     /// An account's balance in the committed state.
     pub fn balance(&self, addr: &Address) -> u128 {
-        state::balance(&DbView(&self.store), addr)
+        state::balance(&self.view(), addr)
     }
 
     /// A SCORE's stored value in the committed state.
     pub fn score_value(&self, score: &Address, key: &[u8]) -> Option<Vec<u8>> {
         use crate::ledger::state::StateView;
-        DbView(&self.store).get(&state::score_key(score, key))
+        self.view().get(&state::score_key(score, key))
     }
 
     /// True when a native SCORE lives at `addr`.
@@ -1073,7 +1107,7 @@ impl Chain {
             )
         })?;
         let head = self.head();
-        let view = DbView(&self.store);
+        let view = self.view();
         let mut ov = Overlay::new(&view);
         let mut meter = StepMeter::new(self.costs.query_limit, 0);
         let mut ctx = CallContext::new(
@@ -1099,7 +1133,7 @@ impl Chain {
         let head = self.head();
         let mut env = self.env(head.header.height + 1, head.header.timestamp + 1);
         env.step_price = 0;
-        let view = DbView(&self.store);
+        let view = self.view();
         let executed = execute_block(&view, &self.scores, &env, &[tx]);
         let r = executed.receipts.into_iter().next().ok_or_else(|| {
             IconError::score(
@@ -1404,6 +1438,39 @@ mod tests {
         assert_eq!(f.chain.balance(&f.treasury), 100_000 * PRICE);
         assert_eq!(
             sum(&f.chain, &[f.alice.address(), bob, f.treasury]),
+            f.chain.total_supply
+        );
+    }
+
+    #[test]
+    fn balances_read_through_the_cache_follow_every_commit() {
+        let v = KeyPair::generate();
+        let (f, _) = fixture_with(KeyPair::generate(), &v);
+        let bob = Address::eoa([0xb0; 20]);
+        let carol = Address::eoa([0xc0; 20]);
+        let uncached = |a: &Address| state::balance(&DbView::uncached(&f.chain.store), a);
+        for round in 1..=4u128 {
+            // Read before the commit: the cache holds each account (bob absent at first).
+            for a in [f.alice.address(), bob, f.treasury] {
+                assert_eq!(f.chain.balance(&a), uncached(&a));
+            }
+            let to = if round % 2 == 1 { bob } else { carol };
+            let p = f.chain.build(
+                vec![tx(&f.alice, to, ICX, 100_000, round, TxData::None)],
+                100 + round as u64,
+                v.address(),
+                VoteSet::default(),
+            );
+            assert_eq!(p.receipts[0].status, 1);
+            f.chain.commit(p, &VoteSet::default()).unwrap();
+            for a in [f.alice.address(), bob, carol, f.treasury] {
+                assert_eq!(f.chain.balance(&a), uncached(&a), "round {round}: {a}");
+            }
+        }
+        assert_eq!(f.chain.balance(&bob), 2 * ICX);
+        assert!(!f.chain.state_cache.is_empty());
+        assert_eq!(
+            sum(&f.chain, &[f.alice.address(), bob, carol, f.treasury]),
             f.chain.total_supply
         );
     }

@@ -3,6 +3,7 @@
 pub mod chain;
 pub mod genesis;
 pub mod state;
+pub mod state_cache;
 pub mod state_tree;
 pub mod storage;
 pub mod tree_codec;
