@@ -558,12 +558,20 @@ impl StateTree {
         {
             self.pruned_below.store(v, Ordering::Relaxed);
         }
+        // Both caches hold only nodes this close to the root: deeper stale nodes are not there.
+        let shallow_stale = || {
+            p.update
+                .stale_node_index_batch
+                .iter()
+                .map(|s| &s.node_key)
+                .filter(|k| k.nibble_path().num_nibbles() <= CACHED_DEPTH)
+        };
         let mut c = lock(&self.cache);
         if c.len() >= CACHE_LIMIT {
             c.clear();
         }
-        for s in &p.update.stale_node_index_batch {
-            c.remove(&s.node_key);
+        for k in shallow_stale() {
+            c.remove(k);
         }
         for (k, n) in p.update.node_batch.nodes() {
             if k.nibble_path().num_nibbles() <= CACHED_DEPTH {
@@ -579,8 +587,8 @@ impl StateTree {
         if r.len() >= CACHE_LIMIT {
             r.clear();
         }
-        for s in &p.update.stale_node_index_batch {
-            r.remove(&s.node_key);
+        for k in shallow_stale() {
+            r.remove(k);
         }
         r.extend(p.ranges.iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
     }
