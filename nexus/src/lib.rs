@@ -27,7 +27,7 @@ pub use nexus_client::{keystore, rpc as client};
 
 /// Allocations of this size or more get a mapping of their own from glibc, returned to the
 /// system when freed (set in `main.rs`); smaller ones come from the heap and its free memory.
-pub const MAPPED_ALLOCATION_BYTES: usize = 1 << 20;
+pub const MAPPED_ALLOCATION_BYTES: usize = 4 << 20;
 
 /// Free memory glibc keeps at the top of each heap before returning it (set in `main.rs`).
 pub const KEPT_FREE_HEAP_BYTES: usize = 64 << 20;
