@@ -87,12 +87,14 @@ impl StateCache {
         inner.generation += 1;
     }
 
-    /// Entries held (for tests and metrics).
+    /// Entries held (for tests).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().values.len()
     }
 
-    /// True when nothing is cached.
+    /// True when nothing is cached (for tests).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

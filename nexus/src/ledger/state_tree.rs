@@ -91,6 +91,11 @@ pub const MIN_HISTORY: u64 = 16;
 /// them. Depth 4 is at most 69,905 nodes, some 70 MB at full width.
 const CACHED_DEPTH: usize = 4;
 
+/// True for the nodes [`CACHED_DEPTH`] keeps in memory (the only ones either cache holds).
+fn kept_in_memory(k: &NodeKey) -> bool {
+    k.nibble_path().num_nibbles() <= CACHED_DEPTH
+}
+
 /// Entries past which the cache is emptied and refilled (old versions read for proofs would
 /// otherwise accumulate).
 const CACHE_LIMIT: usize = 150_000;
@@ -263,7 +268,7 @@ impl Reader<'_> {
                 return Ok(Some(f(n)));
             }
         }
-        let shallow = node_key.nibble_path().num_nibbles() <= CACHED_DEPTH;
+        let shallow = kept_in_memory(node_key);
         if shallow {
             let c = read(self.cache);
             if let Some((n, value)) = c.get(node_key) {
@@ -564,7 +569,7 @@ impl StateTree {
                 .stale_node_index_batch
                 .iter()
                 .map(|s| &s.node_key)
-                .filter(|k| k.nibble_path().num_nibbles() <= CACHED_DEPTH)
+                .filter(|k| kept_in_memory(k))
         };
         let mut c = lock(&self.cache);
         if c.len() >= CACHE_LIMIT {
@@ -574,7 +579,7 @@ impl StateTree {
             c.remove(k);
         }
         for (k, n) in p.update.node_batch.nodes() {
-            if k.nibble_path().num_nibbles() <= CACHED_DEPTH {
+            if kept_in_memory(k) {
                 let value = match n {
                     Node::Leaf(l) => p.leaf_values.get(&l.key_hash()).cloned(),
                     _ => None,

@@ -296,7 +296,8 @@ impl ChannelStore {
         SmallBlockCache { cache }
     }
 
-    /// Bytes the block cache holds now.
+    /// Bytes the block cache holds now (for tests).
+    #[cfg(test)]
     pub fn block_cache_usage(&self) -> usize {
         self.cache.get_usage()
     }
