@@ -72,7 +72,9 @@ impl HeaderUpdate {
             )));
         }
         let mut buf = bytes;
-        let items = Vec::<alloy_rlp::Bytes>::decode(&mut buf).map_err(|e| bad(e.to_string()))?;
+        let items: Vec<alloy_rlp::Bytes> =
+            nexus_proto::decode_list_at_most(&mut buf, 3, "an update has more than 3 fields")
+                .map_err(|e| bad(e.to_string()))?;
         if !buf.is_empty() || items.len() != 3 {
             return Err(bad("expected exactly [header, votes, validators]".into()));
         }
@@ -192,7 +194,9 @@ impl EventProof {
             )));
         }
         let mut buf = bytes;
-        let items = Vec::<alloy_rlp::Bytes>::decode(&mut buf).map_err(|e| bad(e.to_string()))?;
+        let items: Vec<alloy_rlp::Bytes> =
+            nexus_proto::decode_list_at_most(&mut buf, 6, "an event proof has more than 6 fields")
+                .map_err(|e| bad(e.to_string()))?;
         if !buf.is_empty() || items.len() != 6 {
             return Err(bad(
                 "expected exactly [height, receipt, events root, receipt path, event, event path]"

@@ -7,9 +7,11 @@
 //!   domain tag, network and channel make a vote unusable anywhere else.
 
 use crate::{
-    hash::sha3_256, rlp_impls::decode_exact, Address, Hash32, KeyPair, ProtoError, Signature,
+    hash::sha3_256,
+    rlp_impls::{decode_exact, decode_list_at_most, list_done, open_list},
+    Address, Hash32, KeyPair, ProtoError, Signature,
 };
-use alloy_rlp::{Encodable, RlpDecodable, RlpEncodable};
+use alloy_rlp::{Decodable, Encodable, RlpDecodable, RlpEncodable};
 
 /// The header version this code writes (2: the header carries its consensus round).
 pub const HEADER_VERSION: u64 = 2;
@@ -17,6 +19,11 @@ pub const HEADER_VERSION: u64 = 2;
 pub const MAX_VALIDATORS: usize = 1024;
 /// Most transactions in one block.
 pub const MAX_BLOCK_TXS: usize = 100_000;
+
+/// Refusals of lists past their bounds, met while decoding (the numbers are the bounds above;
+/// a test checks that they agree).
+const TOO_MANY_VOTES: &str = "a vote set holds more than 1024 votes";
+const TOO_MANY_TXS: &str = "a block lists more than 100000 transactions";
 
 /// A block header.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
@@ -77,12 +84,23 @@ pub struct VoteItem {
 }
 
 /// The votes for one block, ordered by validator index.
-#[derive(Debug, Clone, PartialEq, Eq, Default, RlpEncodable, RlpDecodable)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, RlpEncodable)]
 pub struct VoteSet {
     /// The round in which the block reached its quorum.
     pub round: u64,
     /// The votes.
     pub items: Vec<VoteItem>,
+}
+
+impl Decodable for VoteSet {
+    /// `[round, [vote...]]`, stopping at the vote past [`MAX_VALIDATORS`].
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let mut fields = open_list(buf)?;
+        let round = u64::decode(&mut fields)?;
+        let items = decode_list_at_most(&mut fields, MAX_VALIDATORS, TOO_MANY_VOTES)?;
+        list_done(fields)?;
+        Ok(VoteSet { round, items })
+    }
 }
 
 impl VoteSet {
@@ -93,15 +111,7 @@ impl VoteSet {
 
     /// Decodes from RLP, bounding the vote count.
     pub fn from_rlp(bytes: &[u8]) -> Result<Self, ProtoError> {
-        let v: VoteSet = decode_exact("vote set", bytes)?;
-        if v.items.len() > MAX_VALIDATORS {
-            return Err(ProtoError::TooLarge {
-                what: "votes",
-                size: v.items.len(),
-                limit: MAX_VALIDATORS,
-            });
-        }
-        Ok(v)
+        decode_exact("vote set", bytes)
     }
 
     /// Hash committed in the next header.
@@ -215,7 +225,7 @@ pub fn verify_quorum(
 }
 
 /// A block as stored and gossiped: header, transaction hashes and the parent's votes.
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable)]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
@@ -225,30 +235,32 @@ pub struct Block {
     pub prev_votes: VoteSet,
 }
 
+impl Decodable for Block {
+    /// `[header, [hash...], votes]`, stopping at the hash past [`MAX_BLOCK_TXS`] and the vote
+    /// past [`MAX_VALIDATORS`].
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let mut fields = open_list(buf)?;
+        let header = BlockHeader::decode(&mut fields)?;
+        let tx_hashes = decode_list_at_most(&mut fields, MAX_BLOCK_TXS, TOO_MANY_TXS)?;
+        let prev_votes = VoteSet::decode(&mut fields)?;
+        list_done(fields)?;
+        Ok(Block {
+            header,
+            tx_hashes,
+            prev_votes,
+        })
+    }
+}
+
 impl Block {
     /// Encodes as RLP.
     pub fn encode(&self) -> Vec<u8> {
         alloy_rlp::encode(self)
     }
 
-    /// Decodes from RLP, bounding the transaction count.
+    /// Decodes from RLP, bounding the transaction and vote counts.
     pub fn decode(bytes: &[u8]) -> Result<Self, ProtoError> {
-        let b: Block = decode_exact("block", bytes)?;
-        if b.tx_hashes.len() > MAX_BLOCK_TXS {
-            return Err(ProtoError::TooLarge {
-                what: "block transactions",
-                size: b.tx_hashes.len(),
-                limit: MAX_BLOCK_TXS,
-            });
-        }
-        if b.prev_votes.items.len() > MAX_VALIDATORS {
-            return Err(ProtoError::TooLarge {
-                what: "votes",
-                size: b.prev_votes.items.len(),
-                limit: MAX_VALIDATORS,
-            });
-        }
-        Ok(b)
+        decode_exact("block", bytes)
     }
 
     /// The block hash.
@@ -286,6 +298,10 @@ pub fn encode_payload(block: &Block, txs: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Decodes [`encode_payload`], bounding size and counts; transactions stay raw JSON bytes.
+///
+/// The transactions are read one at a time against the block's own count and
+/// [`MAX_BLOCK_TX_BYTES`], so a payload of many tiny items is refused at the first one past
+/// either bound, with no more memory taken than the payload's size.
 pub fn decode_payload(bytes: &[u8]) -> Result<(Block, Vec<Vec<u8>>), ProtoError> {
     if bytes.len() > MAX_PAYLOAD_BYTES {
         return Err(ProtoError::TooLarge {
@@ -294,29 +310,48 @@ pub fn decode_payload(bytes: &[u8]) -> Result<(Block, Vec<Vec<u8>>), ProtoError>
             limit: MAX_PAYLOAD_BYTES,
         });
     }
-    #[derive(alloy_rlp::RlpDecodable)]
-    struct Raw {
-        block: alloy_rlp::Bytes,
-        txs: Vec<alloy_rlp::Bytes>,
-    }
-    let raw: Raw = decode_exact("payload", bytes)?;
-    let tx_bytes: usize = raw.txs.iter().map(|t| t.len()).sum();
-    if tx_bytes > MAX_BLOCK_TX_BYTES {
-        return Err(ProtoError::TooLarge {
-            what: "block transactions (bytes)",
-            size: tx_bytes,
-            limit: MAX_BLOCK_TX_BYTES,
+    let rlp = |e: alloy_rlp::Error| ProtoError::rlp("payload", e);
+    let mut buf = bytes;
+    let mut fields = open_list(&mut buf).map_err(rlp)?;
+    if !buf.is_empty() {
+        return Err(ProtoError::Rlp {
+            what: "payload",
+            reason: format!("{} trailing bytes", buf.len()),
         });
     }
-    let block = Block::decode(&raw.block)?;
-    if raw.txs.len() != block.tx_hashes.len() {
+    let block = Block::decode(alloy_rlp::Header::decode_bytes(&mut fields, false).map_err(rlp)?)?;
+    let mut items = open_list(&mut fields).map_err(rlp)?;
+    list_done(fields).map_err(rlp)?;
+    let expected = block.tx_hashes.len();
+    let mut txs = Vec::with_capacity(expected);
+    let mut tx_bytes = 0usize;
+    while !items.is_empty() {
+        if txs.len() == expected {
+            return Err(ProtoError::invalid(
+                "payload",
+                "one transaction per hash in the block",
+                format!("more than {expected}"),
+            ));
+        }
+        let tx = alloy_rlp::Header::decode_bytes(&mut items, false).map_err(rlp)?;
+        tx_bytes += tx.len();
+        if tx_bytes > MAX_BLOCK_TX_BYTES {
+            return Err(ProtoError::TooLarge {
+                what: "block transactions (bytes)",
+                size: tx_bytes,
+                limit: MAX_BLOCK_TX_BYTES,
+            });
+        }
+        txs.push(tx.to_vec());
+    }
+    if txs.len() != expected {
         return Err(ProtoError::invalid(
             "payload",
             "one transaction per hash in the block",
-            format!("{} for {}", raw.txs.len(), block.tx_hashes.len()),
+            format!("{} for {expected}", txs.len()),
         ));
     }
-    Ok((block, raw.txs.into_iter().map(|b| b.to_vec()).collect()))
+    Ok((block, txs))
 }
 
 #[cfg(test)]
@@ -338,6 +373,86 @@ mod tests {
             prev_votes_hash: Hash32::ZERO,
             leader: Address::eoa([3; 20]),
         }
+    }
+
+    fn block_with(hashes: usize) -> Block {
+        Block {
+            header: header(),
+            tx_hashes: (0..hashes).map(|i| Hash32([(i % 251) as u8; 32])).collect(),
+            prev_votes: VoteSet::default(),
+        }
+    }
+
+    fn vote(i: u32) -> VoteItem {
+        VoteItem {
+            validator_index: i,
+            timestamp: 1,
+            signature: vec![7u8; 65].into(),
+        }
+    }
+
+    #[test]
+    fn the_refusals_name_the_bounds_they_enforce() {
+        assert!(TOO_MANY_VOTES.contains(&MAX_VALIDATORS.to_string()));
+        assert!(TOO_MANY_TXS.contains(&MAX_BLOCK_TXS.to_string()));
+    }
+
+    #[test]
+    fn a_vote_set_stops_at_the_vote_past_the_bound() {
+        let mut v = VoteSet {
+            round: 3,
+            items: (0..MAX_VALIDATORS as u32).map(vote).collect(),
+        };
+        assert_eq!(VoteSet::from_rlp(&v.to_rlp()).unwrap(), v);
+        v.items.push(vote(0));
+        let e = VoteSet::from_rlp(&v.to_rlp()).unwrap_err().to_string();
+        assert!(e.contains(TOO_MANY_VOTES), "{e}");
+        let b = Block {
+            prev_votes: v,
+            ..block_with(1)
+        };
+        let e = Block::decode(&b.encode()).unwrap_err().to_string();
+        assert!(e.contains(TOO_MANY_VOTES), "{e}");
+    }
+
+    #[test]
+    fn a_block_stops_at_the_hash_past_the_bound() {
+        let b = block_with(MAX_BLOCK_TXS);
+        assert_eq!(Block::decode(&b.encode()).unwrap(), b);
+        let e = Block::decode(&block_with(MAX_BLOCK_TXS + 1).encode())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(TOO_MANY_TXS), "{e}");
+    }
+
+    #[test]
+    fn a_payload_holds_one_transaction_per_hash_within_the_byte_bound() {
+        let b = block_with(3);
+        let txs = vec![b"{}".to_vec(), b"{\"a\":1}".to_vec(), vec![]];
+        assert_eq!(
+            decode_payload(&encode_payload(&b, &txs)).unwrap(),
+            (b.clone(), txs.clone())
+        );
+        let fewer = decode_payload(&encode_payload(&b, &txs[..2])).unwrap_err();
+        assert!(fewer.to_string().contains("2 for 3"), "{fewer}");
+        let more: Vec<Vec<u8>> = [&txs[..], &txs[..1]].concat();
+        let more = decode_payload(&encode_payload(&b, &more)).unwrap_err();
+        assert!(more.to_string().contains("more than 3"), "{more}");
+        let big = vec![vec![b'x'; MAX_BLOCK_TX_BYTES / 2 + 1]; 2];
+        let e = decode_payload(&encode_payload(&block_with(2), &big)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ProtoError::TooLarge {
+                    limit: MAX_BLOCK_TX_BYTES,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mut trailing = encode_payload(&b, &txs);
+        trailing.push(0x80);
+        assert!(decode_payload(&trailing).is_err());
     }
 
     #[test]

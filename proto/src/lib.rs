@@ -22,5 +22,6 @@ pub mod value;
 pub use address::Address;
 pub use error::ProtoError;
 pub use hash::Hash32;
+pub use rlp_impls::{decode_list_at_most, list_done, open_list};
 pub use signature::{KeyPair, Signature};
 pub use transaction::{SignedTransaction, Transaction, TxData};

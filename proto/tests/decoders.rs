@@ -1,7 +1,7 @@
 //! Every network decoder on mutated real inputs: no panics, and whatever decodes round-trips.
 //! (The coverage-guided versions of these live in `proto/fuzz`.)
 
-use nexus_proto::block::{Block, BlockHeader, VoteItem, VoteSet};
+use nexus_proto::block::{decode_payload, encode_payload, Block, BlockHeader, VoteItem, VoteSet};
 use nexus_proto::btp::BtpMessage;
 use nexus_proto::receipt::{EventLog, Receipt};
 use nexus_proto::{Address, Hash32, SignedTransaction};
@@ -73,14 +73,14 @@ fn seeds() -> Vec<Vec<u8>> {
             signature: vec![3u8; 65].into(),
         }],
     };
-    out.push(
-        Block {
-            header,
-            tx_hashes: vec![Hash32([8; 32]); 3],
-            prev_votes: votes.clone(),
-        }
-        .encode(),
-    );
+    let block = Block {
+        header,
+        tx_hashes: vec![Hash32([8; 32]); 3],
+        prev_votes: votes.clone(),
+    };
+    out.push(block.encode());
+    let txs: Vec<Vec<u8>> = out.iter().take(3).cloned().collect();
+    out.push(encode_payload(&block, &txs));
     out.push(votes.to_rlp());
     out.push(
         Receipt {
@@ -130,6 +130,10 @@ fn mutated_inputs_never_panic_and_decoded_values_round_trip() {
         }
         if let Ok(b) = Block::decode(&input) {
             assert_eq!(Block::decode(&b.encode()).unwrap(), b);
+        }
+        if let Ok((b, txs)) = decode_payload(&input) {
+            assert_eq!(txs.len(), b.tx_hashes.len());
+            assert_eq!(decode_payload(&encode_payload(&b, &txs)).unwrap(), (b, txs));
         }
         if let Ok(v) = VoteSet::from_rlp(&input) {
             assert_eq!(VoteSet::from_rlp(&v.to_rlp()).unwrap(), v);

@@ -13,7 +13,7 @@
 
 use crate::types::{BlockRef, Message, Nil, Proposal, Qc, Tc, Vote};
 use alloy_rlp::{Bytes, Decodable, Encodable, RlpDecodable, RlpEncodable};
-use nexus_proto::{Hash32, ProtoError};
+use nexus_proto::{decode_list_at_most, list_done, open_list, Hash32, ProtoError};
 
 /// Largest encoded message (a proposal carries a whole block: at most
 /// `nexus_proto::block::MAX_PAYLOAD_BYTES` and its certificates), below gossip's 16 MiB.
@@ -37,12 +37,33 @@ struct WireSig {
     signature: Bytes,
 }
 
-#[derive(RlpEncodable, RlpDecodable)]
+#[derive(RlpEncodable)]
 struct WireQc {
     round: u64,
     height: u64,
     block: Hash32,
     votes: Vec<WireSig>,
+}
+
+/// Refusals of certificates past [`MAX_SIGNATURES`], met while decoding (a test checks that the
+/// number agrees).
+const TOO_MANY_VOTES: &str = "a certificate holds more than 1024 votes";
+const TOO_MANY_NILS: &str = "a timeout certificate holds more than 1024 nil votes";
+
+// Certificates are decoded by hand so that a list of tiny signatures (3 bytes each on the wire,
+// 40 in memory) stops at the first one past the bound instead of being counted afterwards.
+impl Decodable for WireQc {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let mut f = open_list(buf)?;
+        let qc = WireQc {
+            round: u64::decode(&mut f)?,
+            height: u64::decode(&mut f)?,
+            block: Hash32::decode(&mut f)?,
+            votes: decode_list_at_most(&mut f, MAX_SIGNATURES, TOO_MANY_VOTES)?,
+        };
+        list_done(f)?;
+        Ok(qc)
+    }
 }
 
 #[derive(RlpEncodable, RlpDecodable)]
@@ -53,12 +74,26 @@ struct WireNilSig {
     signature: Bytes,
 }
 
-#[derive(RlpEncodable, RlpDecodable)]
+#[derive(RlpEncodable)]
 struct WireTc {
     round: u64,
     height: u64,
     nils: Vec<WireNilSig>,
     high_qc: WireQc,
+}
+
+impl Decodable for WireTc {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let mut f = open_list(buf)?;
+        let tc = WireTc {
+            round: u64::decode(&mut f)?,
+            height: u64::decode(&mut f)?,
+            nils: decode_list_at_most(&mut f, MAX_SIGNATURES, TOO_MANY_NILS)?,
+            high_qc: WireQc::decode(&mut f)?,
+        };
+        list_done(f)?;
+        Ok(tc)
+    }
 }
 
 #[derive(RlpEncodable, RlpDecodable)]
@@ -477,6 +512,44 @@ mod tests {
         }
         assert!(decode(&[]).is_err());
         assert!(decode(&[0xc2, 0x07, 0x80]).is_err(), "unknown kind");
+    }
+
+    #[test]
+    fn certificates_stop_at_the_signature_past_the_bound() {
+        assert!(TOO_MANY_VOTES.contains(&MAX_SIGNATURES.to_string()));
+        assert!(TOO_MANY_NILS.contains(&MAX_SIGNATURES.to_string()));
+        let full = Qc {
+            votes: (0..MAX_SIGNATURES as u32)
+                .map(|i| (i, vec![1; 65]))
+                .collect(),
+            ..qc()
+        };
+        let sync = |high_qc: Qc| Message::Sync {
+            high_qc,
+            seal: None,
+        };
+        assert_eq!(
+            decode(&encode(&sync(full.clone()))).unwrap(),
+            sync(full.clone())
+        );
+        let mut over = full;
+        over.votes.push((9, vec![1; 65]));
+        let e = decode(&encode(&sync(over.clone())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(TOO_MANY_VOTES), "{e}");
+        let tc = Tc {
+            round: 5,
+            height: 4,
+            nils: (0..=MAX_SIGNATURES as u32)
+                .map(|i| (i, 4, 4, vec![5; 65]))
+                .collect(),
+            high_qc: qc(),
+        };
+        let e = decode(&encode(&Message::Timeout(tc)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(TOO_MANY_NILS), "{e}");
     }
 
     #[test]
