@@ -36,6 +36,9 @@ pub const MAX_UPDATE_BYTES: usize = 256 * 1024;
 pub const MAX_PROOF_BYTES: usize = 128 * 1024;
 /// Most trie nodes in a proof (a key `rlp(index)` has at most 6 nibbles, so 7 nodes; spare room).
 pub const MAX_PROOF_NODES: usize = 16;
+/// Refusals of lists past the bounds above, met while decoding (a test checks the numbers).
+const TOO_MANY_HEADERS: &str = "more than 256 headers";
+const TOO_MANY_NODES: &str = "more than 16 proof nodes";
 /// Most topics a log may have (LOG0..LOG4).
 pub const MAX_TOPICS: usize = 4;
 
@@ -142,7 +145,9 @@ impl EthUpdate {
             )));
         }
         let mut buf = bytes;
-        let items = Vec::<Bytes>::decode(&mut buf).map_err(|e| decode_err("update", e))?;
+        let items: Vec<Bytes> =
+            nexus_proto::decode_list_at_most(&mut buf, MAX_UPDATE_HEADERS, TOO_MANY_HEADERS)
+                .map_err(|e| decode_err("update", e))?;
         if !buf.is_empty() {
             return Err(LightClientError::Decode(
                 "update: bytes after the header list".into(),
@@ -399,7 +404,9 @@ impl ReceiptProof {
         let index = u64::decode(&mut buf).map_err(|e| decode_err("index", e))?;
         let log = u64::decode(&mut buf).map_err(|e| decode_err("log", e))?;
         let receipt = Bytes::decode(&mut buf).map_err(|e| decode_err("receipt", e))?;
-        let nodes = Vec::<Bytes>::decode(&mut buf).map_err(|e| decode_err("nodes", e))?;
+        let nodes: Vec<Bytes> =
+            nexus_proto::decode_list_at_most(&mut buf, MAX_PROOF_NODES, TOO_MANY_NODES)
+                .map_err(|e| decode_err("nodes", e))?;
         if !buf.is_empty() {
             return Err(LightClientError::Decode(
                 "receipt proof: expected [block, index, log, receipt, nodes]".into(),

@@ -131,9 +131,10 @@ fn update_round_trips_and_is_bounded() {
     let many = EthUpdate {
         headers: vec![vec![1]; MAX_UPDATE_HEADERS + 1],
     };
+    let e = EthUpdate::decode(&many.encode()).unwrap_err().to_string();
     assert!(
-        EthUpdate::decode(&many.encode()).is_err(),
-        "too many headers"
+        e.contains(&format!("more than {MAX_UPDATE_HEADERS} headers")),
+        "{e}"
     );
 }
 
@@ -382,7 +383,13 @@ fn receipt_proofs_round_trip_and_are_bounded() {
     assert!(ReceiptProof::decode(&none.encode()).is_err());
     let mut many = p;
     many.nodes = vec![vec![0x80]; MAX_PROOF_NODES + 1];
-    assert!(ReceiptProof::decode(&many.encode()).is_err());
+    let e = ReceiptProof::decode(&many.encode())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("more than {MAX_PROOF_NODES} proof nodes")),
+        "{e}"
+    );
     assert!(ReceiptProof::decode(&vec![0u8; MAX_PROOF_BYTES + 1]).is_err());
 }
 
