@@ -129,7 +129,9 @@ pub struct RpcConfig {
 pub struct MempoolConfig {
     /// Most transactions waiting; more are refused with -31001.
     pub max_txs: usize,
-    /// Most bytes of transaction JSON waiting; more are refused with -31001.
+    /// Most bytes held by waiting transactions (their JSON and its decoded forms, as
+    /// `SignedTransaction::held_bytes` estimates them; a transfer holds about 1.6 KB); more are
+    /// refused with -31001.
     pub max_bytes: usize,
     /// Most transactions waiting from one sender; more are refused with -31001.
     pub max_per_sender: usize,
@@ -320,10 +322,12 @@ impl NodeConfig {
         if self.mempool.max_txs == 0 {
             return bad("mempool.max_txs", "must be at least 1");
         }
-        if self.mempool.max_bytes < nexus_proto::transaction::MAX_TX_BYTES {
+        // The largest transaction: its JSON, and what that may decode to.
+        let largest = nexus_proto::transaction::MAX_TX_BYTES + nexus_proto::json::MAX_DECODED_BYTES;
+        if self.mempool.max_bytes < largest {
             return bad(
                 "mempool.max_bytes",
-                "must hold at least one largest transaction (524288 bytes)",
+                &format!("must hold at least one largest transaction ({largest} bytes)"),
             );
         }
         if self.mempool.max_per_sender == 0 {

@@ -11,6 +11,7 @@ pub mod block;
 pub mod btp;
 mod error;
 pub mod hash;
+pub mod json;
 pub mod merkle;
 pub mod receipt;
 mod rlp_impls;

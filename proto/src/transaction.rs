@@ -392,9 +392,27 @@ impl SignedTransaction {
                 limit: MAX_TX_BYTES,
             });
         }
-        let v: Value = serde_json::from_slice(b)
+        let v = crate::json::from_slice_within(b, crate::json::MAX_DECODED_BYTES)
             .map_err(|e| ProtoError::invalid("transaction", "JSON", e.to_string()))?;
         Self::from_json(v)
+    }
+
+    /// The memory this transaction holds, estimated: its JSON once serialized, and its decoded
+    /// forms (the params as received and the call or deploy parameters decoded from them) as
+    /// [`crate::json::value_bytes`] counts them. A pool bounded by this is bounded in memory;
+    /// one bounded by JSON bytes alone is not: data of empty strings holds some twenty times its
+    /// JSON once decoded, data of one-entry objects some 150 times.
+    pub fn held_bytes(&self) -> usize {
+        let params = match &self.tx.data {
+            TxData::Call { params, .. } | TxData::Deploy { params, .. } => {
+                crate::json::map_bytes(params)
+            }
+            _ => 0,
+        };
+        std::mem::size_of::<Self>()
+            + self.json_bytes().len()
+            + crate::json::map_bytes(&self.raw)
+            + params
     }
 
     /// The JSON bytes to store, gossip and put in blocks (serialized once).

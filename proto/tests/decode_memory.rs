@@ -1,11 +1,13 @@
-//! Messages made of many tiny list items (one byte each on the wire, tens of bytes each once
-//! decoded) are refused at the first item past a bound, taking no more memory than they carry.
-//! Before, a 14-MiB proposal payload of one-byte "transactions" took some 900 MB and 1.6 s to
-//! refuse. One test in this binary, so the process's peak resident memory is its own.
+//! Messages made of many tiny items (one byte each on the wire, tens of bytes each once decoded;
+//! a one-entry JSON object, 8 bytes of text, is a B-tree node of some 640) are refused at the
+//! first item past a bound, taking no more memory than they carry or than a budget. Before, a
+//! 14-MiB proposal payload of one-byte "transactions" took some 900 MB and 1.6 s to refuse, and
+//! a 512-KiB transaction of one-entry objects some 150 MB. One test in this binary, so the
+//! process's peak resident memory is its own.
 
 use alloy_rlp::{Encodable, Header};
 use nexus_proto::block::{decode_payload, Block, BlockHeader, VoteSet, HEADER_VERSION};
-use nexus_proto::{Address, Hash32};
+use nexus_proto::{Address, Hash32, SignedTransaction};
 
 /// The process's peak resident memory (`VmHWM`), in bytes.
 fn peak() -> u64 {
@@ -95,6 +97,23 @@ fn lists_of_tiny_items_are_refused_before_they_grow() {
     VoteSet::default().encode(&mut empty_votes);
     let many_hashes = list(&[header, hashes, empty_votes].concat());
 
+    // A transaction of the largest size whose data holds one-entry objects, and a gossip-sized
+    // batch of them (16 MiB of text, decoded within the gossip budget of 64 MiB).
+    let objects = |bytes: usize| vec![r#"{"k":""}"#; bytes / 9].join(",");
+    let tx_json = format!(
+        r#"{{"version":"0x3","from":"hx{}","to":"cx{}","stepLimit":"0x1","timestamp":"0x1","nid":"0x1","signature":"","dataType":"call","data":{{"method":"m","params":{{"a":[{}]}}}}}}"#,
+        "1".repeat(40),
+        "2".repeat(40),
+        objects(500 * 1024)
+    );
+    let batch = format!("[{}]", objects(16 * 1024 * 1024 - 64));
+
+    refused_within("transaction of one-entry objects", 16 << 20, || {
+        SignedTransaction::from_json_bytes(tx_json.as_bytes())
+    });
+    refused_within("gossip batch of one-entry objects", 2 * (64 << 20), || {
+        nexus_proto::json::from_slice_within(batch.as_bytes(), 64 << 20)
+    });
     refused_within("payload of one-byte transactions", LIMIT, || {
         decode_payload(&payload)
     });

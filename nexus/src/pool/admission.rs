@@ -284,7 +284,7 @@ impl Admission {
         }
         let from = tx.from;
         let st = Arc::new(st);
-        match self.pool.add(st.clone(), size, need) {
+        match self.pool.add(st.clone(), st.held_bytes(), need) {
             Ok(()) => {
                 if let (true, Some(g)) = (gossip, self.gossip.get()) {
                     let _ = g.send(st.to_json_bytes());
@@ -387,6 +387,59 @@ mod tests {
         s.chain.remember(&p);
         assert_eq!(s.admission.backlog(), (2, 5));
         assert!(!s.admission.wait_for_room().await.unwrap());
+    }
+
+    #[test]
+    fn the_pool_counts_what_a_transaction_holds_not_its_json() {
+        use crate::pool::mempool::PoolLimits;
+        let dir = tempfile::tempdir().unwrap();
+        let alice = KeyPair::generate();
+        let chain = test_chain(dir.path(), &alice, &KeyPair::generate());
+        let pool = Arc::new(Mempool::with_limits(PoolLimits {
+            max_txs: 100,
+            max_bytes: 64 * 1024,
+            max_per_sender: 100,
+        }));
+        let admission = Admission::new(chain, pool.clone(), 60_000);
+        let tx = |nonce: u128, data: TxData| {
+            Transaction {
+                from: alice.address(),
+                to: Address::eoa([0xb0; 20]),
+                value: 0,
+                step_limit: 10_000_000,
+                timestamp: now_us(),
+                nid: 3,
+                nonce: Some(nonce),
+                data,
+            }
+            .sign(&alice)
+            .unwrap()
+        };
+        // 400 one-entry objects: under 8 KB of JSON, over 250 KB once decoded.
+        let mut params = serde_json::Map::new();
+        params.insert(
+            "a".into(),
+            Value::Array(vec![serde_json::json!({"k": ""}); 400]),
+        );
+        let call = tx(
+            1,
+            TxData::Call {
+                method: "m".into(),
+                params,
+            },
+        );
+        assert!(call.to_json_bytes().len() < 8 * 1024);
+        assert!(call.held_bytes() > 250 * 1024);
+        let e = admission
+            .admit(Value::Object(call.raw.clone()))
+            .unwrap_err();
+        assert_eq!(e.code, code::POOL_OVERFLOW, "{}", e.message);
+        assert!(e.message.contains("65536 bytes"), "{}", e.message);
+        assert_eq!(pool.pending(), 0, "nothing changed");
+        let plain = tx(2, TxData::None);
+        assert!(plain.held_bytes() < 4 * 1024);
+        admission.admit(Value::Object(plain.raw.clone())).unwrap();
+        assert_eq!(pool.pending(), 1);
     }
 
     #[tokio::test]

@@ -15,6 +15,9 @@ use std::sync::{Arc, Condvar, Mutex};
 
 /// Most transactions in one gossip message.
 pub const GOSSIP_BATCH: usize = 512;
+/// Memory one gossip message may decode to (its JSON: at most 16 MiB of transactions, which
+/// honest ones hold in about as many bytes again; one-entry objects would take 150 times it).
+pub const MAX_DECODED_BATCH_BYTES: usize = 64 << 20;
 /// Gossip messages from one peer waiting for the admission thread; more from it are dropped.
 pub const QUEUE_BATCHES_PER_PEER: usize = 16;
 
@@ -142,7 +145,7 @@ fn next(shared: &Shared) -> Option<(Vec<u8>, Option<PeerId>)> {
 /// transaction object); false when it is neither. Transactions that fail admission are
 /// skipped: a peer may hold a transaction that this node already committed or refused.
 pub fn admit_batch(admission: &Admission, metrics: &Metrics, channel: &str, data: &[u8]) -> bool {
-    match serde_json::from_slice(data) {
+    match nexus_proto::json::from_slice_within(data, MAX_DECODED_BATCH_BYTES) {
         Ok(serde_json::Value::Array(txs)) if txs.len() <= GOSSIP_BATCH => {
             let stage = StageTimer::start();
             let n = txs.len() as u64;

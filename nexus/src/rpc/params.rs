@@ -11,7 +11,7 @@ pub(super) fn object(params: &Params<'_>) -> Result<Map<String, Value>, IconErro
     let Some(raw) = params.as_str() else {
         return Ok(Map::new());
     };
-    match serde_json::from_str::<Value>(raw) {
+    match nexus_proto::json::from_str_within(raw, nexus_proto::json::MAX_DECODED_BYTES) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
         Ok(other) => Err(IconError::invalid_params(format!(
@@ -87,4 +87,20 @@ pub(super) fn address(m: &Map<String, Value>, key: &str) -> Result<Address, Icon
 /// A required T_INT parameter that fits 64 bits.
 pub(super) fn u64(m: &Map<String, Value>, key: &str) -> Result<u64, IconError> {
     Ok(value::parse_u64(key, string(m, key)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_that_would_decode_past_the_memory_budget_are_refused() {
+        // Some 900 KB of one-entry objects: within a request's size, some 60 MB once decoded.
+        let dense = format!(r#"{{"a":[{}]}}"#, vec![r#"{"k":""}"#; 100_000].join(","));
+        let e = object(&Params::new(Some(&dense))).unwrap_err();
+        assert_eq!(e.code, crate::error::code::INVALID_PARAMS);
+        assert!(e.message.contains("bytes of memory"), "{}", e.message);
+        let plain = object(&Params::new(Some(r#"{"a":[{"k":""}]}"#))).unwrap();
+        assert_eq!(plain["a"][0]["k"], "");
+    }
 }
