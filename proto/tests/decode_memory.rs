@@ -97,8 +97,7 @@ fn lists_of_tiny_items_are_refused_before_they_grow() {
     VoteSet::default().encode(&mut empty_votes);
     let many_hashes = list(&[header, hashes, empty_votes].concat());
 
-    // A transaction of the largest size whose data holds one-entry objects, and a gossip-sized
-    // batch of them (16 MiB of text, decoded within the gossip budget of 64 MiB).
+    // A transaction of the largest size whose data holds one-entry objects.
     let objects = |bytes: usize| vec![r#"{"k":""}"#; bytes / 9].join(",");
     let tx_json = format!(
         r#"{{"version":"0x3","from":"hx{}","to":"cx{}","stepLimit":"0x1","timestamp":"0x1","nid":"0x1","signature":"","dataType":"call","data":{{"method":"m","params":{{"a":[{}]}}}}}}"#,
@@ -106,13 +105,9 @@ fn lists_of_tiny_items_are_refused_before_they_grow() {
         "2".repeat(40),
         objects(500 * 1024)
     );
-    let batch = format!("[{}]", objects(16 * 1024 * 1024 - 64));
 
     refused_within("transaction of one-entry objects", 16 << 20, || {
         SignedTransaction::from_json_bytes(tx_json.as_bytes())
-    });
-    refused_within("gossip batch of one-entry objects", 2 * (64 << 20), || {
-        nexus_proto::json::from_slice_within(batch.as_bytes(), 64 << 20)
     });
     refused_within("payload of one-byte transactions", LIMIT, || {
         decode_payload(&payload)

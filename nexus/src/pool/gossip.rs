@@ -10,14 +10,13 @@
 use crate::metrics::{Metrics, StageTimer};
 use crate::pool::admission::Admission;
 use libp2p::PeerId;
+use nexus_proto::json;
+use serde_json::value::RawValue;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Most transactions in one gossip message.
 pub const GOSSIP_BATCH: usize = 512;
-/// Memory one gossip message may decode to (its JSON: at most 16 MiB of transactions, which
-/// honest ones hold in about as many bytes again; one-entry objects would take 150 times it).
-pub const MAX_DECODED_BATCH_BYTES: usize = 64 << 20;
 /// Gossip messages from one peer waiting for the admission thread; more from it are dropped.
 pub const QUEUE_BATCHES_PER_PEER: usize = 16;
 
@@ -142,23 +141,128 @@ fn next(shared: &Shared) -> Option<(Vec<u8>, Option<PeerId>)> {
 }
 
 /// Admits one gossip message (a JSON array of at most [`GOSSIP_BATCH`] transactions, or one
-/// transaction object); false when it is neither. Transactions that fail admission are
-/// skipped: a peer may hold a transaction that this node already committed or refused.
+/// transaction object); false when it is neither. Each transaction is decoded on its own, within
+/// the memory a transaction may decode to at admission ([`json::MAX_DECODED_BYTES`]), so a
+/// message never becomes one tree of values (one-entry objects would take 150 times their
+/// text). Transactions that fail decoding or admission are skipped: a peer may hold a
+/// transaction that this node already committed or refused.
 pub fn admit_batch(admission: &Admission, metrics: &Metrics, channel: &str, data: &[u8]) -> bool {
-    match nexus_proto::json::from_slice_within(data, MAX_DECODED_BATCH_BYTES) {
-        Ok(serde_json::Value::Array(txs)) if txs.len() <= GOSSIP_BATCH => {
-            let stage = StageTimer::start();
-            let n = txs.len() as u64;
-            for tx in txs {
-                let _ = admission.admit_from_peer(tx);
-            }
-            stage.stop(metrics, channel, "admission_gossip", n);
-            true
-        }
-        Ok(tx @ serde_json::Value::Object(_)) => {
+    let Some(txs) = transactions(data) else {
+        return false;
+    };
+    let stage = StageTimer::start();
+    let n = txs.len() as u64;
+    for raw in txs {
+        if let Ok(tx) = json::from_str_within(raw.get(), json::MAX_DECODED_BYTES) {
             let _ = admission.admit_from_peer(tx);
-            true
         }
-        _ => false,
+    }
+    stage.stop(metrics, channel, "admission_gossip", n);
+    true
+}
+
+/// The transactions of a gossip message as raw JSON: the items of an array of at most
+/// [`GOSSIP_BATCH`], or the message itself when it is an object; None when it is neither. The
+/// JSON is checked, not decoded into values.
+fn transactions(data: &[u8]) -> Option<Vec<&RawValue>> {
+    let whole: &RawValue = serde_json::from_str(std::str::from_utf8(data).ok()?).ok()?;
+    match whole.get().trim_start().as_bytes().first()? {
+        b'{' => Some(vec![whole]),
+        b'[' => {
+            let mut de = serde_json::Deserializer::from_str(whole.get());
+            serde::Deserializer::deserialize_seq(&mut de, Items).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The items of a JSON array as raw JSON, refused past [`GOSSIP_BATCH`].
+struct Items;
+
+impl<'de> serde::de::Visitor<'de> for Items {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an array of at most {GOSSIP_BATCH} transactions")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(tx) = seq.next_element::<&'de RawValue>()? {
+            if out.len() == GOSSIP_BATCH {
+                return Err(serde::de::Error::custom(format!(
+                    "more than {GOSSIP_BATCH} transactions"
+                )));
+            }
+            out.push(tx);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::chain::test_chain;
+    use crate::pool::mempool::Mempool;
+    use nexus_proto::{Address, KeyPair, Transaction, TxData};
+
+    #[test]
+    fn a_message_is_an_array_of_at_most_a_batch_or_one_object() {
+        let three = br#"[{"a":1}, {"b":[2]} ,{}]"#;
+        let items = transactions(three).unwrap();
+        assert_eq!(
+            items.iter().map(|r| r.get()).collect::<Vec<_>>(),
+            [r#"{"a":1}"#, r#"{"b":[2]}"#, "{}"]
+        );
+        assert_eq!(transactions(br#" {"a":1}"#).unwrap().len(), 1);
+        let full = format!("[{}]", vec!["{}"; GOSSIP_BATCH].join(","));
+        assert_eq!(transactions(full.as_bytes()).unwrap().len(), GOSSIP_BATCH);
+        let over = format!("[{}]", vec!["{}"; GOSSIP_BATCH + 1].join(","));
+        assert!(transactions(over.as_bytes()).is_none());
+        for bad in [&b"7"[..], b"\"x\"", b"[{}", b"{} {}", b"\xff[]", b""] {
+            assert!(transactions(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_transaction_is_decoded_alone_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = KeyPair::generate();
+        let chain = test_chain(dir.path(), &alice, &KeyPair::generate());
+        let pool = Arc::new(Mempool::new(100));
+        let admission = Admission::new(chain, pool.clone(), 60_000);
+        let transfer = Transaction {
+            from: alice.address(),
+            to: Address::eoa([0xb0; 20]),
+            value: 1,
+            step_limit: 100_000,
+            timestamp: crate::pool::admission::now_us(),
+            nid: 3,
+            nonce: Some(1),
+            data: TxData::None,
+        }
+        .sign(&alice)
+        .unwrap();
+        // 400 KiB of one-entry objects: short text, over the budget once decoded.
+        let dense = format!(r#"{{"a":[{}]}}"#, vec![r#"{"k":""}"#; 45_000].join(","));
+        assert!(json::from_str_within(&dense, json::MAX_DECODED_BYTES).is_err());
+        let message = format!(
+            "[{dense},{}]",
+            String::from_utf8(transfer.to_json_bytes()).unwrap()
+        );
+        let metrics = Metrics::default();
+        assert!(admit_batch(
+            &admission,
+            &metrics,
+            "public",
+            message.as_bytes()
+        ));
+        assert_eq!(
+            pool.pending(),
+            1,
+            "the transfer was admitted, the dense item skipped"
+        );
+        assert!(pool.contains(&transfer.hash));
     }
 }
