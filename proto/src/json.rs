@@ -49,9 +49,12 @@ pub fn from_slice_within(bytes: &[u8], budget: usize) -> Result<Value, serde_jso
     Ok(v)
 }
 
-/// [`from_slice_within`] for text.
+/// [`from_slice_within`] for text (whose strings need no UTF-8 check).
 pub fn from_str_within(text: &str, budget: usize) -> Result<Value, serde_json::Error> {
-    from_slice_within(text.as_bytes(), budget)
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = decode(&mut de, budget)?;
+    de.end()?;
+    Ok(v)
 }
 
 fn decode<'de, D: serde::Deserializer<'de>>(d: D, budget: usize) -> Result<Value, D::Error> {
