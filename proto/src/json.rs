@@ -43,28 +43,28 @@ pub fn map_bytes(m: &Map<String, Value>) -> usize {
 /// Decodes `bytes` as one JSON value holding at most `budget` bytes of memory
 /// ([`value_bytes`] and its slot).
 pub fn from_slice_within(bytes: &[u8], budget: usize) -> Result<Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = decode(&mut de, budget)?;
-    de.end()?;
-    Ok(v)
+    whole(serde_json::Deserializer::from_slice(bytes), budget)
 }
 
 /// [`from_slice_within`] for text (whose strings need no UTF-8 check).
 pub fn from_str_within(text: &str, budget: usize) -> Result<Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let v = decode(&mut de, budget)?;
-    de.end()?;
-    Ok(v)
+    whole(serde_json::Deserializer::from_str(text), budget)
 }
 
-fn decode<'de, D: serde::Deserializer<'de>>(d: D, budget: usize) -> Result<Value, D::Error> {
+/// One value spanning the input, within `budget`.
+fn whole<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    budget: usize,
+) -> Result<Value, serde_json::Error> {
     let left = Cell::new(budget);
     let limit = Budget {
         left: &left,
         budget,
     };
-    limit.charge::<D::Error>(SLOT_BYTES)?;
-    Seed(limit).deserialize(d)
+    limit.charge::<serde_json::Error>(SLOT_BYTES)?;
+    let v = Seed(limit).deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
 }
 
 #[derive(Clone, Copy)]

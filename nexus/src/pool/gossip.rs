@@ -163,14 +163,16 @@ pub fn admit_batch(admission: &Admission, metrics: &Metrics, channel: &str, data
 
 /// The transactions of a gossip message as raw JSON: the items of an array of at most
 /// [`GOSSIP_BATCH`], or the message itself when it is an object; None when it is neither. The
-/// JSON is checked, not decoded into values.
+/// JSON is checked in one pass, not decoded into values.
 fn transactions(data: &[u8]) -> Option<Vec<&RawValue>> {
-    let whole: &RawValue = serde_json::from_str(std::str::from_utf8(data).ok()?).ok()?;
-    match whole.get().trim_start().as_bytes().first()? {
-        b'{' => Some(vec![whole]),
+    let text = std::str::from_utf8(data).ok()?;
+    match text.trim_start().as_bytes().first()? {
+        b'{' => Some(vec![serde_json::from_str(text).ok()?]),
         b'[' => {
-            let mut de = serde_json::Deserializer::from_str(whole.get());
-            serde::Deserializer::deserialize_seq(&mut de, Items).ok()
+            let mut de = serde_json::Deserializer::from_str(text);
+            let items = serde::Deserializer::deserialize_seq(&mut de, Items).ok()?;
+            de.end().ok()?;
+            Some(items)
         }
         _ => None,
     }
