@@ -31,6 +31,11 @@ pub struct PortalConfig {
     pub low_balance_warning: u128,
     /// Seconds between progress lines in the log.
     pub progress_every_s: u64,
+    /// Longest wait for one whole answer from a chain's endpoint, in ms; past it the call
+    /// fails (and moves to the channel's next URL, if it has one).
+    pub rpc_timeout_ms: u64,
+    /// Most bytes of one answer read from a chain's endpoint.
+    pub max_answer_bytes: usize,
     /// Source chains into their notary channels.
     pub inbound: Vec<InboundLink>,
     /// Notary channels out to destination chains.
@@ -157,6 +162,8 @@ impl Default for PortalConfig {
             max_backoff_ms: 10_000,
             low_balance_warning: 10u128.pow(18),
             progress_every_s: 10,
+            rpc_timeout_ms: 30_000,
+            max_answer_bytes: 64 << 20,
             inbound: vec![],
             outbound: vec![],
             eth_outbound: vec![],
@@ -166,6 +173,14 @@ impl Default for PortalConfig {
 }
 
 impl PortalConfig {
+    /// The limits of every call to a chain's endpoint.
+    pub fn limits(&self) -> nexus_client::rpc::Limits {
+        nexus_client::rpc::Limits {
+            timeout: std::time::Duration::from_millis(self.rpc_timeout_ms),
+            max_response_bytes: self.max_answer_bytes,
+        }
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Self, PortalError> {
         let text = std::fs::read_to_string(path)
@@ -229,6 +244,18 @@ impl PortalConfig {
             return bad(format!(
                 "max_batch_bytes: expected 4096..=204800 (sent as hex, a transaction holds at most 512 KiB), got {}",
                 self.max_batch_bytes
+            ));
+        }
+        if !(100..=600_000).contains(&self.rpc_timeout_ms) {
+            return bad(format!(
+                "rpc_timeout_ms: expected 100..=600000, got {}",
+                self.rpc_timeout_ms
+            ));
+        }
+        if !((1 << 20)..=(1 << 30)).contains(&self.max_answer_bytes) {
+            return bad(format!(
+                "max_answer_bytes: expected 1048576..=1073741824 (a block's messages and proofs can take megabytes), got {}",
+                self.max_answer_bytes
             ));
         }
         if self.backoff_ms == 0 || self.max_backoff_ms < self.backoff_ms {
@@ -331,6 +358,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("max_batch_bytes"));
+    }
+
+    #[test]
+    fn endpoint_limits_have_defaults_and_bounds() {
+        let c = one_link();
+        assert_eq!(
+            c.limits(),
+            nexus_client::rpc::Limits {
+                timeout: std::time::Duration::from_secs(30),
+                max_response_bytes: 64 << 20,
+            }
+        );
+        for (ms, ok) in [(99, false), (100, true), (600_000, true), (600_001, false)] {
+            let mut c = one_link();
+            c.rpc_timeout_ms = ms;
+            match c.validate() {
+                Ok(()) => assert!(ok, "{ms} ms accepted"),
+                Err(e) => {
+                    assert!(!ok, "{ms} ms refused: {e}");
+                    assert!(e
+                        .to_string()
+                        .contains("rpc_timeout_ms: expected 100..=600000"));
+                }
+            }
+        }
+        for (bytes, ok) in [
+            (0, false),
+            (1 << 20, true),
+            (1 << 30, true),
+            (usize::MAX, false),
+        ] {
+            let mut c = one_link();
+            c.max_answer_bytes = bytes;
+            match c.validate() {
+                Ok(()) => assert!(ok, "{bytes} bytes accepted"),
+                Err(e) => {
+                    assert!(!ok, "{bytes} bytes refused: {e}");
+                    assert!(e.to_string().contains("max_answer_bytes: expected"));
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! queries, and relay transactions signed with the portal's key and waited for.
 
 use crate::PortalError;
-use nexus_client::rpc::RpcClient;
+use nexus_client::rpc::{Limits, RpcClient};
 use nexus_proto::value::{parse_bytes, parse_u128, parse_u64};
 use nexus_proto::{Address, KeyPair, Transaction, TxData};
 use serde_json::{json, Map, Value};
@@ -28,7 +28,8 @@ pub struct BlockMessages {
 }
 
 /// One channel, reached at one or more URLs (the same channel on several validators): a call
-/// that gets no answer moves to the next URL, so one validator down does not stop a link.
+/// that gets no usable answer (refused, frozen past the timeout, or longer than the portal
+/// reads) moves to the next URL, so one validator down or hung does not stop a link.
 pub struct Endpoint {
     rpcs: Vec<RpcClient>,
     current: std::sync::atomic::AtomicUsize,
@@ -42,17 +43,17 @@ fn now_us() -> u64 {
 }
 
 impl Endpoint {
-    /// An endpoint for a channel URL.
-    pub fn new(url: &str) -> Self {
-        Self::with_backups(url, &[])
+    /// An endpoint for a channel URL, its calls within `limits`.
+    pub fn new(url: &str, limits: Limits) -> Self {
+        Self::with_backups(url, &[], limits)
     }
 
     /// An endpoint for a channel URL and others serving the same channel.
-    pub fn with_backups(url: &str, backups: &[String]) -> Self {
+    pub fn with_backups(url: &str, backups: &[String], limits: Limits) -> Self {
         Endpoint {
             rpcs: std::iter::once(url)
                 .chain(backups.iter().map(String::as_str))
-                .map(RpcClient::new)
+                .map(|u| RpcClient::with_limits(u, limits))
                 .collect(),
             current: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -81,7 +82,7 @@ impl Endpoint {
             let rpc = self.rpc();
             match rpc.call(method, params.clone()).await {
                 Ok(v) => return Ok(v),
-                Err(error @ nexus_client::rpc::ClientError::Transport(_)) if tries > 1 => {
+                Err(error) if error.is_unanswered() && tries > 1 => {
                     tries -= 1;
                     tracing::warn!(endpoint = rpc.url(), %error, "no answer; trying the next URL of this channel");
                     self.current

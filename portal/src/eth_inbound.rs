@@ -15,6 +15,7 @@ use crate::PortalError;
 use alloy::primitives::{Address as EthAddress, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, TransactionReceipt};
+use nexus_client::eth_transport::BoundedHttp;
 use nexus_light_clients::ethereum::{
     receipt_nodes, receipts_root, EthLog, EthReceipt, EthUpdate, ReceiptProof,
 };
@@ -74,9 +75,8 @@ impl EthInbound {
         cfg: Arc<PortalConfig>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, PortalError> {
-        let url = link
-            .source
-            .parse()
+        let url = link.source.as_str();
+        url.parse::<alloy::transports::http::reqwest::Url>()
             .map_err(|e| PortalError::Config(format!("{}: source: {e}", link.name)))?;
         let bmc = link
             .bmc
@@ -84,9 +84,11 @@ impl EthInbound {
             .map_err(|_| PortalError::Config(format!("{}: bmc address", link.name)))?;
         Ok(EthInbound {
             name: link.name.clone(),
-            provider: ProviderBuilder::new().connect_http(url).erased(),
+            provider: ProviderBuilder::new()
+                .connect_client(BoundedHttp::client(url, cfg.limits()))
+                .erased(),
             bmc,
-            notary: Endpoint::with_backups(&link.notary, &link.notary_backups),
+            notary: Endpoint::with_backups(&link.notary, &link.notary_backups, cfg.limits()),
             key,
             progress: ProgressFile::new(&cfg.state_dir, &link.name),
             link: link.clone(),

@@ -15,6 +15,7 @@ use alloy::primitives::{Address as EthAddress, Bytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use nexus_btp::decision::{encode_relay, eth_address_of, Decision, MessagePath, RelayItem};
+use nexus_client::eth_transport::BoundedHttp;
 use nexus_proto::value::{parse_bytes, parse_u128, parse_u64};
 use nexus_proto::{Hash32, Signature};
 use serde_json::Value;
@@ -100,21 +101,20 @@ impl EthWorker {
     ) -> Result<Self, PortalError> {
         let signer = load_key(link)?;
         let relayer = signer.address();
-        let url = link
-            .destination
-            .parse()
+        let url = link.destination.as_str();
+        url.parse::<alloy::transports::http::reqwest::Url>()
             .map_err(|e| PortalError::Config(format!("{}: destination: {e}", link.name)))?;
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(url)
+            .connect_client(BoundedHttp::client(url, cfg.limits()))
             .erased();
         let validators = std::iter::once(&link.notary)
             .chain(&link.notary_backups)
-            .map(|u| Endpoint::new(u))
+            .map(|u| Endpoint::new(u, cfg.limits()))
             .collect();
         Ok(EthWorker {
             name: link.name.clone(),
-            notary: Endpoint::with_backups(&link.notary, &link.notary_backups),
+            notary: Endpoint::with_backups(&link.notary, &link.notary_backups, cfg.limits()),
             validators,
             provider,
             relayer,

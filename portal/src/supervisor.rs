@@ -34,8 +34,8 @@ pub async fn run(cfg: PortalConfig) -> Result<(), PortalError> {
         let w = Worker::new(
             &l.name,
             Direction::Inbound,
-            Endpoint::new(&l.source),
-            Endpoint::with_backups(&l.notary, &l.notary_backups),
+            Endpoint::new(&l.source, cfg.limits()),
+            Endpoint::with_backups(&l.notary, &l.notary_backups, cfg.limits()),
             l.start_height,
             key.clone(),
             cfg.clone(),
@@ -47,8 +47,8 @@ pub async fn run(cfg: PortalConfig) -> Result<(), PortalError> {
         let w = Worker::new(
             &l.name,
             Direction::Outbound,
-            Endpoint::with_backups(&l.notary, &l.notary_backups),
-            Endpoint::new(&l.destination),
+            Endpoint::with_backups(&l.notary, &l.notary_backups, cfg.limits()),
+            Endpoint::new(&l.destination, cfg.limits()),
             l.start_height,
             key.clone(),
             cfg.clone(),

@@ -2,5 +2,7 @@
 //! keystores ([`keystore`]). No RocksDB, no libp2p: wallets, benchmarks, tests and portals
 //! link it.
 
+#[cfg(feature = "eth")]
+pub mod eth_transport;
 pub mod keystore;
 pub mod rpc;

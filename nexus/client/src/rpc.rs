@@ -1,5 +1,9 @@
-//! A small JSON-RPC v3 client over HTTP/1.1 with keep-alive, for the wallet, the benchmark and
-//! tests. It keeps the HTTP status so callers can check ICON's error conventions.
+//! A small JSON-RPC v3 client over HTTP/1.1 with keep-alive, for the wallet, the benchmark,
+//! portals and tests. It keeps the HTTP status so callers can check ICON's error conventions.
+//!
+//! An endpoint is somebody else's server: every call ends within [`Limits::timeout`] and reads
+//! at most [`Limits::max_response_bytes`] of its answer, so a frozen or hostile endpoint costs a
+//! caller (a portal's link, a validator's Ethereum check) a bounded wait and bounded memory.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -7,6 +11,10 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Most characters of an endpoint's answer quoted in an error.
+const QUOTED_CHARS: usize = 256;
 
 /// What a call can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,6 +34,49 @@ pub enum ClientError {
     /// The request did not get an answer.
     #[error("transport: {0}")]
     Transport(String),
+    /// The whole answer did not come within the client's timeout.
+    #[error("no whole answer from {url} within {after:?}")]
+    Timeout {
+        /// The endpoint.
+        url: String,
+        /// The client's timeout.
+        after: Duration,
+    },
+    /// The answer's body was longer than the client reads.
+    #[error("the answer from {url} is longer than {limit} bytes")]
+    TooLarge {
+        /// The endpoint.
+        url: String,
+        /// The client's limit.
+        limit: usize,
+    },
+}
+
+/// How long a call may take and how much of its answer is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest wait for a whole answer: connecting, sending and reading the body.
+    pub timeout: Duration,
+    /// Most bytes of an answer's body.
+    pub max_response_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 30 s and 64 MiB (a Nexus node's own largest answer).
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 64 << 20,
+        }
+    }
+}
+
+/// At most [`QUOTED_CHARS`] of `text`, marked when cut.
+pub(crate) fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((at, _)) => format!("{}... ({} bytes)", &text[..at], text.len()),
+        None => text.to_string(),
+    }
 }
 
 impl ClientError {
@@ -33,8 +84,14 @@ impl ClientError {
     pub fn code(&self) -> Option<i64> {
         match self {
             ClientError::Rpc { code, .. } => Some(*code),
-            ClientError::Transport(_) => None,
+            _ => None,
         }
+    }
+
+    /// True when the endpoint gave no usable answer (down, frozen, or answering past the
+    /// limits), so another endpoint of the same chain may be tried.
+    pub fn is_unanswered(&self) -> bool {
+        !matches!(self, ClientError::Rpc { .. })
     }
 }
 
@@ -43,18 +100,31 @@ pub struct RpcClient {
     url: String,
     http: Client<HttpConnector, Full<Bytes>>,
     id: AtomicU64,
+    limits: Limits,
 }
 
 impl RpcClient {
-    /// A client for `url`.
+    /// A client for `url`, with the default [`Limits`].
     pub fn new(url: impl Into<String>) -> Self {
+        Self::with_limits(url, Limits::default())
+    }
+
+    /// A client for `url` whose calls keep to `limits`.
+    pub fn with_limits(url: impl Into<String>, limits: Limits) -> Self {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(limits.timeout));
         RpcClient {
             url: url.into(),
             http: Client::builder(TokioExecutor::new()).build(conn),
             id: AtomicU64::new(1),
+            limits,
         }
+    }
+
+    /// The limits its calls keep to.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The endpoint.
@@ -62,8 +132,24 @@ impl RpcClient {
         &self.url
     }
 
-    /// Posts raw bytes with extra headers; returns the HTTP status and body.
+    /// Posts raw bytes with extra headers; returns the HTTP status and body, within the
+    /// client's [`Limits`].
     pub async fn post_raw(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let after = self.limits.timeout;
+        tokio::time::timeout(after, self.post_unlimited_time(url, body, headers))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.to_string(),
+                after,
+            })?
+    }
+
+    async fn post_unlimited_time(
         &self,
         url: &str,
         body: Vec<u8>,
@@ -82,11 +168,20 @@ impl RpcClient {
             .await
             .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
+        let limit = self.limits.max_response_bytes;
+        let body = http_body_util::Limited::new(resp.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ClientError::TooLarge {
+                        url: url.to_string(),
+                        limit,
+                    }
+                } else {
+                    ClientError::Transport(e.to_string())
+                }
+            })?
             .to_bytes();
         Ok((status, body.to_vec()))
     }
@@ -114,7 +209,7 @@ impl RpcClient {
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ClientError::Transport(format!(
                 "HTTP {status}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&bytes)
+                quoted(&String::from_utf8_lossy(&bytes))
             ))
         })?;
         if let Some(err) = v.get("error") {
@@ -125,9 +220,12 @@ impl RpcClient {
                 status,
             });
         }
-        v.get("result")
-            .cloned()
-            .ok_or_else(|| ClientError::Transport(format!("HTTP {status}: no result in {v}")))
+        v.get("result").cloned().ok_or_else(|| {
+            ClientError::Transport(format!(
+                "HTTP {status}: no result in {}",
+                quoted(&v.to_string())
+            ))
+        })
     }
 
     /// Waits until the endpoint answers `icx_getLastBlock`, for at most `timeout` (a node that

@@ -6,6 +6,8 @@ use crate::commands::wallet;
 use alloy::primitives::{Address as EthAddress, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use nexus_client::eth_transport::BoundedHttp;
+use nexus_client::rpc::Limits;
 use nexus_dex::score::CONVERTER_ADDRESS;
 use nexus_proto::value::{format_int, parse_u128};
 use nexus_proto::{Address, KeyPair, TxData};
@@ -128,7 +130,7 @@ fn eth_provider(url: &str, key: &str) -> Result<(DynProvider, EthAddress)> {
     let me = signer.address();
     let p = ProviderBuilder::new()
         .wallet(signer)
-        .connect_http(url.parse().map_err(|e| anyhow!("--eth-rpc {url:?}: {e}"))?)
+        .connect_client(eth_client(url)?)
         .erased();
     Ok((p, me))
 }
@@ -192,14 +194,18 @@ pub async fn deposit_eth(
     Ok(json!({"txHash": r.transaction_hash.to_string(), "block": r.block_number}))
 }
 
+/// An alloy client of the Ethereum endpoint `url` (`--eth-rpc`), its calls within the default
+/// [`Limits`] (an endpoint that hangs or answers without end fails the command).
+pub fn eth_client(url: &str) -> Result<alloy::rpc::client::RpcClient> {
+    url.parse::<alloy::transports::http::reqwest::Url>()
+        .map_err(|e| anyhow!("--eth-rpc {url:?}: {e}"))?;
+    Ok(BoundedHttp::client(url, Limits::default()))
+}
+
 /// The Ether the reserve contract holds: (reserve, held for pending trades).
 pub async fn eth_reserve(eth_rpc: &str, reserve: &str) -> Result<(u128, u128)> {
     let p = ProviderBuilder::new()
-        .connect_http(
-            eth_rpc
-                .parse()
-                .map_err(|e| anyhow!("--eth-rpc {eth_rpc:?}: {e}"))?,
-        )
+        .connect_client(eth_client(eth_rpc)?)
         .erased();
     let c = EthDexReserve::new(reserve_address(reserve)?, p);
     let r = c.reserve().call().await?;

@@ -217,7 +217,7 @@ pub async fn eth_transfer(
     );
     let p = ProviderBuilder::new()
         .wallet(signer)
-        .connect_http(url.parse().map_err(|e| anyhow::anyhow!("--eth-rpc: {e}"))?)
+        .connect_client(super::dex::eth_client(url)?)
         .erased();
     let r = EthTokenService::new(service, p)
         .transferNative(to.to_string())

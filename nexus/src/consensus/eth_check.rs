@@ -6,7 +6,7 @@
 //! header proves it was produced by the chain's consensus.
 
 use nexus_btp::NOTARY_ADDRESS;
-use nexus_client::rpc::RpcClient;
+use nexus_client::rpc::{Limits, RpcClient};
 use nexus_light_clients::ethereum::{EthHeader, EthUpdate, MAX_UPDATE_BYTES};
 use nexus_proto::value::parse_bytes;
 use nexus_proto::{Hash32, SignedTransaction, TxData};
@@ -18,6 +18,9 @@ use std::time::Duration;
 const KNOWN_LIMIT: usize = 8192;
 /// Longest wait for the endpoint per check.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// Most bytes of one answer read from the endpoint (a block without its transactions is a
+/// few KB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// Most relayed headers one check asks the endpoint about (a transaction or a block carrying
 /// more is refused: a relay would otherwise make every validator query its node without bound).
 pub const MAX_CHECKED_HEADERS: usize = 1024;
@@ -101,16 +104,21 @@ impl EthEndpointCheck {
                 .build()
                 .map_err(|e| e.to_string())?;
             rt.block_on(async {
-                let rpc = RpcClient::new(&url);
+                let rpc = RpcClient::with_limits(
+                    &url,
+                    Limits {
+                        timeout: TIMEOUT,
+                        max_response_bytes: MAX_ANSWER_BYTES,
+                    },
+                );
                 let mut out = Vec::with_capacity(ask.len());
                 for (n, _) in &ask {
-                    let call = rpc.call(
-                        "eth_getBlockByNumber",
-                        serde_json::json!([format!("{n:#x}"), false]),
-                    );
-                    let v = tokio::time::timeout(TIMEOUT, call)
+                    let v = rpc
+                        .call(
+                            "eth_getBlockByNumber",
+                            serde_json::json!([format!("{n:#x}"), false]),
+                        )
                         .await
-                        .map_err(|_| format!("no answer from {url} within {TIMEOUT:?}"))?
                         .map_err(|e| format!("{url}: {e}"))?;
                     out.push(
                         v["hash"]
