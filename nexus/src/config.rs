@@ -106,8 +106,11 @@ pub struct RpcConfig {
     pub listen: SocketAddr,
     /// Largest request body in bytes.
     pub max_request_bytes: u32,
-    /// Most concurrent connections.
+    /// Most connections open at once (HTTP and WebSocket); past it a new one is closed at once.
     pub max_connections: u32,
+    /// A connection that sends no request head for this long (idle between requests, or
+    /// sending one too slowly) is closed, in ms.
+    pub idle_timeout_ms: u64,
     /// Default wait of `icx_sendTransactionAndWait` / `icx_waitTransactionResult` in ms.
     pub default_wait_timeout_ms: u64,
     /// Longest wait a client may ask for with `Icon-Options: timeout=<ms>`.
@@ -214,6 +217,7 @@ impl Default for RpcConfig {
             request_timeout_ms: 75_000,
             max_monitors: 256,
             monitor_idle_timeout_ms: 90_000,
+            idle_timeout_ms: 30_000,
         }
     }
 }
@@ -285,6 +289,15 @@ impl NodeConfig {
         }
         if self.rpc.max_connections == 0 {
             return bad("rpc.max_connections", "must be at least 1");
+        }
+        if !(100..=3_600_000).contains(&self.rpc.idle_timeout_ms) {
+            return bad(
+                "rpc.idle_timeout_ms",
+                &format!(
+                    "must be between 100 and 3600000, got {}",
+                    self.rpc.idle_timeout_ms
+                ),
+            );
         }
         if self.rpc.default_wait_timeout_ms > self.rpc.max_wait_timeout_ms {
             return bad(

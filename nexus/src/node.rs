@@ -33,9 +33,34 @@ pub struct RunningNode {
     server: RpcServer,
 }
 
+/// Raises the process's soft limit of open files to its hard limit. Every connection (RPC,
+/// WebSocket, peers and those still in their handshake) and every RocksDB table file takes
+/// one, and a soft limit of 1,024 (a common default) is reached by connections alone long
+/// before the configured bounds on them; RocksDB then cannot open the file a flush writes.
+pub fn raise_open_files_limit() {
+    // Linux refuses more than `fs.nr_open` (1,048,576 by default), even under an unlimited
+    // hard limit.
+    const MAX_OPEN_FILES: u64 = 1 << 20;
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard.min(MAX_OPEN_FILES) => {
+            let to = hard.min(MAX_OPEN_FILES);
+            match setrlimit(Resource::RLIMIT_NOFILE, to, hard) {
+                Ok(()) => tracing::info!(from = soft, to, "raised the limit of open files"),
+                Err(e) => {
+                    tracing::warn!(soft, hard, error = %e, "could not raise the limit of open files")
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the limit of open files"),
+    }
+}
+
 /// Starts a node from a validated config.
 pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     cfg.validate()?;
+    raise_open_files_limit();
     let mut channels: Vec<(ParsedGenesis, Vec<String>)> =
         vec![(Genesis::load(&cfg.genesis)?, cfg.p2p.peers.clone())];
     for c in &cfg.channels {

@@ -309,3 +309,47 @@ async fn a_sender_cannot_overspend_with_waiting_transactions() {
     let total: u128 = balance(&rpc, &alice.address()).await;
     assert!(total <= fee, "alice kept {total}");
 }
+
+/// Whether the server closed `s` (EOF or reset), waiting at most 20 ms for a sign.
+fn closed(mut s: &std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+        .expect("read timeout");
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_capped_and_then_closed() {
+    // An outsider opens 300 connections to the RPC port and sends nothing on them.
+    nexus::node::raise_open_files_limit();
+    let node = TestNode::start_with(|c| {
+        c.replace("max_connections = 1024", "max_connections = 64")
+            .replace("idle_timeout_ms = 30000", "idle_timeout_ms = 2000")
+    });
+    let addr = node.base.trim_start_matches("http://").to_string();
+    let held: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let closed_at_once = held.iter().filter(|s| closed(s)).count();
+    assert!(
+        closed_at_once >= 300 - 64,
+        "only {closed_at_once} of 300 connections past the 64 allowed were closed"
+    );
+    // Past the idle timeout every one of them is closed, and the node serves again.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let still_open = held.iter().filter(|s| !closed(s)).count();
+    assert_eq!(
+        still_open, 0,
+        "connections that sent nothing for 2.5 s are still open"
+    );
+    still_alive(&node.rpc()).await;
+}

@@ -1,7 +1,7 @@
 //! Four validators as separate processes, LFT over libp2p on 127.0.0.1: transactions sent to
 //! any validator are final once, with the same blocks everywhere; SIGKILL one and the others
 //! go on, restart it and it catches up; kill two and finality stops without a fork, restart
-//! them and it resumes; a peer outside the channel cannot join it.
+//! them and it resumes; a peer outside the channel cannot join it, nor pile up connections.
 
 use nexus::client::RpcClient;
 use nexus_proto::{Address, KeyPair};
@@ -267,6 +267,53 @@ async fn one_broken_link_does_not_stop_finality() {
         }
     }
     assert!(same_chain(&c, &[0, 1, 2, 3]).await >= last);
+}
+
+/// Open file descriptors of process `pid`.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_to_a_validators_p2p_port_do_not_pile_up() {
+    // Nobody needs a key to open a TCP connection: an outsider opens 2,000 to validator 0's
+    // libp2p port and never starts the handshake. Each accepted one is a file descriptor
+    // (a soft limit of 1,024 is common), so the validator must close them beyond a few.
+    nexus::node::raise_open_files_limit();
+    let c = Cluster::start(4);
+    let pid = c.pid(0).expect("validator 0 runs");
+    let port: u16 = c.init.nodes[0]
+        .p2p
+        .split('/')
+        .nth(4)
+        .and_then(|p| p.parse().ok())
+        .expect("a /ip4/../tcp/<port>/p2p/.. address");
+    wait_height(&c.rpc(0), 2).await;
+    let before = open_files(pid);
+    let held: Vec<std::net::TcpStream> = (0..2000)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(held.len() > 1000, "only {} connections opened", held.len());
+    let mut most = 0;
+    for _ in 0..30 {
+        most = most.max(open_files(pid));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The channel keeps going while they are held: a transfer through the flooded validator.
+    let god = c.funded_key();
+    assert_eq!(
+        send_and_wait(&c.rpc(0), &god, Address::eoa([0x46; 20]), 1, 0).await["status"],
+        "0x1"
+    );
+    most = most.max(open_files(pid));
+    drop(held);
+    println!("validator 0: {before} open files before the flood, at most {most} during it");
+    assert!(
+        most < before + 200,
+        "validator 0 held {most} open files under the flood, {before} before it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,11 @@
 //! message is size-bounded (gossipsub's `max_transmit_size`); consensus messages are decoded by
 //! the bounded codec of `nexus-lft` and carry validator signatures of their own.
 //!
+//! Nobody needs a key to open a TCP connection, and each accepted one is a file descriptor:
+//! at most [`MAX_PENDING_INCOMING`] connections are kept in their handshake at once and
+//! [`MAX_CONNECTIONS_PER_PEER`] per peer once established; past that a new one is closed at
+//! once (libp2p's `connection_limits`).
+//!
 //! The peers of a channel form a full mesh (each dials every listed peer), so gossip goes
 //! straight from its author to each peer and is never forwarded: messages carry no libp2p
 //! signature (the Noise connection already names the sender, and consensus messages and
@@ -28,7 +33,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId};
+use libp2p::{connection_limits, identify, identity, noise, tcp, yamux, Multiaddr, PeerId};
 use nexus_proto::Hash32;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -147,8 +152,25 @@ impl P2pHandle {
     }
 }
 
+/// Connections in their handshake at once (a TCP connection is a file descriptor from the
+/// moment it is accepted, and nobody needs a key to open one); past it, a new one is closed
+/// at once.
+const MAX_PENDING_INCOMING: u32 = 64;
+/// Connections kept with one peer (a simultaneous dial from both sides makes two).
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+
+/// Incoming connections kept at once: each listed peer's, and room for the unlisted ones that
+/// are closed as soon as their handshake names them.
+fn max_established_incoming(listed: usize) -> u32 {
+    let listed = u32::try_from(listed).unwrap_or(u32::MAX);
+    listed
+        .saturating_mul(MAX_CONNECTIONS_PER_PEER)
+        .saturating_add(MAX_PENDING_INCOMING)
+}
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     blocks: request_response::Behaviour<BlockCodec>,
@@ -309,7 +331,12 @@ pub fn start_channels(
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),
             );
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                .with_max_established_incoming(Some(max_established_incoming(any_allowed.len())))
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
                 gossipsub,
                 identify,
                 blocks,

@@ -30,8 +30,7 @@ use crate::error::{code, IconError};
 use crate::metrics::Metrics;
 use http_body_util::BodyExt;
 use jsonrpsee::server::{
-    serve_with_graceful_shutdown, stop_channel, HttpBody, HttpResponse, Methods, ServerHandle,
-    StopHandle, TowerServiceBuilder,
+    stop_channel, HttpBody, HttpResponse, Methods, ServerHandle, StopHandle, TowerServiceBuilder,
 };
 use jsonrpsee::types::ErrorObjectOwned;
 use std::collections::HashMap;
@@ -331,6 +330,45 @@ async fn handle_request(
     }
 }
 
+/// Serves one connection over HTTP/1.1 (with upgrades, for the WebSocket monitors) until it
+/// ends; when `stopped` resolves, lets the request in flight finish and closes it.
+///
+/// A request's head must come within `idle` of the server waiting for it: a connection that
+/// sends no request (or dribbles one) for that long is closed, so idle connections do not
+/// hold `rpc.max_connections` slots for ever. An answer that takes long
+/// (`icx_sendTransactionAndWait`) is not cut: its head came before it.
+async fn serve_connection<S>(
+    sock: tokio::net::TcpStream,
+    idle: Duration,
+    svc: S,
+    stopped: impl std::future::Future<Output = ()>,
+) -> Result<(), hyper::Error>
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = HttpResponse>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle)
+        .serve_connection(
+            hyper_util::rt::TokioIo::new(sock),
+            hyper_util::service::TowerToHyperService::new(svc),
+        )
+        .with_upgrades();
+    tokio::pin!(conn, stopped);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stopped.as_mut() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
+}
+
 /// Binds `addr` and serves `routes` until [`RpcServer::stop`].
 pub async fn serve(addr: SocketAddr, routes: Routes) -> std::io::Result<RpcServer> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -351,6 +389,9 @@ pub async fn serve(addr: SocketAddr, routes: Routes) -> std::io::Result<RpcServe
         .set_tcp_no_delay(true)
         .to_service_builder();
     let routes = Arc::new(routes);
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        routes.cfg.max_connections as usize,
+    ));
     tokio::spawn(async move {
         loop {
             let sock = tokio::select! {
@@ -364,16 +405,25 @@ pub async fn serve(addr: SocketAddr, routes: Routes) -> std::io::Result<RpcServe
                 },
                 _ = stop.clone().shutdown() => break,
             };
+            // Past `max_connections` a new connection is closed at once: the client learns
+            // it now, rather than waiting in the kernel's queue.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::debug!("connection refused: rpc.max_connections are open");
+                drop(sock);
+                continue;
+            };
             let _ = sock.set_nodelay(true);
+            let idle = Duration::from_millis(routes.cfg.idle_timeout_ms);
             let (routes, builder, stop2) = (routes.clone(), builder.clone(), stop.clone());
             let svc = tower::service_fn(move |req| {
                 handle_request(req, routes.clone(), builder.clone(), stop2.clone())
             });
             let shutdown = stop.clone().shutdown();
             tokio::spawn(async move {
-                if let Err(e) = serve_with_graceful_shutdown(sock, svc, shutdown).await {
+                if let Err(e) = serve_connection(sock, idle, svc, shutdown).await {
                     tracing::debug!(%e, "connection ended");
                 }
+                drop(slot);
             });
         }
     });
