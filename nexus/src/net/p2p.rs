@@ -155,9 +155,9 @@ impl P2pHandle {
 /// Connections in their handshake at once (a TCP connection is a file descriptor from the
 /// moment it is accepted, and nobody needs a key to open one); past it, a new one is closed
 /// at once.
-const MAX_PENDING_INCOMING: u32 = 64;
+pub const MAX_PENDING_INCOMING: u32 = 64;
 /// Connections kept with one peer (a simultaneous dial from both sides makes two).
-const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 
 /// Incoming connections kept at once: each listed peer's, and room for the unlisted ones that
 /// are closed as soon as their handshake names them.
