@@ -108,6 +108,9 @@ pub struct RpcConfig {
     pub max_request_bytes: u32,
     /// Most connections open at once (HTTP and WebSocket); past it a new one is closed at once.
     pub max_connections: u32,
+    /// Most bytes of request bodies read or handled at once, over all connections; a request
+    /// past it is answered "busy" (503) at once.
+    pub max_bytes_in_flight: u32,
     /// A connection that sends no request head for this long (idle between requests, or
     /// sending one too slowly) is closed, in ms.
     pub idle_timeout_ms: u64,
@@ -218,6 +221,7 @@ impl Default for RpcConfig {
             max_monitors: 256,
             monitor_idle_timeout_ms: 90_000,
             idle_timeout_ms: 30_000,
+            max_bytes_in_flight: 64 << 20,
         }
     }
 }
@@ -289,6 +293,17 @@ impl NodeConfig {
         }
         if self.rpc.max_connections == 0 {
             return bad("rpc.max_connections", "must be at least 1");
+        }
+        if self.rpc.max_bytes_in_flight < self.rpc.max_request_bytes
+            || self.rpc.max_bytes_in_flight > 1 << 30
+        {
+            return bad(
+                "rpc.max_bytes_in_flight",
+                &format!(
+                    "must be between rpc.max_request_bytes ({}) and 1073741824, got {}",
+                    self.rpc.max_request_bytes, self.rpc.max_bytes_in_flight
+                ),
+            );
         }
         if !(100..=3_600_000).contains(&self.rpc.idle_timeout_ms) {
             return bad(
@@ -446,5 +461,39 @@ mod tests {
         assert_eq!(parsed.state.history_blocks, 256);
         let e = toml::from_str::<NodeConfig>("[state]\nmmap_reads = \"yes\"\n").unwrap_err();
         assert!(e.to_string().contains("mmap_reads"), "{e}");
+    }
+
+    #[test]
+    fn connection_bounds_are_checked() {
+        let d = NodeConfig::default();
+        assert_eq!(
+            (d.rpc.idle_timeout_ms, d.rpc.max_bytes_in_flight),
+            (30_000, 64 << 20)
+        );
+        for (ms, ok) in [
+            (99, false),
+            (100, true),
+            (3_600_000, true),
+            (3_600_001, false),
+        ] {
+            let mut c = NodeConfig::default();
+            c.rpc.idle_timeout_ms = ms;
+            let r = c.validate();
+            assert_eq!(r.is_ok(), ok, "idle_timeout_ms {ms}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("rpc.idle_timeout_ms"), "{e}");
+            }
+        }
+        let mut c = NodeConfig::default();
+        c.rpc.max_bytes_in_flight = c.rpc.max_request_bytes;
+        c.validate().unwrap();
+        c.rpc.max_bytes_in_flight = c.rpc.max_request_bytes - 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("rpc.max_bytes_in_flight") && e.contains("1048576"),
+            "{e}"
+        );
+        c.rpc.max_bytes_in_flight = u32::MAX;
+        assert!(c.validate().is_err());
     }
 }

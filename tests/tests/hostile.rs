@@ -353,3 +353,56 @@ async fn idle_connections_are_capped_and_then_closed() {
     );
     still_alive(&node.rpc()).await;
 }
+
+/// The status line the server sent on `s` so far (empty if none within 300 ms).
+fn status_of(mut s: &std::net::TcpStream) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .expect("read timeout");
+    let mut b = [0u8; 4096];
+    match s.read(&mut b) {
+        Ok(n) => String::from_utf8_lossy(&b[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_that_never_finish_hold_a_bounded_budget() {
+    // 20 clients each send the head of a 1,000,000-byte request and all but its last byte,
+    // then stop. With a budget of 4 MiB in flight, four are read and the rest are turned away.
+    use std::io::Write;
+    let node = TestNode::start_with(|c| {
+        c.replace(
+            "max_bytes_in_flight = 67108864",
+            "max_bytes_in_flight = 4194304",
+        )
+        .replace("idle_timeout_ms = 30000", "idle_timeout_ms = 3000")
+    });
+    let addr = node.base.trim_start_matches("http://").to_string();
+    let head = "POST /api/v3 HTTP/1.1\r\nHost: n\r\nContent-Length: 1000000\r\n\r\n";
+    let body = vec![b' '; 999_999];
+    let held: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            s.set_write_timeout(Some(std::time::Duration::from_secs(2)))
+                .expect("write timeout");
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+            s
+        })
+        .collect();
+    let first: Vec<String> = held.iter().map(status_of).collect();
+    let busy = first.iter().filter(|l| l.contains(" 503 ")).count();
+    assert!(busy >= 16, "{busy} of 20 answered busy: {first:?}");
+    // A small request still fits in what is left.
+    still_alive(&node.rpc()).await;
+    // The ones being read are answered 408 once their body is late by the idle timeout.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let late: Vec<String> = held.iter().map(status_of).collect();
+    let timed_out = late.iter().filter(|l| l.contains(" 408 ")).count();
+    assert_eq!(busy + timed_out, 20, "first {first:?}, then {late:?}");
+}

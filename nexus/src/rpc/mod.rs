@@ -62,6 +62,8 @@ pub struct Routes {
     metrics: Arc<Metrics>,
     cfg: RpcConfig,
     monitors: Arc<tokio::sync::Semaphore>,
+    /// Request bodies being read or handled, in bytes (`rpc.max_bytes_in_flight`).
+    bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl Routes {
@@ -95,6 +97,9 @@ impl Routes {
             metrics,
             cfg: cfg.clone(),
             monitors: Arc::new(tokio::sync::Semaphore::new(cfg.max_monitors as usize)),
+            bodies: Arc::new(tokio::sync::Semaphore::new(
+                cfg.max_bytes_in_flight as usize,
+            )),
         })
     }
 
@@ -191,7 +196,7 @@ async fn with_error_status(resp: HttpResponse) -> Result<HttpResponse, jsonrpsee
     ))
 }
 
-fn wait_header(req: &http::Request<hyper::body::Incoming>) -> Option<WaitTimeout> {
+fn wait_header<B>(req: &http::Request<B>) -> Option<WaitTimeout> {
     let v = req.headers().get("Icon-Options")?.to_str().ok()?;
     v.split(',').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
@@ -220,7 +225,7 @@ impl RpcServer {
 }
 
 async fn handle_request(
-    mut req: http::Request<hyper::body::Incoming>,
+    req: http::Request<hyper::body::Incoming>,
     routes: Arc<Routes>,
     builder: TowerServiceBuilder<tower::layer::util::Identity, tower::layer::util::Identity>,
     stop: StopHandle,
@@ -301,6 +306,45 @@ async fn handle_request(
                     ),
                 ));
             }
+            // Every body being read or handled holds its length (the most a body may be, when
+            // it has no length) from one budget: a thousand clients that each send most of a
+            // large body and stop would otherwise hold a thousand bodies.
+            let charge = len.unwrap_or(u64::from(max_request_bytes)).max(1) as u32;
+            let Ok(_held) = routes.bodies.clone().try_acquire_many_owned(charge) else {
+                return Ok(json_error(
+                    503,
+                    code::LACK_OF_RESOURCE,
+                    format!(
+                        "busy: requests of {} bytes in all are being read (rpc.max_bytes_in_flight); try again",
+                        routes.cfg.max_bytes_in_flight
+                    ),
+                ));
+            };
+            let idle = Duration::from_millis(routes.cfg.idle_timeout_ms);
+            let (parts, body) = req.into_parts();
+            let read = http_body_util::Limited::new(body, max_request_bytes as usize).collect();
+            let body = match tokio::time::timeout(idle, read).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Ok(json_error(
+                        413,
+                        code::INVALID_REQUEST,
+                        format!("request exceeds the limit of {max_request_bytes} bytes"),
+                    ))
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Ok(json_error(
+                        408,
+                        code::SYSTEM_TIMEOUT,
+                        format!(
+                            "the request's body did not arrive within {} ms (rpc.idle_timeout_ms)",
+                            idle.as_millis()
+                        ),
+                    ))
+                }
+            };
+            let mut req = http::Request::from_parts(parts, http_body_util::Full::new(body));
             if let Some(w) = wait_header(&req) {
                 req.extensions_mut().insert(w);
             }
