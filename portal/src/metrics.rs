@@ -145,15 +145,34 @@ impl Metrics {
     }
 }
 
+/// Connections to `/metrics` and `/health` open at once; past it a new one is closed.
+const MAX_CONNECTIONS: usize = 64;
+/// A connection that sends no request for this long is closed.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves `/metrics` and `/health` until the task is dropped.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, _) = listener.accept().await?;
+        // A failed accept (out of file descriptors, say) is waited out, not the end of the
+        // server: `/health` must answer again once it passes.
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(error) => {
+                tracing::warn!(%error, "metrics: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let metrics = metrics.clone();
                 async move {
@@ -177,6 +196,8 @@ pub async fn serve(
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(IDLE_TIMEOUT)
                 .serve_connection(io, svc)
                 .await;
         });
