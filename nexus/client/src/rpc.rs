@@ -62,10 +62,12 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 30 s and 64 MiB (a Nexus node's own largest answer).
+    /// 90 s (past a Nexus node's own longest request, 75 s by default, so that a long
+    /// `icx_sendTransactionAndWait` gets the node's answer, its timeout error included) and
+    /// 64 MiB (a Nexus node's largest answer).
     fn default() -> Self {
         Limits {
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(90),
             max_response_bytes: 64 << 20,
         }
     }

@@ -307,9 +307,12 @@ async fn handle_request(
                 ));
             }
             // Every body being read or handled holds its length (the most a body may be, when
-            // it has no length) from one budget: a thousand clients that each send most of a
+            // it is chunked) from one budget: a thousand clients that each send most of a
             // large body and stop would otherwise hold a thousand bodies.
-            let charge = len.unwrap_or(u64::from(max_request_bytes)).max(1) as u32;
+            let charge = hyper::body::Body::size_hint(req.body())
+                .upper()
+                .unwrap_or(u64::from(max_request_bytes))
+                .clamp(1, u64::from(max_request_bytes)) as u32;
             let Ok(_held) = routes.bodies.clone().try_acquire_many_owned(charge) else {
                 return Ok(json_error(
                     503,
