@@ -16,7 +16,8 @@ use std::time::Duration;
 
 /// Hashes confirmed by the endpoint that are remembered.
 const KNOWN_LIMIT: usize = 8192;
-/// Longest wait for the endpoint per check.
+/// Longest wait for the endpoint per check: for all its headers together, so a slow endpoint
+/// costs a check (which consensus waits for) at most this long, however many headers it has.
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// Most bytes of one answer read from the endpoint (a block without its transactions is a
 /// few KB).
@@ -111,22 +112,30 @@ impl EthEndpointCheck {
                         max_response_bytes: MAX_ANSWER_BYTES,
                     },
                 );
-                let mut out = Vec::with_capacity(ask.len());
-                for (n, _) in &ask {
-                    let v = rpc
-                        .call(
-                            "eth_getBlockByNumber",
-                            serde_json::json!([format!("{n:#x}"), false]),
-                        )
-                        .await
-                        .map_err(|e| format!("{url}: {e}"))?;
-                    out.push(
-                        v["hash"]
-                            .as_str()
-                            .and_then(|h| Hash32::parse("hash", h).ok()),
-                    );
-                }
-                Ok::<_, String>(out)
+                let all = async {
+                    let mut out = Vec::with_capacity(ask.len());
+                    for (n, _) in &ask {
+                        let v = rpc
+                            .call(
+                                "eth_getBlockByNumber",
+                                serde_json::json!([format!("{n:#x}"), false]),
+                            )
+                            .await
+                            .map_err(|e| format!("{url}: {e}"))?;
+                        out.push(
+                            v["hash"]
+                                .as_str()
+                                .and_then(|h| Hash32::parse("hash", h).ok()),
+                        );
+                    }
+                    Ok::<_, String>(out)
+                };
+                tokio::time::timeout(TIMEOUT, all).await.map_err(|_| {
+                    format!(
+                        "{url} did not answer for {} headers within {TIMEOUT:?}",
+                        ask.len()
+                    )
+                })?
             })
         })
         .join()
@@ -224,6 +233,64 @@ mod tests {
     fn an_unreachable_endpoint_refuses() {
         let c = EthEndpointCheck::new("http://127.0.0.1:1");
         assert!(c.check(&[relay_tx(NOTARY_ADDRESS, "relay", 1)]).is_err());
+    }
+
+    /// An Ethereum endpoint that answers every call, after `delay`, with a block of hash zero.
+    fn slow_endpoint(delay: Duration) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut chunk) {
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            continue;
+                        }
+                        buf.drain(..end + 4 + len);
+                        std::thread::sleep(delay);
+                        let body = format!(
+                            r#"{{"jsonrpc":"2.0","id":1,"result":{{"hash":"0x{}"}}}}"#,
+                            "00".repeat(32)
+                        );
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_slow_endpoint_costs_a_check_at_most_the_timeout_in_all() {
+        // 20 headers at 400 ms each would take 8 s; the check gives up at 5 s in all.
+        let c = EthEndpointCheck::new(&slow_endpoint(Duration::from_millis(400)));
+        let e = c
+            .check(&[relay_tx(NOTARY_ADDRESS, "relay", 20)])
+            .expect_err("refused");
+        assert!(e.contains("did not answer for 20 headers within 5s"), "{e}");
     }
 
     #[test]
