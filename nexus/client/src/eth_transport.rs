@@ -3,7 +3,7 @@
 //! ones. alloy's own HTTP transport reads an answer whole, without a bound on its size, and
 //! reqwest waits without a timeout unless one is set.
 
-use crate::rpc::{ClientError, Limits, RpcClient};
+use crate::rpc::{Limits, RpcClient};
 use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
 use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 use std::sync::Arc;
@@ -30,10 +30,6 @@ impl BoundedHttp {
     }
 }
 
-fn transport_error(e: ClientError) -> TransportError {
-    TransportErrorKind::custom(e)
-}
-
 impl tower05::Service<RequestPacket> for BoundedHttp {
     type Response = ResponsePacket;
     type Error = TransportError;
@@ -50,7 +46,7 @@ impl tower05::Service<RequestPacket> for BoundedHttp {
             let (status, bytes) = rpc
                 .post_raw(rpc.url(), body, &[])
                 .await
-                .map_err(transport_error)?;
+                .map_err(TransportErrorKind::custom)?;
             let text = || crate::rpc::quoted(&String::from_utf8_lossy(&bytes));
             if !(200..300).contains(&status) {
                 return Err(TransportErrorKind::http_error(status, text()));
