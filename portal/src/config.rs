@@ -101,6 +101,29 @@ pub struct EthOutboundLink {
     /// Height to scan from when there is no progress yet.
     #[serde(default)]
     pub start_height: u64,
+    /// How long a relay transaction may wait for its receipt, in ms, before it is sent again
+    /// with the same nonce and raised fees (the node dropped it, or the base fee rose past it).
+    #[serde(default = "default_receipt_timeout_ms")]
+    pub receipt_timeout_ms: u64,
+    /// How much each new send raises both EIP-1559 fees, in percent (nodes take a replacement
+    /// only when it pays at least 10% more).
+    #[serde(default = "default_fee_bump_percent")]
+    pub fee_bump_percent: u64,
+    /// The highest `maxFeePerGas` the relayer pays, in gwei: fees are never raised past it.
+    #[serde(default = "default_max_fee_per_gas_gwei")]
+    pub max_fee_per_gas_gwei: u64,
+}
+
+fn default_receipt_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_fee_bump_percent() -> u64 {
+    20
+}
+
+fn default_max_fee_per_gas_gwei() -> u64 {
+    500
 }
 
 fn default_max_gas() -> u64 {
@@ -234,6 +257,24 @@ impl PortalConfig {
                 return bad(format!(
                     "{}: bmc: expected a 0x address of 40 hex digits, got {:?}",
                     l.name, l.bmc
+                ));
+            }
+            if !(100..=3_600_000).contains(&l.receipt_timeout_ms) {
+                return bad(format!(
+                    "{}: receipt_timeout_ms: expected 100..=3600000, got {}",
+                    l.name, l.receipt_timeout_ms
+                ));
+            }
+            if !(10..=1000).contains(&l.fee_bump_percent) {
+                return bad(format!(
+                    "{}: fee_bump_percent: expected 10..=1000 (a replacement must pay at least 10% more), got {}",
+                    l.name, l.fee_bump_percent
+                ));
+            }
+            if !(1..=1_000_000).contains(&l.max_fee_per_gas_gwei) {
+                return bad(format!(
+                    "{}: max_fee_per_gas_gwei: expected 1..=1000000, got {}",
+                    l.name, l.max_fee_per_gas_gwei
                 ));
             }
         }
@@ -442,6 +483,24 @@ mod tests {
         let mut bad = c.clone();
         bad.eth_outbound[0].max_gas = u64::MAX;
         assert!(named(&bad).contains("max_gas"));
+        let l = &c.eth_outbound[0];
+        assert_eq!(
+            (
+                l.receipt_timeout_ms,
+                l.fee_bump_percent,
+                l.max_fee_per_gas_gwei
+            ),
+            (60_000, 20, 500)
+        );
+        let mut bad = c.clone();
+        bad.eth_outbound[0].fee_bump_percent = 9;
+        assert!(named(&bad).contains("fee_bump_percent"), "{}", named(&bad));
+        let mut bad = c.clone();
+        bad.eth_outbound[0].receipt_timeout_ms = 0;
+        assert!(named(&bad).contains("receipt_timeout_ms"));
+        let mut bad = c.clone();
+        bad.eth_outbound[0].max_fee_per_gas_gwei = 0;
+        assert!(named(&bad).contains("max_fee_per_gas_gwei"));
         let mut bad = c.clone();
         bad.eth_inbound[0].max_headers = 0;
         assert!(named(&bad).contains("max_headers"));

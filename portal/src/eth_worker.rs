@@ -3,14 +3,17 @@
 //! notary channel's final blocks for messages to the BMC's network, gathers more than 2/3 of the
 //! validators' signatures of each block's decision (`btp_getDecision` on every validator),
 //! checks them against the verifier's set, and submits `handleRelayMessage` in batches under
-//! the gas cap. Before a pass it waits for its own pending transactions, so a restart or a
-//! replaced transaction never sends a message twice; the verifier refuses duplicates anyway.
+//! the gas cap (`eth_send`: a transaction not mined in time goes again with raised fees).
+//! Before a pass it waits for its own pending transactions, so a restart or a replaced
+//! transaction never sends a message twice; the verifier refuses duplicates anyway.
 
 use crate::config::{EthOutboundLink, PortalConfig};
 use crate::endpoint::Endpoint;
+use crate::eth_send::{EthSender, FeePolicy};
 use crate::metrics::Metrics;
 use crate::progress::{Progress, ProgressFile};
 use crate::PortalError;
+use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address as EthAddress, Bytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -145,18 +148,30 @@ impl EthWorker {
         })
     }
 
+    /// Sends the relayer's transactions through to receipts, raising fees when one waits.
+    fn sender(&self) -> EthSender<'_> {
+        EthSender {
+            provider: &self.provider,
+            relayer: self.relayer,
+            url: &self.link.destination,
+            link: &self.name,
+            fees: FeePolicy::new(self.link.fee_bump_percent, self.link.max_fee_per_gas_gwei),
+            receipt_timeout: Duration::from_millis(self.link.receipt_timeout_ms),
+            poll: Duration::from_millis(self.cfg.poll_ms.clamp(20, 1000)),
+            metrics: &self.metrics,
+        }
+    }
+
     /// Waits until none of the relayer's transactions is pending (after a restart, or while a
-    /// replaced one settles), so a pass reads the delivered sequence after them.
+    /// replaced one settles), so a pass reads the delivered sequence after them. One still
+    /// pending after `receipt_timeout_ms` (a restart while it was stuck) is replaced by an empty
+    /// transaction with raised fees.
     async fn settle(&self) -> Result<(), PortalError> {
         let url = &self.link.destination;
-        let started = Instant::now();
+        let sender = self.sender();
+        let mut since = Instant::now();
         loop {
-            let latest = self
-                .provider
-                .get_transaction_count(self.relayer)
-                .latest()
-                .await
-                .map_err(|e| eth_err(url, e))?;
+            let latest = sender.next_nonce().await?;
             let pending = self
                 .provider
                 .get_transaction_count(self.relayer)
@@ -166,16 +181,12 @@ impl EthWorker {
             if pending <= latest {
                 return Ok(());
             }
-            if started.elapsed() > Duration::from_secs(120) {
-                return Err(eth_err(
-                    url,
-                    format!(
-                        "{} transactions of the relayer still pending after 120 s",
-                        pending - latest
-                    ),
-                ));
+            if since.elapsed() >= sender.receipt_timeout {
+                sender.cancel(latest).await?;
+                since = Instant::now();
+                continue;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(sender.poll).await;
         }
     }
 
@@ -300,14 +311,14 @@ impl EthWorker {
                         chunk = chunk.div_ceil(2);
                         continue;
                     }
-                    let receipt = call
-                        .gas(gas + gas / 5)
-                        .send()
-                        .await
-                        .map_err(|e| eth_err(url, e))?
-                        .get_receipt()
-                        .await
-                        .map_err(|e| eth_err(url, e))?;
+                    let tx = call
+                        .into_transaction_request()
+                        .with_gas_limit(gas + gas / 5);
+                    let what = format!(
+                        "the relay of block {h}'s messages from {}",
+                        part.first().map_or(rx, |i| i.seq)
+                    );
+                    let receipt = self.sender().confirm(tx, &what).await?;
                     if !receipt.status() {
                         return Err(PortalError::Refused {
                             tx: receipt.transaction_hash.to_string(),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod endpoint;
 pub mod eth_batch;
 pub mod eth_inbound;
+pub mod eth_send;
 pub mod eth_worker;
 pub mod link_loop;
 pub mod metrics;

@@ -35,6 +35,7 @@ pub struct Metrics {
     pending: Family<Link, Gauge>,
     relayed: Family<Link, Counter>,
     errors: Family<Link, Counter>,
+    sent_again: Family<Link, Counter>,
     height: Family<Link, Gauge>,
     balance: Family<Link, Gauge<f64, AtomicU64>>,
     health: Mutex<BTreeMap<String, LinkHealth>>,
@@ -48,6 +49,7 @@ impl Default for Metrics {
             pending: Family::default(),
             relayed: Family::default(),
             errors: Family::default(),
+            sent_again: Family::default(),
             height: Family::default(),
             balance: Family::default(),
             health: Mutex::new(BTreeMap::new()),
@@ -69,6 +71,11 @@ impl Default for Metrics {
             m.relayed.clone(),
         );
         registry.register("errors", "Failed relay steps", m.errors.clone());
+        registry.register(
+            "eth_sent_again",
+            "Ethereum transactions sent again with raised fees after no receipt came in time",
+            m.sent_again.clone(),
+        );
         registry.register("height", "Last source height handled", m.height.clone());
         registry.register(
             "wallet_balance_icx",
@@ -120,6 +127,11 @@ impl Metrics {
         if let Ok(mut h) = self.health.lock() {
             h.entry(link.to_string()).or_default().last_error = Some(why.to_string());
         }
+    }
+
+    /// An Ethereum transaction sent again (same nonce, raised fees).
+    pub fn sent_again(&self, link: &str) {
+        self.sent_again.get_or_create(&l(link)).inc();
     }
 
     /// The relayer's balance (loop).

@@ -13,6 +13,7 @@ use alloy::sol_types::SolValue;
 use nexus_proto::KeyPair;
 use nexus_tests::eth::{deploy, Anvil, NexusVerifier, BMC, DEV_KEY};
 use nexus_tests::hub::{tail, Hub, ICX};
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// Anvil's second dev account: the portal's Ethereum wallet.
@@ -43,14 +44,18 @@ async fn wait_rx(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restart() {
-    let mut hub = Hub::start().await;
-    let (a, b) = (hub.chain(0).network.clone(), hub.chain(1).network.clone());
-    let god = hub.funded_key();
-    let bob = KeyPair::generate();
+/// The Ethereum side of chain B: a Solidity BMC for B's network on anvil, its verifier
+/// trusting the four validators for notary-a.
+struct EthSide {
+    anvil: Anvil,
+    provider: alloy::providers::DynProvider,
+    bmc: BMC::BMCInstance<alloy::providers::DynProvider>,
+    bmv: NexusVerifier::NexusVerifierInstance<alloy::providers::DynProvider>,
+    bmc_addr: EthAddress,
+}
 
-    // The Solidity BMC for B's network, trusting the four validators for notary-a.
+async fn eth_side(hub: &Hub) -> EthSide {
+    let (a, b) = (hub.chain(0).network.clone(), hub.chain(1).network.clone());
     let anvil = Anvil::start();
     let provider = anvil.provider(DEV_KEY);
     let bmc_addr = deploy(&provider, "BMC", &(b.clone(),).abi_encode_params()).await;
@@ -84,7 +89,7 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
         })
         .collect();
     assert!(bmv
-        .addSource(a.clone(), set)
+        .addSource(a, set)
         .send()
         .await
         .unwrap()
@@ -92,8 +97,18 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
         .await
         .unwrap()
         .status());
+    EthSide {
+        anvil,
+        provider,
+        bmc,
+        bmv,
+        bmc_addr,
+    }
+}
 
-    // A portal with only the Ethereum link.
+/// Writes the config of a portal with only the Ethereum link (`extra` lines added to it);
+/// returns it with the port of the portal's metrics.
+fn eth_portal_config(hub: &Hub, eth: &EthSide, extra: &str) -> (std::path::PathBuf, u16) {
     let notary = hub.chain(0).notary_channel.clone();
     let urls: Vec<String> = (0..4)
         .map(|i| hub.nexus.rpc_on(i, &notary).url().to_string())
@@ -104,20 +119,57 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
     let config = format!(
         "keystore = \"relayer.json\"\nkeystore_password_file = \"relayer.password\"\nstate_dir = \"state-eth\"\n\
          listen = \"127.0.0.1:{port}\"\npoll_ms = 100\nprogress_every_s = 1\n\n[[eth_outbound]]\nname = \"a-to-eth\"\n\
-         notary = \"{}\"\nnotary_backups = {:?}\ndestination = \"{}\"\nbmc = \"{bmc_addr}\"\nkey_file = \"eth.key\"\nmax_messages = 4\n",
+         notary = \"{}\"\nnotary_backups = {:?}\ndestination = \"{}\"\nbmc = \"{}\"\nkey_file = \"eth.key\"\nmax_messages = 4\n{extra}",
         urls[0],
         &urls[1..],
-        anvil.url,
+        eth.anvil.url,
+        eth.bmc_addr,
     );
     let path = dir.join("portal-eth.toml");
     std::fs::write(&path, config).unwrap();
+    (path, port)
+}
+
+/// The portal's `/metrics` page.
+fn metrics_page(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    page
+}
+
+fn relayer() -> EthAddress {
+    alloy::signers::local::PrivateKeySigner::from_slice(
+        &hex::decode(RELAYER_KEY.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap()
+    .address()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restart() {
+    let mut hub = Hub::start().await;
+    let a = hub.chain(0).network.clone();
+    let god = hub.funded_key();
+    let bob = KeyPair::generate();
+
+    // The Solidity BMC for B's network and a portal with only the Ethereum link.
+    let eth = eth_side(&hub).await;
+    let (path, _) = eth_portal_config(&hub, &eth, "");
+    let dir = hub.portal_dir();
     hub.spawn_portal_with(9, &path);
+    let EthSide {
+        provider, bmc, bmv, ..
+    } = &eth;
 
     // Three transfers A -> B arrive on Ethereum (B's own BMC gets them through the first portal).
     for _ in 0..3 {
         hub.send_icx(0, &god, &bob.address(), ICX).await;
     }
-    wait_rx(&bmv, &a, 3, &hub).await;
+    wait_rx(bmv, &a, 3, &hub).await;
 
     // Killed while five more wait; restarted, it delivers them once.
     hub.kill_portal(9);
@@ -125,15 +177,11 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
         hub.send_icx(0, &god, &bob.address(), ICX).await;
     }
     hub.spawn_portal_with(9, &path);
-    wait_rx(&bmv, &a, 8, &hub).await;
+    wait_rx(bmv, &a, 8, &hub).await;
 
     // Every relay transaction the portal sent succeeded (none was a duplicate the verifier
     // refused), and each answered request went back as a reply message.
-    let relayer: EthAddress = alloy::signers::local::PrivateKeySigner::from_slice(
-        &hex::decode(RELAYER_KEY.trim_start_matches("0x")).unwrap(),
-    )
-    .unwrap()
-    .address();
+    let relayer = relayer();
     let sent = provider.get_transaction_count(relayer).await.unwrap();
     assert!(sent >= 2, "{sent} relay transactions");
     let last = provider.get_block_number().await.unwrap();
@@ -179,7 +227,7 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
             nexus::keystore::load(&cfg.keystore, &cfg.keystore_password().unwrap()).unwrap()
         })
         .collect();
-    let notary_rpc = hub.nexus.rpc_on(0, &notary);
+    let notary_rpc = hub.nexus.rpc_on(0, &hub.chain(0).notary_channel);
     let set_validators = async |public_keys: Vec<String>| {
         // Far enough ahead that the transaction's own block is below it by the margin.
         let head = notary_rpc
@@ -256,5 +304,164 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
     for _ in 0..2 {
         hub.send_icx(0, &god, &bob.address(), ICX).await;
     }
-    wait_rx(&bmv, &a, 10, &hub).await;
+    wait_rx(bmv, &a, 10, &hub).await;
+}
+
+/// Calls one of anvil's own methods.
+async fn anvil(p: &alloy::providers::DynProvider, method: &'static str, params: Value) -> Value {
+    p.raw_request::<Value, Value>(method.into(), params)
+        .await
+        .unwrap()
+}
+
+/// A pending transaction of the relayer in anvil's pool.
+#[derive(Debug, Clone, PartialEq)]
+struct Pooled {
+    hash: String,
+    nonce: u64,
+    max_fee: u128,
+    to: String,
+}
+
+/// The relayer's transactions in anvil's pool.
+async fn pooled(p: &alloy::providers::DynProvider) -> Vec<Pooled> {
+    let content = anvil(p, "txpool_content", json!([])).await;
+    let me = relayer().to_string().to_lowercase();
+    let mut out = Vec::new();
+    for (from, by_nonce) in content["pending"].as_object().into_iter().flatten() {
+        if from.to_lowercase() != me {
+            continue;
+        }
+        for tx in by_nonce.as_object().into_iter().flat_map(|m| m.values()) {
+            let num = |k: &str| {
+                u128::from_str_radix(tx[k].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+            };
+            out.push(Pooled {
+                hash: tx["hash"].as_str().unwrap().to_string(),
+                nonce: num("nonce") as u64,
+                max_fee: num("maxFeePerGas"),
+                to: tx["to"].as_str().unwrap_or_default().to_lowercase(),
+            });
+        }
+    }
+    out
+}
+
+/// Waits until the relayer has a pending transaction that `pick` takes.
+async fn wait_pooled(
+    p: &alloy::providers::DynProvider,
+    hub: &Hub,
+    what: &str,
+    pick: impl Fn(&Pooled) -> bool,
+) -> Pooled {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = pooled(p).await.into_iter().find(|t| pick(t)) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} in anvil's pool; relayer's: {:?}; eth portal log:\n{}",
+            pooled(p).await,
+            tail(
+                &std::fs::read_to_string(hub.portal_dir().join("portal-9.log")).unwrap_or_default(),
+                40
+            )
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn mined(p: &alloy::providers::DynProvider, hash: &str) -> Option<bool> {
+    p.get_transaction_receipt(hash.parse().unwrap())
+        .await
+        .unwrap()
+        .map(|r| r.status())
+}
+
+/// With anvil mining only when told to: a relay transaction the node dropped is sent again with
+/// the same nonce and raised fees, one left pending past `receipt_timeout_ms` is replaced with
+/// higher fees, and the message arrives once. A portal restarted while its transaction is stuck
+/// replaces that one with an empty transfer to itself and then delivers the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_transactions_that_are_not_mined_are_sent_again_with_raised_fees() {
+    let mut hub = Hub::start().await;
+    let a = hub.chain(0).network.clone();
+    let god = hub.funded_key();
+    let bob = KeyPair::generate();
+    let eth = eth_side(&hub).await;
+    let p = &eth.provider;
+    let (path, port) = eth_portal_config(
+        &hub,
+        &eth,
+        "receipt_timeout_ms = 1500\nfee_bump_percent = 20\n",
+    );
+    anvil(p, "evm_setAutomine", json!([false])).await;
+    hub.spawn_portal_with(9, &path);
+    hub.send_icx(0, &god, &bob.address(), ICX).await;
+
+    // The first send, dropped from the pool as a busy node would.
+    let first = wait_pooled(p, &hub, "relay", |_| true).await;
+    anvil(p, "anvil_dropTransaction", json!([first.hash])).await;
+    let again = wait_pooled(p, &hub, "second send", |t| t.hash != first.hash).await;
+    assert_eq!(again.nonce, first.nonce, "the same nonce");
+    assert!(
+        again.max_fee >= first.max_fee + first.max_fee / 5,
+        "fees raised by 20%: {} then {}",
+        first.max_fee,
+        again.max_fee
+    );
+    // Still not mined: replaced in the pool by a third send with higher fees.
+    let third = wait_pooled(p, &hub, "replacement", |t| t.hash != again.hash).await;
+    assert_eq!(third.nonce, first.nonce);
+    assert!(
+        third.max_fee >= again.max_fee + again.max_fee / 5,
+        "{third:?} after {again:?}"
+    );
+    anvil(p, "evm_mine", json!([])).await;
+    anvil(p, "evm_setAutomine", json!([true])).await;
+    wait_rx(&eth.bmv, &a, 1, &hub).await;
+    assert_eq!(
+        mined(p, &third.hash).await,
+        Some(true),
+        "the replacement was mined"
+    );
+    assert_eq!(mined(p, &first.hash).await, None);
+    assert_eq!(mined(p, &again.hash).await, None);
+
+    // Killed while its next relay waits unmined, restarted: after the receipt timeout it
+    // replaces the stuck transaction with an empty one and sends the message again.
+    anvil(p, "evm_setAutomine", json!([false])).await;
+    hub.send_icx(0, &god, &bob.address(), ICX).await;
+    let stuck = wait_pooled(p, &hub, "second relay", |t| t.nonce == first.nonce + 1).await;
+    hub.kill_portal(9);
+    hub.spawn_portal_with(9, &path);
+    let me = relayer().to_string().to_lowercase();
+    let cancel = wait_pooled(p, &hub, "empty replacement", |t| t.to == me).await;
+    assert_eq!(cancel.nonce, stuck.nonce);
+    anvil(p, "evm_mine", json!([])).await;
+    anvil(p, "evm_setAutomine", json!([true])).await;
+    wait_rx(&eth.bmv, &a, 2, &hub).await;
+    assert_eq!(mined(p, &cancel.hash).await, Some(true));
+    assert_eq!(
+        mined(p, &stuck.hash).await,
+        None,
+        "the stuck relay was replaced"
+    );
+    let log = std::fs::read_to_string(hub.portal_dir().join("portal-9.log")).unwrap();
+    assert!(
+        log.contains("sent again with raised fees"),
+        "{}",
+        tail(&log, 40)
+    );
+    assert!(
+        log.contains("replacing it with an empty one"),
+        "{}",
+        tail(&log, 40)
+    );
+    let metrics = metrics_page(port);
+    assert!(
+        metrics.contains("portal_eth_sent_again_total{link=\"a-to-eth\"}"),
+        "{metrics}"
+    );
 }
