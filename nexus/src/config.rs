@@ -177,6 +177,11 @@ pub struct StateConfig {
     /// resident memory (they are the page cache's, which the kernel takes back when it needs
     /// them), so resident memory grows toward the size of the data folder. Off by default.
     pub mmap_reads: bool,
+    /// Free space, in MiB, the node keeps on the disk of its data folder: below it the node
+    /// refuses to start, and a running node stops (with an error saying so) before RocksDB
+    /// runs out of space mid-write. Keep it above the memtables a flush writes at once (128
+    /// MiB) plus room for a compaction. 0 turns the check off.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for StateConfig {
@@ -184,6 +189,7 @@ impl Default for StateConfig {
         StateConfig {
             history_blocks: 256,
             mmap_reads: false,
+            min_free_disk_mb: 512,
         }
     }
 }
@@ -344,6 +350,16 @@ impl NodeConfig {
                     "must be between {} and 10000000, got {}",
                     crate::ledger::state_tree::MIN_HISTORY,
                     self.state.history_blocks
+                ),
+            );
+        }
+        if self.state.min_free_disk_mb > 1 << 30 {
+            return bad(
+                "state.min_free_disk_mb",
+                &format!(
+                    "must be at most {} (1 PiB), got {}",
+                    1u64 << 30,
+                    self.state.min_free_disk_mb
                 ),
             );
         }

@@ -10,6 +10,19 @@ pub enum NodeError {
     /// RocksDB failed.
     #[error("storage: {0}")]
     Storage(#[from] rocksdb::Error),
+    /// The disk holding the database has less free space than the node keeps in reserve.
+    #[error(
+        "the disk holding {path} has {free_mib} MiB free, under state.min_free_disk_mb = {min_mib}: \
+         the node stops before the database runs out of space in the middle of a write"
+    )]
+    DiskFull {
+        /// The data folder.
+        path: String,
+        /// Free space seen, in MiB.
+        free_mib: u64,
+        /// The reserve, in MiB.
+        min_mib: u64,
+    },
     /// Stored data did not decode: the database is damaged or from another version.
     #[error("corrupt {what} in the database: {reason}")]
     Corrupt {
@@ -30,6 +43,25 @@ pub enum NodeError {
     /// A wire format error in trusted data.
     #[error(transparent)]
     Proto(#[from] ProtoError),
+}
+
+/// What an operator can do about a failure whose text names it: a full disk, or a data folder
+/// another process holds.
+pub fn operator_hint(message: &str) -> Option<&'static str> {
+    if message.contains("No space left on device") || message.contains("min_free_disk_mb") {
+        return Some(
+            "the disk holding the node's data folder is full or nearly so: free space (or move \
+             data_dir) and start the node again; what it committed is kept, and a validator \
+             catches up from its peers",
+        );
+    }
+    if message.contains("lock file") && message.contains("unavailable") {
+        return Some(
+            "another process (a node still running?) holds this data folder: stop it, or give \
+             this node a data_dir of its own",
+        );
+    }
+    None
 }
 
 /// ICON JSON-RPC v3 error codes.
@@ -129,5 +161,30 @@ impl From<ProtoError> for IconError {
 impl From<NodeError> for IconError {
     fn from(e: NodeError) -> Self {
         IconError::internal(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operator_hint;
+
+    #[test]
+    fn a_full_disk_and_a_held_data_folder_get_a_hint() {
+        let full = "storage: IO error: No space left on device: While appending to file: data/000029.sst: No space left on device";
+        assert!(operator_hint(full).unwrap().contains("disk"));
+        let reserve = super::NodeError::DiskFull {
+            path: "data".into(),
+            free_mib: 3,
+            min_mib: 512,
+        }
+        .to_string();
+        assert!(
+            operator_hint(&reserve).unwrap().contains("free space"),
+            "{reserve}"
+        );
+        let held =
+            "storage: IO error: While lock file: /n/data/LOCK: Resource temporarily unavailable";
+        assert!(operator_hint(held).unwrap().contains("another process"));
+        assert_eq!(operator_hint("config: genesis: missing nid"), None);
     }
 }

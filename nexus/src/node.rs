@@ -91,7 +91,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<RunningNode, NodeError> {
     let mode = ReadMode {
         mmap: cfg.state.mmap_reads,
     };
-    let storage = Storage::open_with(&cfg.data_dir, &names, mode)?;
+    let storage = Storage::open_with(&cfg.data_dir, &names, mode)?
+        .with_min_free(cfg.state.min_free_disk_mb << 20)?;
     let metrics = Arc::new(Metrics::default());
 
     // One libp2p task for every channel run by LFT.

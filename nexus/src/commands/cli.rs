@@ -839,7 +839,11 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("error: {message}");
+            if let Some(hint) = crate::error::operator_hint(&message) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

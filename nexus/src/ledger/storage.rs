@@ -66,6 +66,63 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 pub struct Storage {
     db: Arc<DB>,
     cache: rocksdb::Cache,
+    guard: Arc<DiskGuard>,
+}
+
+/// Longest time between two looks at the disk's free space while writes go on.
+const DISK_CHECK_EVERY_MS: u64 = 200;
+
+/// Refuses writes once the disk holding the database has less free space than a reserve
+/// (`state.min_free_disk_mb`), so the node stops with an error that says so before RocksDB runs
+/// out of space in the middle of a write (Debian's librocksdb then aborts the process on an
+/// assertion). It looks at most every [`DISK_CHECK_EVERY_MS`].
+pub struct DiskGuard {
+    path: std::path::PathBuf,
+    min_free: u64,
+    started: std::time::Instant,
+    /// Milliseconds after `started` of the last look that found room (0: none yet).
+    room_at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl DiskGuard {
+    fn new(path: &Path, min_free: u64) -> Self {
+        DiskGuard {
+            path: path.to_path_buf(),
+            min_free,
+            started: std::time::Instant::now(),
+            room_at_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes free to unprivileged writers on the disk holding the database.
+    pub fn free_bytes(&self) -> Result<u64, NodeError> {
+        let s = nix::sys::statvfs::statvfs(&self.path)
+            .map_err(|e| NodeError::Io(std::io::Error::from(e)))?;
+        Ok((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
+    }
+
+    /// An error when the reserve is not free (looked at again only after a while with room).
+    pub fn check(&self) -> Result<(), NodeError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.min_free == 0 {
+            return Ok(());
+        }
+        let now = (self.started.elapsed().as_millis() as u64).max(1);
+        let last = self.room_at_ms.load(Relaxed);
+        if last != 0 && now.saturating_sub(last) < DISK_CHECK_EVERY_MS {
+            return Ok(());
+        }
+        let free = self.free_bytes()?;
+        if free < self.min_free {
+            return Err(NodeError::DiskFull {
+                path: self.path.display().to_string(),
+                free_mib: free >> 20,
+                min_mib: self.min_free >> 20,
+            });
+        }
+        self.room_at_ms.store(now, Relaxed);
+        Ok(())
+    }
 }
 
 /// Column family options: Bloom filters in table files and in the memtable, so a lookup of a
@@ -162,7 +219,17 @@ impl Storage {
         Ok(Storage {
             db: Arc::new(db),
             cache,
+            guard: Arc::new(DiskGuard::new(path, 0)),
         })
+    }
+
+    /// Keeps `bytes` free on the disk holding the database: an error now if they are not, and
+    /// every later write is refused once they are not (0: no reserve).
+    pub fn with_min_free(mut self, bytes: u64) -> Result<Self, NodeError> {
+        let guard = DiskGuard::new(&self.guard.path, bytes);
+        guard.check()?;
+        self.guard = Arc::new(guard);
+        Ok(self)
     }
 
     /// The store of one channel.
@@ -170,6 +237,7 @@ impl Storage {
         ChannelStore {
             db: self.db.clone(),
             cache: self.cache.clone(),
+            guard: self.guard.clone(),
             names: KINDS.map(|(k, _)| cf_name(channel, k)),
         }
     }
@@ -180,6 +248,7 @@ impl Storage {
 pub struct ChannelStore {
     db: Arc<DB>,
     cache: rocksdb::Cache,
+    guard: Arc<DiskGuard>,
     names: [String; KINDS.len()],
 }
 
@@ -358,6 +427,7 @@ impl Batch<'_> {
         if let Some(e) = self.error {
             return Err(e);
         }
+        self.store.guard.check()?;
         self.store.db.write(self.batch)?;
         Ok(())
     }
@@ -367,6 +437,7 @@ impl Batch<'_> {
         if let Some(e) = self.error {
             return Err(e);
         }
+        self.store.guard.check()?;
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.store.db.write_opt(self.batch, &wo)?;
@@ -377,6 +448,47 @@ impl Batch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_are_refused_below_the_free_space_reserve() {
+        let chans = ["public".to_string()];
+        let dir = tempfile::tempdir().unwrap();
+        let err = Storage::open(dir.path(), &chans)
+            .unwrap()
+            .with_min_free(u64::MAX)
+            .err()
+            .expect("no disk has 16 EiB free");
+        assert!(matches!(err, NodeError::DiskFull { .. }), "{err}");
+        assert!(err.to_string().contains("min_free_disk_mb"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), &chans)
+            .unwrap()
+            .with_min_free(1)
+            .unwrap();
+        let c = s.channel("public");
+        let mut b = c.batch();
+        b.put(Kind::Meta, b"a", b"1");
+        b.commit().unwrap();
+        // The same store once the reserve is out of reach: nothing more is written.
+        let full = Storage {
+            guard: Arc::new(DiskGuard::new(dir.path(), u64::MAX)),
+            ..s
+        };
+        let c = full.channel("public");
+        for relaxed in [false, true] {
+            let mut b = c.batch();
+            b.put(Kind::Meta, b"b", b"2");
+            let r = if relaxed {
+                b.commit_relaxed()
+            } else {
+                b.commit()
+            };
+            assert!(matches!(r, Err(NodeError::DiskFull { .. })), "{r:?}");
+        }
+        assert_eq!(c.get(Kind::Meta, b"b").unwrap(), None);
+        assert_eq!(c.get(Kind::Meta, b"a").unwrap(), Some(b"1".to_vec()));
+    }
 
     #[test]
     fn channels_are_separate_and_batches_persist_across_reopen() {
