@@ -164,9 +164,8 @@ pub async fn swap_eth(
         .swap(to.to_string(), U256::from(min_return))
         .value(U256::from(wei))
         .send()
-        .await?
-        .get_receipt()
         .await?;
+    let r = mined(r).await?;
     ensure!(r.status(), "swap {} reverted", r.transaction_hash);
     Ok(
         json!({"txHash": r.transaction_hash.to_string(), "block": r.block_number, "gasUsed": r.gas_used}),
@@ -187,11 +186,33 @@ pub async fn deposit_eth(
         .deposit(to.to_string())
         .value(U256::from(wei))
         .send()
-        .await?
-        .get_receipt()
         .await?;
+    let r = mined(r).await?;
     ensure!(r.status(), "deposit {} reverted", r.transaction_hash);
     Ok(json!({"txHash": r.transaction_hash.to_string(), "block": r.block_number}))
+}
+
+/// Longest wait for an Ethereum transaction this command sent to be mined.
+pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The receipt of a sent Ethereum transaction, or an error naming it once [`RECEIPT_TIMEOUT`]
+/// passes (a node that dropped it, or fees under a base fee that rose, would make the command
+/// wait for ever).
+pub async fn mined(
+    pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+) -> Result<alloy::rpc::types::TransactionReceipt> {
+    let hash = *pending.tx_hash();
+    pending
+        .with_timeout(Some(RECEIPT_TIMEOUT))
+        .get_receipt()
+        .await
+        .with_context(|| {
+            format!(
+                "transaction {hash} not mined within {} s: it may still be (ask the node for its \
+                 receipt), or send it again with the same nonce and higher fees",
+                RECEIPT_TIMEOUT.as_secs()
+            )
+        })
 }
 
 /// An alloy client of the Ethereum endpoint `url` (`--eth-rpc`), its calls within the default

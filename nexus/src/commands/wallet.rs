@@ -223,9 +223,8 @@ pub async fn eth_transfer(
         .transferNative(to.to_string())
         .value(alloy::primitives::U256::from(wei))
         .send()
-        .await?
-        .get_receipt()
         .await?;
+    let r = super::dex::mined(r).await?;
     anyhow::ensure!(r.status(), "transaction {} reverted", r.transaction_hash);
     let sn = r
         .inner
