@@ -18,7 +18,8 @@ pub const MAX_SENDS: u32 = 6;
 
 const GWEI: u128 = 1_000_000_000;
 
-/// Both EIP-1559 fees of one send, in wei per gas.
+/// Both EIP-1559 fees of one send, in wei per gas (on a chain without EIP-1559, both are its
+/// legacy `gasPrice`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fees {
     /// `maxFeePerGas`.
@@ -114,16 +115,32 @@ impl EthSender<'_> {
         }
     }
 
-    async fn estimate(&self) -> Result<Fees, PortalError> {
-        let e = self
-            .provider
-            .estimate_eip1559_fees()
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(Fees {
-            max_fee: e.max_fee_per_gas,
-            priority: e.max_priority_fee_per_gas,
-        })
+    /// The node's fee estimate, and whether the chain prices gas the legacy way (no base fee).
+    async fn estimate(&self) -> Result<(Fees, bool), PortalError> {
+        match self.provider.estimate_eip1559_fees().await {
+            Ok(e) => Ok((
+                Fees {
+                    max_fee: e.max_fee_per_gas,
+                    priority: e.max_priority_fee_per_gas,
+                },
+                false,
+            )),
+            Err(alloy::transports::RpcError::UnsupportedFeature(_)) => {
+                let price = self
+                    .provider
+                    .get_gas_price()
+                    .await
+                    .map_err(|e| self.err(e))?;
+                Ok((
+                    Fees {
+                        max_fee: price,
+                        priority: price,
+                    },
+                    true,
+                ))
+            }
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     async fn receipt_of(&self, sent: &[TxHash]) -> Result<Option<TransactionReceipt>, PortalError> {
@@ -160,18 +177,22 @@ impl EthSender<'_> {
         let tx = tx.with_from(self.relayer).with_nonce(nonce);
         let started = Instant::now();
         let mut sent: Vec<TxHash> = Vec::new();
-        let mut fees = self.fees.first(self.estimate().await?);
+        let (estimate, legacy) = self.estimate().await?;
+        let mut fees = self.fees.first(estimate);
         if fees.max_fee == self.fees.max_fee {
             tracing::warn!(link = %self.link, nonce, "fees on {} are at or above max_fee_per_gas_gwei; {what} is sent at that cap", self.url);
         }
         for send in 0..MAX_SENDS {
             if send > 0 {
-                fees = self.fees.next(fees, self.estimate().await?);
+                fees = self.fees.next(fees, self.estimate().await?.0);
             }
-            let req = tx
-                .clone()
-                .with_max_fee_per_gas(fees.max_fee)
-                .with_max_priority_fee_per_gas(fees.priority);
+            let req = if legacy {
+                tx.clone().with_gas_price(fees.max_fee)
+            } else {
+                tx.clone()
+                    .with_max_fee_per_gas(fees.max_fee)
+                    .with_max_priority_fee_per_gas(fees.priority)
+            };
             match self.provider.send_transaction(req).await {
                 Ok(pending) => {
                     let hash = *pending.tx_hash();

@@ -822,6 +822,23 @@ async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
     Ok(())
 }
 
+/// An error with its causes, each said once: a node error that quotes its source (`storage:
+/// <RocksDB's message>`) is not followed by the same message again.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -839,12 +856,27 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = format!("{e:#}");
+            let message = error_text(&e);
             eprintln!("error: {message}");
             if let Some(hint) = crate::error::operator_hint(&message) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use anyhow::Context;
+
+    #[test]
+    fn each_cause_of_an_error_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "cannot listen on :1");
+        let e = anyhow::Error::new(crate::error::NodeError::Io(io));
+        assert_eq!(error_text(&e), "io: cannot listen on :1");
+        let e = Err::<(), _>(e).context("starting the node").unwrap_err();
+        assert_eq!(error_text(&e), "starting the node: io: cannot listen on :1");
     }
 }
