@@ -134,10 +134,18 @@ impl Anvil {
     /// Starts anvil on `port`, mining a block every `block_time_s` seconds (0: on every
     /// transaction), and waits until it answers.
     pub fn start_at(port: u16, block_time_s: u64) -> Self {
-        let mut cmd = Command::new(nexus::commands::hub_eth::anvil_binary(&node_modules()));
         if block_time_s > 0 {
-            cmd.args(["--block-time", &block_time_s.to_string()]);
+            Self::start_with(port, &["--block-time", &block_time_s.to_string()])
+        } else {
+            Self::start_with(port, &[])
         }
+    }
+
+    /// Starts anvil on `port` with `args` added (`--hardfork berlin`, `--no-mining`, ...) and
+    /// waits until it answers.
+    pub fn start_with(port: u16, args: &[&str]) -> Self {
+        let mut cmd = Command::new(nexus::commands::hub_eth::anvil_binary(&node_modules()));
+        cmd.args(args);
         let child = cmd
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args([

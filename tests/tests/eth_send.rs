@@ -1,0 +1,141 @@
+//! The portal's Ethereum sender against a real anvil that mines only when told: a transaction
+//! with no receipt within the timeout is sent again with the same nonce and fees raised by the
+//! bump, on a London chain (EIP-1559 fees, type 2) and on a Berlin one (a legacy gas price,
+//! type 0), and the send that is mined gives the receipt.
+
+// Every unwrap here is an assertion about a real chain's answer; a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
+use alloy::network::TransactionBuilder;
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionRequest;
+use nexus_portal::eth_send::{EthSender, FeePolicy};
+use nexus_portal::metrics::Metrics;
+use nexus_tests::eth::{Anvil, DEV_KEY};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// One send in anvil's pool: its hash, nonce, type and fee (`maxFeePerGas`, or `gasPrice` for
+/// a legacy transaction).
+#[derive(Debug, Clone, PartialEq)]
+struct Pooled {
+    hash: String,
+    nonce: u64,
+    kind: String,
+    fee: u128,
+}
+
+async fn pooled(p: &DynProvider) -> Vec<Pooled> {
+    let content: Value = p
+        .raw_request("txpool_content".into(), json!([]))
+        .await
+        .unwrap();
+    let num = |v: &Value| u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16);
+    let mut out = Vec::new();
+    for by_nonce in content["pending"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        for tx in by_nonce.as_object().into_iter().flat_map(|m| m.values()) {
+            let fee = if tx["type"] == "0x0" {
+                &tx["gasPrice"]
+            } else {
+                &tx["maxFeePerGas"]
+            };
+            out.push(Pooled {
+                hash: tx["hash"].as_str().unwrap().to_string(),
+                nonce: num(&tx["nonce"]).unwrap() as u64,
+                kind: tx["type"].as_str().unwrap().to_string(),
+                fee: num(fee).unwrap(),
+            });
+        }
+    }
+    out
+}
+
+/// Waits for a send other than `seen`, then for one after it; mines; returns all three.
+async fn watch_and_mine(p: &DynProvider) -> Vec<Pooled> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen: Vec<Pooled> = Vec::new();
+    while seen.len() < 3 {
+        assert!(Instant::now() < deadline, "sends seen: {seen:?}");
+        for t in pooled(p).await {
+            if !seen.iter().any(|s| s.hash == t.hash) {
+                seen.push(t);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _: Value = p.raw_request("evm_mine".into(), json!([])).await.unwrap();
+    seen
+}
+
+async fn sends_again_with_raised_fees(hardfork: &str, kind: &str) {
+    let port = nexus_tests::free_ports(1)[0];
+    let anvil = Anvil::start_with(port, &["--hardfork", hardfork, "--no-mining"]);
+    let p = anvil.provider(DEV_KEY);
+    let me = alloy::signers::local::PrivateKeySigner::from_slice(
+        &hex::decode(DEV_KEY.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap()
+    .address();
+    let metrics = Metrics::default();
+    let sender = EthSender {
+        provider: &p,
+        relayer: me,
+        url: &anvil.url,
+        link: "test",
+        fees: FeePolicy::new(20, 500),
+        receipt_timeout: Duration::from_millis(400),
+        poll: Duration::from_millis(20),
+        metrics: &metrics,
+    };
+    let tx = TransactionRequest::default()
+        .with_to(me)
+        .with_gas_limit(21_000);
+    let watcher = tokio::spawn({
+        let p = p.clone();
+        async move { watch_and_mine(&p).await }
+    });
+    let receipt = sender.confirm(tx, "a test transfer").await.unwrap();
+    let seen = watcher.await.unwrap();
+    assert!(receipt.status());
+    for s in &seen {
+        assert_eq!(s.nonce, seen[0].nonce, "{seen:?}");
+        assert_eq!(s.kind, kind, "{hardfork}: {seen:?}");
+    }
+    for w in seen.windows(2) {
+        assert!(
+            w[1].fee >= w[0].fee + w[0].fee / 5,
+            "{hardfork}: fees raised by 20%: {seen:?}"
+        );
+    }
+    let mined = receipt.transaction_hash.to_string();
+    assert!(
+        seen.iter().any(|s| s.hash == mined),
+        "{mined} is one of the sends {seen:?}"
+    );
+    assert_eq!(
+        p.get_transaction_count(me).await.unwrap(),
+        1,
+        "one nonce used"
+    );
+    assert!(
+        metrics
+            .render()
+            .contains("portal_eth_sent_again_total{link=\"test\"}"),
+        "{}",
+        metrics.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_london_chain_gets_eip1559_fees_raised_on_each_send() {
+    sends_again_with_raised_fees("london", "0x2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_berlin_chain_gets_its_legacy_gas_price_raised_on_each_send() {
+    sends_again_with_raised_fees("berlin", "0x0").await;
+}
