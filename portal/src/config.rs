@@ -86,9 +86,14 @@ pub struct EthOutboundLink {
     pub destination: String,
     /// The BMC contract (`0x...`).
     pub bmc: String,
-    /// File holding the relayer's Ethereum secret key (hex, first line). `PORTAL_ETH_KEY`
-    /// overrides it.
+    /// File holding the relayer's Ethereum key: a secret key of 64 hex digits (first line), or
+    /// an encrypted keystore (Web3 Secret Storage v3 JSON, as geth, Foundry's `cast wallet` and
+    /// web3.py write) whose password is `key_password_file`'s first line or
+    /// `PORTAL_ETH_KEY_PASSWORD`. `PORTAL_ETH_KEY` overrides the file.
     pub key_file: PathBuf,
+    /// The keystore password's file, when `key_file` is a keystore.
+    #[serde(default)]
+    pub key_password_file: Option<PathBuf>,
     /// Most gas one relay transaction may use (batches are split to stay under it).
     #[serde(default = "default_max_gas")]
     pub max_gas: u64,
