@@ -117,21 +117,9 @@ fn keystore_key(link: &EthOutboundLink, text: &str) -> Result<PrivateKeySigner, 
                 .to_string()
         }
     };
-    let key = nexus_client::keystore::decrypt(&ks, &password).map_err(|e| bad(e.to_string()))?;
-    let signer =
-        PrivateKeySigner::from_slice(&key.secret_bytes()).map_err(|e| bad(e.to_string()))?;
-    if let Some(a) = ks["address"].as_str().filter(|a| !a.starts_with("hx")) {
-        let named = format!("0x{}", a.trim_start_matches("0x"))
-            .parse::<EthAddress>()
-            .map_err(|_| bad(format!("address field {a:?}: expected 40 hex digits")))?;
-        if named != signer.address() {
-            return Err(bad(format!(
-                "address field {a} does not match the key's {}",
-                signer.address()
-            )));
-        }
-    }
-    Ok(signer)
+    let key =
+        nexus_client::keystore::decrypt_eth(&ks, &password).map_err(|e| bad(e.to_string()))?;
+    PrivateKeySigner::from_slice(&key.secret_bytes()).map_err(|e| bad(e.to_string()))
 }
 
 impl EthWorker {
@@ -543,12 +531,14 @@ mod tests {
         (d, v)
     }
 
-    /// The secret of the keystores below: written by web3.py's `eth_keyfile` (the library
-    /// ICON's Python SDK uses), password `testpassword`.
-    const KEYSTORE_SECRET: &str =
-        "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d";
-    const SCRYPT_KEYSTORE: &str = r#"{"address": "008AeEda4D805471dF9b2A5B0f38A0C3bCBA786b", "crypto": {"cipher": "aes-128-ctr", "cipherparams": {"iv": "0c5688668ddf72341e822f2e21c1ac9f"}, "ciphertext": "f4ebd5331d03ee46ca8e92c6e06695a97d2b8b288fdd44d16eeff706799a54d5", "kdf": "scrypt", "kdfparams": {"dklen": 32, "n": 1024, "r": 8, "p": 1, "salt": "06f3aec2de754f82a21b12924cec25e4"}, "mac": "2c11ce10c025a31304f610cb705df425cb4068fd963a550cca737e458ce39aba"}, "id": "d500b1b9-8552-4080-9fda-513b010d5c1c", "version": 3}"#;
-    const PBKDF2_KEYSTORE: &str = r#"{"address": "008AeEda4D805471dF9b2A5B0f38A0C3bCBA786b", "crypto": {"cipher": "aes-128-ctr", "cipherparams": {"iv": "88ebf49a61990b90f6f6950c874b56f7"}, "ciphertext": "9e24e809249c1c4933380794cbe8e357643358db9a5a664947f2c003e6a0f529", "kdf": "pbkdf2", "kdfparams": {"c": 1000, "dklen": 32, "prf": "hmac-sha256", "salt": "8dd8f1406be13acf77762ca211ded25c"}, "mac": "c7e32bae7f50cee59e672a05a16178479b7727b0129930523ca0d362e88ce03b"}, "id": "1fdb483a-cf19-4aef-bdcc-b1d46fc4bb25", "version": 3}"#;
+    /// An Ethereum keystore of `key` (its address without 0x, as geth writes it).
+    fn eth_keystore(key: &KeyPair, password: &str) -> String {
+        let mut ks = nexus_client::keystore::encrypt(key, password).unwrap();
+        ks["address"] =
+            alloy::primitives::hex::encode(nexus_client::keystore::eth_address(key)).into();
+        ks.as_object_mut().unwrap().remove("coinType");
+        ks.to_string()
+    }
 
     /// A link whose key is `key` and password `password` (files in `dir`).
     fn link_with(dir: &std::path::Path, key: &str, password: Option<&str>) -> EthOutboundLink {
@@ -568,38 +558,31 @@ mod tests {
     #[test]
     fn the_relayer_key_comes_from_a_hex_secret_or_an_ethereum_keystore() {
         let dir = tempfile::tempdir().unwrap();
-        let want =
-            PrivateKeySigner::from_slice(&alloy::primitives::hex::decode(KEYSTORE_SECRET).unwrap())
-                .unwrap()
-                .address();
-        assert_eq!(
-            want,
-            "0x008AeEda4D805471dF9b2A5B0f38A0C3bCBA786b"
-                .parse::<EthAddress>()
-                .unwrap()
-        );
-        let hex_key = link_with(dir.path(), &format!("0x{KEYSTORE_SECRET}\n"), None);
+        let key = KeyPair::generate();
+        let want = EthAddress::from(nexus_client::keystore::eth_address(&key));
+        let secret = alloy::primitives::hex::encode(key.secret_bytes());
+        let hex_key = link_with(dir.path(), &format!("0x{secret}\n"), None);
         assert_eq!(load_key(&hex_key).unwrap().address(), want);
-        for ks in [SCRYPT_KEYSTORE, PBKDF2_KEYSTORE] {
-            let l = link_with(dir.path(), ks, Some("testpassword"));
-            assert_eq!(load_key(&l).unwrap().address(), want);
-        }
+        let ks = link_with(dir.path(), &eth_keystore(&key, "pw"), Some("pw"));
+        assert_eq!(load_key(&ks).unwrap().address(), want);
     }
 
     #[test]
     fn a_keystore_without_its_password_or_naming_another_address_is_refused() {
         let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate();
         let named = |l: &EthOutboundLink| load_key(l).unwrap_err().to_string();
-        let no_password = link_with(dir.path(), SCRYPT_KEYSTORE, None);
+        let no_password = link_with(dir.path(), &eth_keystore(&key, "pw"), None);
         assert!(
             named(&no_password).contains("key_password_file"),
             "{}",
             named(&no_password)
         );
-        let wrong = link_with(dir.path(), SCRYPT_KEYSTORE, Some("guess"));
+        let wrong = link_with(dir.path(), &eth_keystore(&key, "pw"), Some("guess"));
         assert!(named(&wrong).contains("password"), "{}", named(&wrong));
-        let other = SCRYPT_KEYSTORE.replace("008AeEda", "118AeEda");
-        let other = link_with(dir.path(), &other, Some("testpassword"));
+        let mut other: Value = serde_json::from_str(&eth_keystore(&key, "pw")).unwrap();
+        other["address"] = "00".repeat(20).into();
+        let other = link_with(dir.path(), &other.to_string(), Some("pw"));
         assert!(
             named(&other).contains("does not match"),
             "{}",

@@ -181,6 +181,50 @@ pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, KeystoreError> {
     Ok(key)
 }
 
+/// The Ethereum address of `key`: the last 20 bytes of Keccak-256 of its uncompressed public
+/// key without the 0x04 prefix.
+pub fn eth_address(key: &KeyPair) -> [u8; 20] {
+    let pk = key.public_key().serialize_uncompressed();
+    let h = keccak256(&[&pk[1..]]);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&h.0[12..]);
+    out
+}
+
+/// Decrypts an Ethereum keystore (Web3 Secret Storage v3, as geth, Foundry's `cast wallet` and
+/// web3.py write) as [`decrypt`] does; its `address` field, when it has one, must be the key's
+/// Ethereum address (40 hex digits, with or without 0x).
+pub fn decrypt_eth(ks: &Value, password: &str) -> Result<KeyPair, KeystoreError> {
+    let key = decrypt(ks, password)?;
+    if let Some(a) = ks
+        .get("address")
+        .and_then(Value::as_str)
+        .filter(|a| !a.starts_with("hx"))
+    {
+        let named = hex::decode(a.trim_start_matches("0x"))
+            .ok()
+            .filter(|b| b.len() == 20)
+            .ok_or_else(|| err(format!("address field {a:?}: expected 40 hex digits")))?;
+        let have = eth_address(&key);
+        if named != have {
+            return Err(err(format!(
+                "address field {a} does not match the key's 0x{}",
+                hex::encode(have)
+            )));
+        }
+    }
+    Ok(key)
+}
+
+/// Reads an Ethereum keystore file and decrypts it ([`decrypt_eth`]).
+pub fn load_eth(path: &Path, password: &str) -> Result<KeyPair, KeystoreError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| err(format!("{}: not a keystore: {e}", path.display())))?;
+    decrypt_eth(&v, password)
+}
+
 /// Writes a new keystore file (refusing to overwrite one).
 pub fn store(path: &Path, key: &KeyPair, password: &str) -> Result<(), KeystoreError> {
     if path.exists() {
@@ -222,6 +266,43 @@ pub fn load(path: &Path, password: &str) -> Result<KeyPair, KeystoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The secret of the keystores below: written by web3.py's `eth_keyfile` (the library
+    /// ICON's Python SDK uses), password `testpassword`.
+    const ETH_SECRET: &str = "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d";
+    const ETH_ADDRESS: &str = "008aeeda4d805471df9b2a5b0f38a0c3bcba786b";
+    const SCRYPT_KEYSTORE: &str = r#"{"address": "008AeEda4D805471dF9b2A5B0f38A0C3bCBA786b", "crypto": {"cipher": "aes-128-ctr", "cipherparams": {"iv": "0c5688668ddf72341e822f2e21c1ac9f"}, "ciphertext": "f4ebd5331d03ee46ca8e92c6e06695a97d2b8b288fdd44d16eeff706799a54d5", "kdf": "scrypt", "kdfparams": {"dklen": 32, "n": 1024, "r": 8, "p": 1, "salt": "06f3aec2de754f82a21b12924cec25e4"}, "mac": "2c11ce10c025a31304f610cb705df425cb4068fd963a550cca737e458ce39aba"}, "id": "d500b1b9-8552-4080-9fda-513b010d5c1c", "version": 3}"#;
+    const PBKDF2_KEYSTORE: &str = r#"{"address": "008AeEda4D805471dF9b2A5B0f38A0C3bCBA786b", "crypto": {"cipher": "aes-128-ctr", "cipherparams": {"iv": "88ebf49a61990b90f6f6950c874b56f7"}, "ciphertext": "9e24e809249c1c4933380794cbe8e357643358db9a5a664947f2c003e6a0f529", "kdf": "pbkdf2", "kdfparams": {"c": 1000, "dklen": 32, "prf": "hmac-sha256", "salt": "8dd8f1406be13acf77762ca211ded25c"}, "mac": "c7e32bae7f50cee59e672a05a16178479b7727b0129930523ca0d362e88ce03b"}, "id": "1fdb483a-cf19-4aef-bdcc-b1d46fc4bb25", "version": 3}"#;
+
+    #[test]
+    fn ethereum_keystores_of_web3_py_decrypt_to_their_key() {
+        for text in [SCRYPT_KEYSTORE, PBKDF2_KEYSTORE] {
+            let ks: Value = serde_json::from_str(text).unwrap();
+            let key = decrypt_eth(&ks, "testpassword").unwrap();
+            assert_eq!(hex::encode(key.secret_bytes()), ETH_SECRET);
+            assert_eq!(hex::encode(eth_address(&key)), ETH_ADDRESS);
+            assert!(decrypt_eth(&ks, "testpassworD")
+                .unwrap_err()
+                .to_string()
+                .contains("wrong password"));
+        }
+    }
+
+    #[test]
+    fn an_ethereum_keystore_naming_another_address_is_refused() {
+        for (address, why) in [
+            ("118AeEda4D805471dF9b2A5B0f38A0C3bCBA786b", "does not match"),
+            ("0x008AeEda", "40 hex digits"),
+        ] {
+            let mut ks: Value = serde_json::from_str(SCRYPT_KEYSTORE).unwrap();
+            ks["address"] = address.into();
+            let e = decrypt_eth(&ks, "testpassword").unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        let mut ks: Value = serde_json::from_str(SCRYPT_KEYSTORE).unwrap();
+        ks["address"] = format!("0x{ETH_ADDRESS}").into();
+        assert!(decrypt_eth(&ks, "testpassword").is_ok(), "with 0x");
+    }
 
     #[test]
     fn keystores_are_written_owner_only() {

@@ -167,18 +167,42 @@ struct EthSide {
     /// The DEX's reserve contract (0x...; the devnet prints it).
     #[arg(long)]
     reserve: Option<String>,
+    #[command(flatten)]
+    key: EthKey,
+}
+
+/// The sender's Ethereum key: a secret, or a keystore and its password.
+#[derive(clap::Args)]
+struct EthKey {
     /// The sender's Ethereum secret key, 0x + 64 hex digits (or set NEXUS_ETH_KEY).
     #[arg(long, env = "NEXUS_ETH_KEY", hide_env_values = true)]
     eth_key: Option<String>,
+    /// The sender's Ethereum keystore instead (Web3 Secret Storage v3, as geth, Foundry's
+    /// `cast wallet` and web3.py write).
+    #[arg(long)]
+    eth_keystore: Option<PathBuf>,
+    /// The keystore's password (or set NEXUS_ETH_PASSWORD).
+    #[arg(long, env = "NEXUS_ETH_PASSWORD", hide_env_values = true)]
+    eth_password: Option<String>,
+}
+
+impl EthKey {
+    fn secret(&self) -> Result<String> {
+        super::dex::eth_secret(
+            self.eth_key.as_deref(),
+            self.eth_keystore.as_deref(),
+            self.eth_password.as_deref(),
+        )
+    }
 }
 
 impl EthSide {
-    fn get(&self) -> Result<(&str, &str, &str)> {
-        match (&self.eth_rpc, &self.reserve, &self.eth_key) {
-            (Some(u), Some(r), Some(k)) => Ok((u, r, k)),
-            _ => {
-                anyhow::bail!("Ether comes from Ethereum: give --eth-rpc, --reserve and --eth-key")
-            }
+    fn get(&self) -> Result<(&str, &str, String)> {
+        match (&self.eth_rpc, &self.reserve) {
+            (Some(u), Some(r)) => Ok((u, r, self.key.secret()?)),
+            _ => anyhow::bail!(
+                "Ether comes from Ethereum: give --eth-rpc, --reserve and --eth-key (or --eth-keystore)"
+            ),
         }
     }
 }
@@ -348,9 +372,8 @@ enum WalletCmd {
         /// The token service contract (0x...; the devnet prints it).
         #[arg(long)]
         token_service: String,
-        /// The sender's Ethereum secret key, 0x + 64 hex digits (or set NEXUS_ETH_KEY).
-        #[arg(long, env = "NEXUS_ETH_KEY", hide_env_values = true)]
-        eth_key: String,
+        #[command(flatten)]
+        key: EthKey,
         /// Receiver: <network>/<address>, such as 0x101.loop/hx...
         #[arg(long)]
         to: String,
@@ -626,7 +649,7 @@ async fn dex_cmd(cmd: DexCmd) -> Result<()> {
                 dex::swap_icx(&rpc, &key, amount, &to, min).await?
             } else {
                 let (url, reserve, key) = eth.get()?;
-                dex::swap_eth(url, reserve, key, amount, &to, min).await?
+                dex::swap_eth(url, reserve, &key, amount, &to, min).await?
             };
             let mut out = out;
             out["minReturn"] = nexus_proto::value::format_int(min).into();
@@ -634,7 +657,7 @@ async fn dex_cmd(cmd: DexCmd) -> Result<()> {
         }
         DexCmd::Deposit { amount, to, eth } => {
             let (url, reserve, key) = eth.get()?;
-            print(&dex::deposit_eth(url, reserve, key, wallet::parse_amount(&amount)?, &to).await?)
+            print(&dex::deposit_eth(url, reserve, &key, wallet::parse_amount(&amount)?, &to).await?)
         }
         DexCmd::AddLiquidity {
             signer,
@@ -738,14 +761,14 @@ async fn wallet_cmd(cmd: WalletCmd) -> Result<()> {
         WalletCmd::EthTransfer {
             eth_rpc,
             token_service,
-            eth_key,
+            key,
             to,
             value,
         } => {
             let out = wallet::eth_transfer(
                 &eth_rpc,
                 &token_service,
-                &eth_key,
+                &key.secret()?,
                 &to,
                 wallet::parse_amount(&value)?,
             )

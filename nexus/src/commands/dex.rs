@@ -122,6 +122,27 @@ pub async fn swap_icx(
     Ok(json!({"txHash": r["txHash"], "ethOut": out, "to": to, "stepUsed": r["stepUsed"]}))
 }
 
+/// The sender's Ethereum secret as 0x + 64 hex digits: `key` itself, or the key of the
+/// Ethereum keystore file `keystore` decrypted with `password`.
+pub fn eth_secret(
+    key: Option<&str>,
+    keystore: Option<&std::path::Path>,
+    password: Option<&str>,
+) -> Result<String> {
+    match (key, keystore) {
+        (Some(k), None) => Ok(k.to_string()),
+        (None, Some(path)) => {
+            let password =
+                password.context("--eth-keystore needs --eth-password (or NEXUS_ETH_PASSWORD)")?;
+            let key = crate::keystore::load_eth(path, password)
+                .with_context(|| format!("--eth-keystore {}", path.display()))?;
+            Ok(format!("0x{}", hex::encode(key.secret_bytes())))
+        }
+        (Some(_), Some(_)) => bail!("give --eth-key or --eth-keystore, not both"),
+        (None, None) => bail!("give --eth-key (or NEXUS_ETH_KEY) or --eth-keystore"),
+    }
+}
+
 fn eth_provider(url: &str, key: &str) -> Result<(DynProvider, EthAddress)> {
     let signer: alloy::signers::local::PrivateKeySigner = key
         .trim()
@@ -342,6 +363,26 @@ pub async fn seed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ethereum_key_comes_from_the_flag_or_a_keystore_and_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate();
+        let path = dir.path().join("eth.json");
+        crate::keystore::store(&path, &key, "pw").unwrap();
+        let secret = format!("0x{}", hex::encode(key.secret_bytes()));
+        assert_eq!(eth_secret(Some(&secret), None, None).unwrap(), secret);
+        assert_eq!(
+            eth_secret(None, Some(&path), Some("pw")).unwrap(),
+            secret,
+            "the keystore's key"
+        );
+        let said = |r: Result<String>| format!("{:#}", r.unwrap_err());
+        assert!(said(eth_secret(None, Some(&path), None)).contains("--eth-password"));
+        assert!(said(eth_secret(None, Some(&path), Some("guess"))).contains("wrong password"));
+        assert!(said(eth_secret(Some(&secret), Some(&path), Some("pw"))).contains("not both"));
+        assert!(said(eth_secret(None, None, None)).contains("--eth-keystore"));
+    }
 
     #[test]
     fn the_default_minimum_is_the_quote_less_the_slippage() {
