@@ -534,8 +534,7 @@ mod tests {
     /// An Ethereum keystore of `key` (its address without 0x, as geth writes it).
     fn eth_keystore(key: &KeyPair, password: &str) -> String {
         let mut ks = nexus_client::keystore::encrypt(key, password).unwrap();
-        ks["address"] =
-            alloy::primitives::hex::encode(nexus_client::keystore::eth_address(key)).into();
+        ks["address"] = alloy::primitives::hex::encode(eth_address(key)).into();
         ks.as_object_mut().unwrap().remove("coinType");
         ks.to_string()
     }
@@ -559,7 +558,7 @@ mod tests {
     fn the_relayer_key_comes_from_a_hex_secret_or_an_ethereum_keystore() {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::generate();
-        let want = EthAddress::from(nexus_client::keystore::eth_address(&key));
+        let want = EthAddress::from(eth_address(&key));
         let secret = alloy::primitives::hex::encode(key.secret_bytes());
         let hex_key = link_with(dir.path(), &format!("0x{secret}\n"), None);
         assert_eq!(load_key(&hex_key).unwrap().address(), want);

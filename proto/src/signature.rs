@@ -136,6 +136,20 @@ impl fmt::Debug for KeyPair {
     }
 }
 
+/// The Ethereum address of an uncompressed public key (65 bytes, `0x04 || x || y`): the last
+/// 20 bytes of Keccak-256 of `x || y` (what `ecrecover` returns for its signatures).
+pub fn eth_address_of(uncompressed: &[u8; 65]) -> [u8; 20] {
+    let h = crate::hash::keccak256(&[&uncompressed[1..]]);
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&h.0[12..]);
+    a
+}
+
+/// The Ethereum address of a key ([`eth_address_of`] its public key).
+pub fn eth_address(key: &KeyPair) -> [u8; 20] {
+    eth_address_of(&key.public_key().serialize_uncompressed())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,3 +276,62 @@ pub fn relay(
     let sigs: Vec<[u8; 65]> = signers.iter().map(|k| d.sign(k)).collect();
     nexus_btp::decision::encode_relay(d, &sigs, items).into()
 }
+
+/// The Ethereum address of a hex secret key.
+pub fn address_of(key: &str) -> EthAddress {
+    key.parse::<PrivateKeySigner>()
+        .expect("a secret key")
+        .address()
+}
+
+/// Calls one of anvil's own methods (`evm_mine`, `evm_setAutomine`, `anvil_dropTransaction`).
+pub async fn anvil_call(p: &DynProvider, method: &'static str, params: Value) -> Value {
+    p.raw_request::<Value, Value>(method.into(), params)
+        .await
+        .expect("anvil answers its own methods")
+}
+
+/// A pending transaction in anvil's pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pooled {
+    /// Its hash.
+    pub hash: String,
+    /// Its sender, lowercase.
+    pub from: String,
+    /// Its receiver, lowercase.
+    pub to: String,
+    /// Its nonce.
+    pub nonce: u64,
+    /// Its type (`0x0` legacy, `0x2` EIP-1559).
+    pub kind: String,
+    /// `maxFeePerGas`, or `gasPrice` for a legacy transaction.
+    pub fee: u128,
+}
+
+/// Every pending transaction in anvil's pool (`txpool_content`).
+pub async fn pooled(p: &DynProvider) -> Vec<Pooled> {
+    let content = anvil_call(p, "txpool_content", serde_json::json!([])).await;
+    let num = |v: &Value| {
+        u128::from_str_radix(v.as_str().unwrap_or_default().trim_start_matches("0x"), 16)
+            .expect("a hex quantity")
+    };
+    let mut out = Vec::new();
+    for (from, by_nonce) in content["pending"].as_object().into_iter().flatten() {
+        for tx in by_nonce.as_object().into_iter().flat_map(|m| m.values()) {
+            let fee = if tx["type"] == "0x0" {
+                &tx["gasPrice"]
+            } else {
+                &tx["maxFeePerGas"]
+            };
+            out.push(Pooled {
+                hash: tx["hash"].as_str().unwrap_or_default().to_string(),
+                from: from.to_lowercase(),
+                to: tx["to"].as_str().unwrap_or_default().to_lowercase(),
+                nonce: num(&tx["nonce"]) as u64,
+                kind: tx["type"].as_str().unwrap_or_default().to_string(),
+                fee: num(fee),
+            });
+        }
+    }
+    out
+}

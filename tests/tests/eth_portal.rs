@@ -11,9 +11,11 @@ use alloy::primitives::{Address as EthAddress, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolValue;
 use nexus_proto::KeyPair;
-use nexus_tests::eth::{deploy, Anvil, NexusVerifier, BMC, DEV_KEY};
+use nexus_tests::eth::{
+    address_of, anvil_call, deploy, Anvil, NexusVerifier, Pooled, BMC, DEV_KEY,
+};
 use nexus_tests::hub::{tail, Hub, ICX};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// Anvil's second dev account: the portal's Ethereum wallet.
@@ -142,11 +144,7 @@ fn metrics_page(port: u16) -> String {
 }
 
 fn relayer() -> EthAddress {
-    alloy::signers::local::PrivateKeySigner::from_slice(
-        &hex::decode(RELAYER_KEY.trim_start_matches("0x")).unwrap(),
-    )
-    .unwrap()
-    .address()
+    address_of(RELAYER_KEY)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,44 +305,12 @@ async fn the_portal_delivers_notarized_messages_to_ethereum_once_across_a_restar
     wait_rx(bmv, &a, 10, &hub).await;
 }
 
-/// Calls one of anvil's own methods.
-async fn anvil(p: &alloy::providers::DynProvider, method: &'static str, params: Value) -> Value {
-    p.raw_request::<Value, Value>(method.into(), params)
-        .await
-        .unwrap()
-}
-
-/// A pending transaction of the relayer in anvil's pool.
-#[derive(Debug, Clone, PartialEq)]
-struct Pooled {
-    hash: String,
-    nonce: u64,
-    max_fee: u128,
-    to: String,
-}
-
 /// The relayer's transactions in anvil's pool.
 async fn pooled(p: &alloy::providers::DynProvider) -> Vec<Pooled> {
-    let content = anvil(p, "txpool_content", json!([])).await;
     let me = relayer().to_string().to_lowercase();
-    let mut out = Vec::new();
-    for (from, by_nonce) in content["pending"].as_object().into_iter().flatten() {
-        if from.to_lowercase() != me {
-            continue;
-        }
-        for tx in by_nonce.as_object().into_iter().flat_map(|m| m.values()) {
-            let num = |k: &str| {
-                u128::from_str_radix(tx[k].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-            };
-            out.push(Pooled {
-                hash: tx["hash"].as_str().unwrap().to_string(),
-                nonce: num("nonce") as u64,
-                max_fee: num("maxFeePerGas"),
-                to: tx["to"].as_str().unwrap_or_default().to_lowercase(),
-            });
-        }
-    }
-    out
+    let mut all = nexus_tests::eth::pooled(p).await;
+    all.retain(|t| t.from == me);
+    all
 }
 
 /// Waits until the relayer has a pending transaction that `pick` takes.
@@ -396,30 +362,30 @@ async fn relay_transactions_that_are_not_mined_are_sent_again_with_raised_fees()
         &eth,
         "receipt_timeout_ms = 1500\nfee_bump_percent = 20\n",
     );
-    anvil(p, "evm_setAutomine", json!([false])).await;
+    anvil_call(p, "evm_setAutomine", json!([false])).await;
     hub.spawn_portal_with(9, &path);
     hub.send_icx(0, &god, &bob.address(), ICX).await;
 
     // The first send, dropped from the pool as a busy node would.
     let first = wait_pooled(p, &hub, "relay", |_| true).await;
-    anvil(p, "anvil_dropTransaction", json!([first.hash])).await;
+    anvil_call(p, "anvil_dropTransaction", json!([first.hash])).await;
     let again = wait_pooled(p, &hub, "second send", |t| t.hash != first.hash).await;
     assert_eq!(again.nonce, first.nonce, "the same nonce");
     assert!(
-        again.max_fee >= first.max_fee + first.max_fee / 5,
+        again.fee >= first.fee + first.fee / 5,
         "fees raised by 20%: {} then {}",
-        first.max_fee,
-        again.max_fee
+        first.fee,
+        again.fee
     );
     // Still not mined: replaced in the pool by a third send with higher fees.
     let third = wait_pooled(p, &hub, "replacement", |t| t.hash != again.hash).await;
     assert_eq!(third.nonce, first.nonce);
     assert!(
-        third.max_fee >= again.max_fee + again.max_fee / 5,
+        third.fee >= again.fee + again.fee / 5,
         "{third:?} after {again:?}"
     );
-    anvil(p, "evm_mine", json!([])).await;
-    anvil(p, "evm_setAutomine", json!([true])).await;
+    anvil_call(p, "evm_mine", json!([])).await;
+    anvil_call(p, "evm_setAutomine", json!([true])).await;
     wait_rx(&eth.bmv, &a, 1, &hub).await;
     assert_eq!(
         mined(p, &third.hash).await,
@@ -431,7 +397,7 @@ async fn relay_transactions_that_are_not_mined_are_sent_again_with_raised_fees()
 
     // Killed while its next relay waits unmined, restarted: after the receipt timeout it
     // replaces the stuck transaction with an empty one and sends the message again.
-    anvil(p, "evm_setAutomine", json!([false])).await;
+    anvil_call(p, "evm_setAutomine", json!([false])).await;
     hub.send_icx(0, &god, &bob.address(), ICX).await;
     let stuck = wait_pooled(p, &hub, "second relay", |t| t.nonce == first.nonce + 1).await;
     hub.kill_portal(9);
@@ -439,8 +405,8 @@ async fn relay_transactions_that_are_not_mined_are_sent_again_with_raised_fees()
     let me = relayer().to_string().to_lowercase();
     let cancel = wait_pooled(p, &hub, "empty replacement", |t| t.to == me).await;
     assert_eq!(cancel.nonce, stuck.nonce);
-    anvil(p, "evm_mine", json!([])).await;
-    anvil(p, "evm_setAutomine", json!([true])).await;
+    anvil_call(p, "evm_mine", json!([])).await;
+    anvil_call(p, "evm_setAutomine", json!([true])).await;
     wait_rx(&eth.bmv, &a, 2, &hub).await;
     assert_eq!(mined(p, &cancel.hash).await, Some(true));
     assert_eq!(

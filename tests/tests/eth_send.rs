@@ -11,48 +11,9 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use nexus_portal::eth_send::{EthSender, FeePolicy};
 use nexus_portal::metrics::Metrics;
-use nexus_tests::eth::{Anvil, DEV_KEY};
-use serde_json::{json, Value};
+use nexus_tests::eth::{address_of, anvil_call, pooled, Anvil, Pooled, DEV_KEY};
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// One send in anvil's pool: its hash, nonce, type and fee (`maxFeePerGas`, or `gasPrice` for
-/// a legacy transaction).
-#[derive(Debug, Clone, PartialEq)]
-struct Pooled {
-    hash: String,
-    nonce: u64,
-    kind: String,
-    fee: u128,
-}
-
-async fn pooled(p: &DynProvider) -> Vec<Pooled> {
-    let content: Value = p
-        .raw_request("txpool_content".into(), json!([]))
-        .await
-        .unwrap();
-    let num = |v: &Value| u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16);
-    let mut out = Vec::new();
-    for by_nonce in content["pending"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values())
-    {
-        for tx in by_nonce.as_object().into_iter().flat_map(|m| m.values()) {
-            let fee = if tx["type"] == "0x0" {
-                &tx["gasPrice"]
-            } else {
-                &tx["maxFeePerGas"]
-            };
-            out.push(Pooled {
-                hash: tx["hash"].as_str().unwrap().to_string(),
-                nonce: num(&tx["nonce"]).unwrap() as u64,
-                kind: tx["type"].as_str().unwrap().to_string(),
-                fee: num(fee).unwrap(),
-            });
-        }
-    }
-    out
-}
 
 /// Waits for a send other than `seen`, then for one after it; mines; returns all three.
 async fn watch_and_mine(p: &DynProvider) -> Vec<Pooled> {
@@ -67,7 +28,7 @@ async fn watch_and_mine(p: &DynProvider) -> Vec<Pooled> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _: Value = p.raw_request("evm_mine".into(), json!([])).await.unwrap();
+    anvil_call(p, "evm_mine", json!([])).await;
     seen
 }
 
@@ -75,11 +36,7 @@ async fn sends_again_with_raised_fees(hardfork: &str, kind: &str) {
     let port = nexus_tests::free_ports(1)[0];
     let anvil = Anvil::start_with(port, &["--hardfork", hardfork, "--no-mining"]);
     let p = anvil.provider(DEV_KEY);
-    let me = alloy::signers::local::PrivateKeySigner::from_slice(
-        &hex::decode(DEV_KEY.trim_start_matches("0x")).unwrap(),
-    )
-    .unwrap()
-    .address();
+    let me = address_of(DEV_KEY);
     let metrics = Metrics::default();
     let sender = EthSender {
         provider: &p,

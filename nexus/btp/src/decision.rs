@@ -101,19 +101,7 @@ impl Decision {
     }
 }
 
-/// The Ethereum address of a key (what `ecrecover` returns for its signatures).
-pub fn eth_address(key: &KeyPair) -> [u8; 20] {
-    eth_address_of(&key.public_key().serialize_uncompressed())
-}
-
-/// The Ethereum address of an uncompressed public key (65 bytes, `0x04 || x || y`): the last
-/// 20 bytes of Keccak-256 of `x || y`.
-pub fn eth_address_of(uncompressed: &[u8; 65]) -> [u8; 20] {
-    let h = keccak256(&[&uncompressed[1..]]);
-    let mut a = [0u8; 20];
-    a.copy_from_slice(&h.0[12..]);
-    a
-}
+pub use nexus_proto::signature::{eth_address, eth_address_of};
 
 /// The leaf of a message for `next` with sequence `seq`.
 pub fn leaf_hash(next: &str, seq: u128, msg: &[u8]) -> Hash32 {

@@ -181,16 +181,6 @@ pub fn decrypt(ks: &Value, password: &str) -> Result<KeyPair, KeystoreError> {
     Ok(key)
 }
 
-/// The Ethereum address of `key`: the last 20 bytes of Keccak-256 of its uncompressed public
-/// key without the 0x04 prefix.
-pub fn eth_address(key: &KeyPair) -> [u8; 20] {
-    let pk = key.public_key().serialize_uncompressed();
-    let h = keccak256(&[&pk[1..]]);
-    let mut out = [0u8; 20];
-    out.copy_from_slice(&h.0[12..]);
-    out
-}
-
 /// Decrypts an Ethereum keystore (Web3 Secret Storage v3, as geth, Foundry's `cast wallet` and
 /// web3.py write) as [`decrypt`] does; its `address` field, when it has one, must be the key's
 /// Ethereum address (40 hex digits, with or without 0x).
@@ -205,7 +195,7 @@ pub fn decrypt_eth(ks: &Value, password: &str) -> Result<KeyPair, KeystoreError>
             .ok()
             .filter(|b| b.len() == 20)
             .ok_or_else(|| err(format!("address field {a:?}: expected 40 hex digits")))?;
-        let have = eth_address(&key);
+        let have = nexus_proto::signature::eth_address(&key);
         if named != have {
             return Err(err(format!(
                 "address field {a} does not match the key's 0x{}",
@@ -280,7 +270,10 @@ mod tests {
             let ks: Value = serde_json::from_str(text).unwrap();
             let key = decrypt_eth(&ks, "testpassword").unwrap();
             assert_eq!(hex::encode(key.secret_bytes()), ETH_SECRET);
-            assert_eq!(hex::encode(eth_address(&key)), ETH_ADDRESS);
+            assert_eq!(
+                hex::encode(nexus_proto::signature::eth_address(&key)),
+                ETH_ADDRESS
+            );
             assert!(decrypt_eth(&ks, "testpassworD")
                 .unwrap_err()
                 .to_string()
