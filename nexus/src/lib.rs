@@ -25,12 +25,11 @@ pub mod rpc;
 /// The JSON-RPC client and keystores, from `nexus-client` (they do not need the node).
 pub use nexus_client::{keystore, rpc as client};
 
-/// Allocations of this size or more get a mapping of their own from glibc, returned to the
-/// system when freed (set in `main.rs`); smaller ones come from the heap and its free memory.
-pub const MAPPED_ALLOCATION_BYTES: usize = 4 << 20;
-
-/// Free memory glibc keeps at the top of each heap before returning it (set in `main.rs`).
-pub const KEPT_FREE_HEAP_BYTES: usize = 64 << 20;
+/// Allocations of this size or more get memory of their own from the allocator (jemalloc's
+/// `oversize_threshold`, `main.rs`), returned to the system when freed and faulted in anew the
+/// next time; smaller ones reuse memory freed earlier. What the node allocates again every few
+/// blocks (memtable arena blocks and filters) stays under it.
+pub const OVERSIZE_ALLOCATION_BYTES: usize = 8 << 20;
 
 /// The text of a panic payload.
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

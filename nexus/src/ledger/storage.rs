@@ -162,13 +162,14 @@ fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
 
 /// Level-0 files merged at once in column families of randomly spread keys.
 const L0_MERGE_FILES: i32 = 12;
-/// Memtable arena blocks: under glibc's mapping threshold ([`crate::MAPPED_ALLOCATION_BYTES`]),
-/// so a new memtable reuses freed heap memory instead of faulting in fresh pages (RocksDB's
-/// default is an eighth of the memtable, 8 MiB, mapped anew for every memtable).
+/// Memtable arena blocks: under the allocator's threshold for memory of their own
+/// ([`crate::OVERSIZE_ALLOCATION_BYTES`]), so a new memtable reuses freed memory instead of
+/// faulting in fresh pages (RocksDB's default is an eighth of the memtable, 8 MiB, which glibc,
+/// the allocator before jemalloc, mapped anew for every memtable).
 const ARENA_BLOCK_BYTES: usize = 512 << 10;
 /// The memtable's Bloom filter as a share of its 64 MiB: 0.98 MiB (some 9 bits per entry of
-/// 100 bytes), under glibc's mapping threshold. Every new memtable zeroes its filter, and at
-/// 0.1 (6.4 MiB, mapped anew each time) that was a quarter of a node's page faults.
+/// 100 bytes), under the same threshold. Every new memtable zeroes its filter, and at 0.1 (6.4
+/// MiB, mapped anew each time by glibc) that was a quarter of a node's page faults.
 const MEMTABLE_BLOOM_RATIO: f64 = 0.015;
 /// Memory for the shared block cache.
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
@@ -649,7 +650,7 @@ mod tests {
     fn memtable_allocations_come_from_the_heap() {
         let dir = tempfile::tempdir().unwrap();
         drop(Storage::open(dir.path(), &["public".to_string()]).unwrap());
-        let limit = crate::MAPPED_ALLOCATION_BYTES as f64;
+        let limit = crate::OVERSIZE_ALLOCATION_BYTES as f64;
         for (_, kind) in KINDS {
             let cf = format!("public/{kind}");
             let number = |name: &str| -> f64 {
