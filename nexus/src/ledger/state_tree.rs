@@ -258,6 +258,19 @@ impl Reader<'_> {
         node_key: &NodeKey,
         f: impl FnOnce(&Node) -> T,
     ) -> anyhow::Result<Option<T>> {
+        let f = match self.in_memory(node_key, f) {
+            Ok(out) => return Ok(Some(out)),
+            Err(f) => f,
+        };
+        let Some(v) = self.store.get(Kind::TreeNodes, &borsh::to_vec(node_key)?)? else {
+            return Ok(None);
+        };
+        self.decode(node_key, &v, f).map(Some)
+    }
+
+    /// `f` of the node under `node_key` when a pending ancestor wrote it or the cache holds it
+    /// (remembering a leaf's value); `f` back otherwise.
+    fn in_memory<T, F: FnOnce(&Node) -> T>(&self, node_key: &NodeKey, f: F) -> Result<T, F> {
         for p in self.overlay.iter().rev() {
             if let Some(n) = p.update.node_batch.get_node(node_key) {
                 if let Node::Leaf(l) = n {
@@ -265,24 +278,30 @@ impl Reader<'_> {
                         self.remember(l.key_hash(), v.clone());
                     }
                 }
-                return Ok(Some(f(n)));
+                return Ok(f(n));
             }
         }
-        let shallow = kept_in_memory(node_key);
-        if shallow {
+        if kept_in_memory(node_key) {
             let c = read(self.cache);
             if let Some((n, value)) = c.get(node_key) {
                 if let (Node::Leaf(l), Some(v)) = (n, value) {
                     self.remember(l.key_hash(), v.clone());
                 }
-                return Ok(Some(f(n)));
+                return Ok(f(n));
             }
         }
-        let k = borsh::to_vec(node_key)?;
-        let Some(v) = self.store.get(Kind::TreeNodes, &k)? else {
-            return Ok(None);
-        };
-        let (n, value) = decode_entry(&v)?;
+        Err(f)
+    }
+
+    /// `f` of the node stored as `bytes` under `node_key`, remembering a leaf's value and
+    /// caching a node near the root.
+    fn decode<T>(
+        &self,
+        node_key: &NodeKey,
+        bytes: &[u8],
+        f: impl FnOnce(&Node) -> T,
+    ) -> anyhow::Result<T> {
+        let (n, value) = decode_entry(bytes)?;
         let value = match &n {
             Node::Leaf(l) => {
                 let kh = l.key_hash();
@@ -298,14 +317,33 @@ impl Reader<'_> {
             _ => None,
         };
         let out = f(&n);
-        if shallow {
+        if kept_in_memory(node_key) {
             let mut c = lock(self.cache);
             if c.len() >= CACHE_LIMIT {
                 c.clear();
             }
             c.insert(node_key.clone(), (n, value));
         }
-        Ok(Some(out))
+        Ok(out)
+    }
+
+    /// The node under `node_key` as the update reads it. An internal node below the cached
+    /// levels is read from its compact form directly, without making jmt's node first (at 10M
+    /// keys most nodes an update reads are such).
+    fn stored(&self, node_key: &NodeKey) -> anyhow::Result<Option<tree_update::Stored>> {
+        let f = match self.in_memory(node_key, tree_update::Stored::of) {
+            Ok(out) => return Ok(Some(out)),
+            Err(f) => f,
+        };
+        let Some(v) = self.store.get(Kind::TreeNodes, &borsh::to_vec(node_key)?)? else {
+            return Ok(None);
+        };
+        if !kept_in_memory(node_key) {
+            if let Some(children) = tree_codec::internal_children(&v)? {
+                return Ok(Some(tree_update::Stored::internal(&children)));
+            }
+        }
+        self.decode(node_key, &v, f).map(Some)
     }
 }
 
@@ -764,7 +802,7 @@ fn prepared_from(u: tree_update::Update, version: Version) -> PreparedState {
 
 impl tree_update::Source for Reader<'_> {
     fn node(&self, key: &NodeKey) -> Result<Option<tree_update::Stored>, tree_update::UpdateError> {
-        self.visit(key, tree_update::Stored::of)
+        self.stored(key)
             .map_err(|e| tree_update::UpdateError::Read(e.to_string()))
     }
 
@@ -1120,6 +1158,94 @@ mod tests {
         proof
             .verify(&qa.root.0, &250u32.to_be_bytes(), v.as_deref())
             .unwrap();
+    }
+
+    #[test]
+    fn nodes_below_the_cached_levels_read_from_their_stored_form_update_as_jmt_does() {
+        // Keys whose hashes share their first five nibbles: internal nodes deeper than the
+        // levels kept in memory, which the lean update reads straight from their stored form.
+        // The first two share a sixth, so one such node has an internal child as well.
+        let mut deep: Vec<Vec<u8>> = (0u64..)
+            .map(|i| format!("deep {i}").into_bytes())
+            .filter(|k| {
+                let kh = key_hash(k).0;
+                kh[0] == 0 && kh[1] == 0 && kh[2] >> 4 == 0
+            })
+            .take(12)
+            .collect();
+        let sixth = |k: &Vec<u8>| key_hash(k).0[2] & 0x0f;
+        let (i, j) = (0..deep.len())
+            .flat_map(|i| (i + 1..deep.len()).map(move |j| (i, j)))
+            .find(|&(i, j)| sixth(&deep[i]) == sixth(&deep[j]))
+            .expect("two of twelve share a sixth nibble");
+        deep.swap(0, i);
+        deep.swap(1, j);
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let ((sa, ta), (sb, tb)) = (tree(da.path(), 16), tree(db.path(), 16));
+        let (store_a, store_b) = (sa.channel("public"), sb.channel("public"));
+        let commit = |t: &StateTree, store: &ChannelStore, p: &PreparedState, h: u64| {
+            let mut b = store.batch();
+            t.write(p, h, &mut b).unwrap();
+            b.commit().unwrap();
+            t.committed(p);
+        };
+        for (t, store) in [(&ta, &store_a), (&tb, &store_b)] {
+            let mut b = store.batch();
+            t.finish_genesis(&Writes::new(), 0, &mut b).unwrap();
+            b.commit().unwrap();
+        }
+        // Block 1 starts the tree (jmt's path), block 2 fills its upper levels and holds the
+        // first two deep keys.
+        let mut first = Writes::new();
+        first.insert(b"first".to_vec(), Some(vec![0]));
+        let mut second = Writes::new();
+        for i in 0..300u32 {
+            second.insert(i.to_be_bytes().to_vec(), Some(vec![0]));
+        }
+        for k in &deep[..2] {
+            second.insert(k.clone(), Some(vec![0]));
+        }
+        for (h, w) in [(1, &first), (2, &second)] {
+            let (pa, pb) = prepare_both(&ta, &tb, w, h, (&[], &[]));
+            commit(&ta, &store_a, &pa, h);
+            commit(&tb, &store_b, &pb, h);
+        }
+        let mut deep_reads = 0;
+        for h in 3..=6u64 {
+            // One more deep key, the one before it changed, and some keys elsewhere (from
+            // block 4 on, the internal child of the first two is left as it was read).
+            let mut w = Writes::new();
+            w.insert(deep[h as usize - 1].clone(), Some(vec![h as u8]));
+            w.insert(deep[h as usize - 2].clone(), Some(vec![h as u8, 1]));
+            for i in 0..20u32 {
+                w.insert((1000 * h as u32 + i).to_be_bytes().to_vec(), Some(vec![1]));
+            }
+            let (pa, pb) = prepare_both(&ta, &tb, &w, h, (&[], &[]));
+            for s in &pa.update.stale_node_index_batch {
+                let k = &s.node_key;
+                let stored = store_a
+                    .get(Kind::TreeNodes, &borsh::to_vec(k).unwrap())
+                    .unwrap()
+                    .unwrap();
+                if !kept_in_memory(k) && stored[0] == tree_codec::INTERNAL {
+                    deep_reads += 1;
+                }
+            }
+            commit(&ta, &store_a, &pa, h);
+            commit(&tb, &store_b, &pb, h);
+        }
+        assert!(
+            deep_reads >= 4,
+            "deep internal nodes replaced: {deep_reads}"
+        );
+        // The six written deep keys are proven present, the six others absent.
+        for (i, k) in deep.iter().enumerate() {
+            let (v, proof) = ta.proof(k, 6).unwrap();
+            assert_eq!(v.is_some(), i < 6, "{k:?}");
+            proof
+                .verify(&ta.root_at(6).unwrap().unwrap().0, k, v.as_deref())
+                .unwrap();
+        }
     }
 
     #[test]

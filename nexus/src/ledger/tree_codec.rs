@@ -182,6 +182,62 @@ pub fn compact_internal(children: impl IntoIterator<Item = ChildParts>) -> Optio
     Some(out)
 }
 
+/// A child as the tree's update reads it: hash, version and leaf count (1: a leaf).
+pub type Child = ([u8; 32], u64, u64);
+
+/// An internal node's children by slot.
+pub type Children = [Option<Child>; 16];
+
+/// The children of a stored node in the compact internal form, read in one pass with the
+/// checks [`expand`] makes; `None` when `stored` is in another form.
+pub fn internal_children(stored: &[u8]) -> Result<Option<Children>, CodecError> {
+    match stored.split_first() {
+        None => Err(err("is empty")),
+        Some((&INTERNAL, body)) => read_children(body).map(Some),
+        Some(_) => Ok(None),
+    }
+}
+
+/// The children of a compact internal node's body (after its tag).
+fn read_children(mut input: &[u8]) -> Result<Children, CodecError> {
+    let present = u16::from_be_bytes(*take::<2>(&mut input, "its children's map")?);
+    let leaves = u16::from_be_bytes(*take::<2>(&mut input, "its leaves' map")?);
+    if present == 0 || leaves & !present != 0 {
+        return Err(err(format!(
+            "has children {present:#06x} and leaves {leaves:#06x}"
+        )));
+    }
+    if present.count_ones() == 1 && leaves != 0 {
+        return Err(err("is an internal node over a single leaf"));
+    }
+    let mut children: Children = [None; 16];
+    let mut total = 0u64;
+    for (slot, child) in children.iter_mut().enumerate() {
+        if present & (1 << slot) == 0 {
+            continue;
+        }
+        let hash = *take::<32>(&mut input, "a child's hash")?;
+        let version = take_leb(&mut input)?;
+        let count = if leaves & (1 << slot) != 0 {
+            1
+        } else {
+            let count = take_leb(&mut input)?;
+            if count < 2 {
+                return Err(err(format!("has an internal child of {count} leaves")));
+            }
+            count
+        };
+        total = total
+            .checked_add(count)
+            .ok_or_else(|| err("counts too many leaves"))?;
+        *child = Some((hash, version, count));
+    }
+    if !input.is_empty() {
+        return Err(err(format!("has {} bytes after its children", input.len())));
+    }
+    Ok(children)
+}
+
 /// A node in jmt's borsh form, with a leaf's value borrowed from where it was stored.
 pub type Expanded<'a> = (Vec<u8>, Option<&'a [u8]>);
 
@@ -196,48 +252,28 @@ pub fn expand(
     };
     match tag {
         INTERNAL => {
-            let present = u16::from_be_bytes(*take::<2>(&mut input, "its children's map")?);
-            let leaves = u16::from_be_bytes(*take::<2>(&mut input, "its leaves' map")?);
-            if present == 0 || leaves & !present != 0 {
-                return Err(err(format!(
-                    "has children {present:#06x} and leaves {leaves:#06x}"
-                )));
-            }
-            if present.count_ones() == 1 && leaves != 0 {
-                return Err(err("is an internal node over a single leaf"));
-            }
+            let children = read_children(input)?;
             let mut out = Vec::with_capacity(1 + 16 * 50 + 16);
             out.push(BORSH_INTERNAL);
-            let mut total = 0u64;
-            for slot in 0..16 {
-                if present & (1 << slot) == 0 {
+            let (mut count, mut total) = (0u64, 0u64);
+            for child in &children {
+                let Some((hash, version, leaves)) = child else {
                     out.push(0);
                     continue;
-                }
+                };
                 out.push(1);
-                out.extend_from_slice(take::<32>(&mut input, "a child's hash")?);
-                out.extend_from_slice(&take_leb(&mut input)?.to_le_bytes());
-                if leaves & (1 << slot) != 0 {
+                out.extend_from_slice(hash);
+                out.extend_from_slice(&version.to_le_bytes());
+                if *leaves == 1 {
                     out.push(0);
-                    total = total
-                        .checked_add(1)
-                        .ok_or_else(|| err("counts too many leaves"))?;
                 } else {
-                    let count = take_leb(&mut input)?;
-                    if count < 2 {
-                        return Err(err(format!("has an internal child of {count} leaves")));
-                    }
                     out.push(1);
-                    out.extend_from_slice(&count.to_le_bytes());
-                    total = total
-                        .checked_add(count)
-                        .ok_or_else(|| err("counts too many leaves"))?;
+                    out.extend_from_slice(&leaves.to_le_bytes());
                 }
+                count += 1;
+                total += leaves;
             }
-            if !input.is_empty() {
-                return Err(err(format!("has {} bytes after its children", input.len())));
-            }
-            out.extend_from_slice(&u64::from(present.count_ones()).to_le_bytes());
+            out.extend_from_slice(&count.to_le_bytes());
             out.extend_from_slice(&total.to_le_bytes());
             Ok(Some((out, None)))
         }
@@ -413,6 +449,42 @@ mod tests {
         assert!(expand(&one, h).is_err());
         assert!(expand(&[], h).is_err());
         assert!(expand(&[LEAF, 1, 2], h).is_err());
+        // The one-pass reader of children refuses the same internal nodes.
+        let mut bad: Vec<Vec<u8>> = (1..c.len()).map(|n| c[..n].to_vec()).collect();
+        bad.extend([[c.clone(), vec![0]].concat(), maps, single.clone(), one]);
+        bad.extend([vec![INTERNAL, 0, 0, 0, 0], vec![]]);
+        for b in bad {
+            assert!(internal_children(&b).is_err(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn children_read_in_one_pass_are_those_of_the_expanded_node() {
+        let cases: [Vec<(u8, u64, u64)>; 3] = [
+            vec![(0, 1, 1), (15, 7, 5)],
+            vec![(3, 300, 1), (4, 1 << 40, 2), (9, 0, 1)],
+            (0..16)
+                .map(|i| (i, u64::from(i) * 1000, 1 + u64::from(i)))
+                .collect(),
+        ];
+        for slots in cases {
+            let c = compact(&borsh_internal(&slots), None, h).unwrap().unwrap();
+            let children = internal_children(&c).unwrap().expect("an internal node");
+            for (slot, child) in children.iter().enumerate() {
+                let want = slots
+                    .iter()
+                    .find(|s| usize::from(s.0) == slot)
+                    .map(|&(s, version, count)| ([s.wrapping_mul(7); 32], version, count));
+                assert_eq!(*child, want, "slot {slot}");
+            }
+        }
+        // Other forms are not read as internal nodes.
+        let leaf = compact(&borsh_leaf(b"v"), Some(b"v"), h).unwrap().unwrap();
+        assert_eq!(internal_children(&leaf), Ok(None));
+        assert_eq!(
+            internal_children(&borsh_internal(&[(1, 1, 1), (2, 1, 1)])),
+            Ok(None)
+        );
     }
 
     #[test]

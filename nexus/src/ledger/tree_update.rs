@@ -152,6 +152,19 @@ impl Stored {
             Node::Null => Stored::Null,
         }
     }
+
+    /// An internal node with `children`, as read from its stored form.
+    pub fn internal(children: &super::tree_codec::Children) -> Stored {
+        let mut slots: Slots = [None; 16];
+        for (slot, child) in slots.iter_mut().zip(children) {
+            *slot = child.map(|(hash, version, leaves)| Slot {
+                hash,
+                version,
+                leaves,
+            });
+        }
+        Stored::Internal(slots)
+    }
 }
 
 /// The hashes an internal node's hash is made of: jmt hashes the 16 slots as a binary Merkle
