@@ -271,6 +271,17 @@ impl ChannelStore {
         Ok(self.db.get_cf(self.cf(kind)?, key)?)
     }
 
+    /// Reads one value without keeping the blocks read in the block cache (for entries read
+    /// once in a long while, whose blocks would only push out hotter ones).
+    pub fn get_uncached(&self, kind: Kind, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.fill_cache(false);
+        Ok(self
+            .db
+            .get_pinned_cf_opt(self.cf(kind)?, key, &ro)?
+            .map(|v| v.to_vec()))
+    }
+
     /// Reads many values at once (one RocksDB multi-get), in the order of `keys`, which must be
     /// sorted ascending.
     pub fn multi_get<K: AsRef<[u8]>>(
@@ -590,6 +601,43 @@ mod tests {
         assert!(
             used > 40 << 20,
             "only {used} bytes cached after the guard dropped"
+        );
+    }
+
+    #[test]
+    fn uncached_reads_leave_the_block_cache_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), &["public".to_string()]).unwrap();
+        let a = s.channel("public");
+        // 8 MB in table files.
+        let value = vec![7u8; 4096];
+        let keys: Vec<[u8; 8]> = (0u64..2_000).map(u64::to_be_bytes).collect();
+        let mut b = a.batch();
+        for k in &keys {
+            b.put(Kind::TreeNodes, k, &value);
+        }
+        b.commit_relaxed().unwrap();
+        a.compact(Kind::TreeNodes).unwrap();
+        let before = a.block_cache_usage();
+        for k in &keys {
+            assert_eq!(
+                a.get_uncached(Kind::TreeNodes, k).unwrap(),
+                Some(value.clone())
+            );
+        }
+        assert_eq!(a.get_uncached(Kind::TreeNodes, b"absent").unwrap(), None);
+        let after = a.block_cache_usage();
+        assert!(
+            after < before + (1 << 20),
+            "uncached reads grew the cache from {before} to {after} bytes"
+        );
+        for k in &keys {
+            assert_eq!(a.get(Kind::TreeNodes, k).unwrap(), Some(value.clone()));
+        }
+        let cached = a.block_cache_usage();
+        assert!(
+            cached > after + (6 << 20),
+            "cached reads grew the cache from {after} to only {cached} bytes"
         );
     }
 
