@@ -336,15 +336,16 @@ impl Reader<'_> {
             Err(f) => f,
         };
         let k = borsh::to_vec(node_key)?;
-        let got = if kept_in_memory(node_key) {
-            self.store.get(Kind::TreeNodes, &k)?
-        } else {
+        let deep = !kept_in_memory(node_key);
+        let got = if deep {
             self.store.get_uncached(Kind::TreeNodes, &k)?
+        } else {
+            self.store.get(Kind::TreeNodes, &k)?
         };
         let Some(v) = got else {
             return Ok(None);
         };
-        if !kept_in_memory(node_key) {
+        if deep {
             // Read from its compact form directly, without making jmt's node first (at 10M
             // keys most nodes an update reads are such).
             if let Some(children) = tree_codec::internal_children(&v)? {

@@ -276,10 +276,7 @@ impl ChannelStore {
     pub fn get_uncached(&self, kind: Kind, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
         let mut ro = rocksdb::ReadOptions::default();
         ro.fill_cache(false);
-        Ok(self
-            .db
-            .get_pinned_cf_opt(self.cf(kind)?, key, &ro)?
-            .map(|v| v.to_vec()))
+        Ok(self.db.get_cf_opt(self.cf(kind)?, key, &ro)?)
     }
 
     /// Reads many values at once (one RocksDB multi-get), in the order of `keys`, which must be
