@@ -2,11 +2,13 @@
 //! its nonce and EIP-1559 fees set; one that has no receipt within `receipt_timeout_ms` (the
 //! node dropped it, or the base fee rose past its fee cap) is sent again with the same nonce
 //! and both fees raised by `fee_bump_percent`, never past `max_fee_per_gas_gwei`. Whichever of
-//! the sends is mined gives the receipt, so a message goes out at most once per nonce.
+//! the sends is mined gives the receipt, so a message goes out at most once per nonce. Each send
+//! is signed here and its hash kept before the node sees it, so a send the node refuses as one
+//! it already holds (made by a pass before a restart) still gives the receipt when mined.
 
 use crate::metrics::Metrics;
 use crate::PortalError;
-use alloy::network::TransactionBuilder;
+use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address as EthAddress, TxHash};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
@@ -93,6 +95,8 @@ pub struct EthSender<'a> {
     pub provider: &'a DynProvider,
     /// The relayer's address.
     pub relayer: EthAddress,
+    /// The relayer's key, which signs each send.
+    pub wallet: &'a EthereumWallet,
     /// The node's URL, for errors.
     pub url: &'a str,
     /// The link's name, for logs and metrics.
@@ -174,7 +178,15 @@ impl EthSender<'_> {
         what: &str,
     ) -> Result<TransactionReceipt, PortalError> {
         let nonce = self.next_nonce().await?;
-        let tx = tx.with_from(self.relayer).with_nonce(nonce);
+        let chain_id = self
+            .provider
+            .get_chain_id()
+            .await
+            .map_err(|e| self.err(e))?;
+        let tx = tx
+            .with_from(self.relayer)
+            .with_nonce(nonce)
+            .with_chain_id(chain_id);
         let started = Instant::now();
         let mut sent: Vec<TxHash> = Vec::new();
         let (estimate, legacy) = self.estimate().await?;
@@ -193,19 +205,24 @@ impl EthSender<'_> {
                     .with_max_fee_per_gas(fees.max_fee)
                     .with_max_priority_fee_per_gas(fees.priority)
             };
-            match self.provider.send_transaction(req).await {
-                Ok(pending) => {
-                    let hash = *pending.tx_hash();
+            let signed = req
+                .build(self.wallet)
+                .await
+                .map_err(|e| self.err(format!("{what} (nonce {nonce}): signing: {e}")))?;
+            let hash = *signed.tx_hash();
+            // Kept before sending: the node may hold this very transaction already.
+            if !sent.contains(&hash) {
+                sent.push(hash);
+            }
+            match self.provider.send_tx_envelope(signed).await {
+                Ok(_) => {
                     if send > 0 {
                         self.metrics.sent_again(self.link);
                         tracing::warn!(link = %self.link, nonce, %hash, max_fee_gwei = fees.max_fee as f64 / 1e9, "{what}: no receipt after {} ms; sent again with raised fees", self.receipt_timeout.as_millis());
                     }
-                    if !sent.contains(&hash) {
-                        sent.push(hash);
-                    }
                 }
                 Err(e) if refusal_to_wait_out(&e.to_string()) => {
-                    tracing::debug!(link = %self.link, nonce, error = %e, "{what}: a send was refused; waiting for the earlier ones");
+                    tracing::debug!(link = %self.link, nonce, %hash, error = %e, "{what}: a send was refused; waiting for the earlier ones");
                 }
                 Err(e) => return Err(self.err(format!("{what} (nonce {nonce}): {e}"))),
             }

@@ -13,7 +13,7 @@ use crate::eth_send::{EthSender, FeePolicy};
 use crate::metrics::Metrics;
 use crate::progress::{Progress, ProgressFile};
 use crate::PortalError;
-use alloy::network::TransactionBuilder;
+use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address as EthAddress, Bytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -50,6 +50,7 @@ pub struct EthWorker {
     validators: Vec<Endpoint>,
     provider: DynProvider,
     relayer: EthAddress,
+    wallet: EthereumWallet,
     progress: ProgressFile,
     cfg: Arc<PortalConfig>,
     metrics: Arc<Metrics>,
@@ -131,11 +132,12 @@ impl EthWorker {
     ) -> Result<Self, PortalError> {
         let signer = load_key(link)?;
         let relayer = signer.address();
+        let wallet = EthereumWallet::from(signer);
         let url = link.destination.as_str();
         url.parse::<alloy::transports::http::reqwest::Url>()
             .map_err(|e| PortalError::Config(format!("{}: destination: {e}", link.name)))?;
         let provider = ProviderBuilder::new()
-            .wallet(signer)
+            .wallet(wallet.clone())
             .connect_client(BoundedHttp::client(url, cfg.limits()))
             .erased();
         let validators = std::iter::once(&link.notary)
@@ -148,6 +150,7 @@ impl EthWorker {
             validators,
             provider,
             relayer,
+            wallet,
             progress: ProgressFile::new(&cfg.state_dir, &link.name),
             link: link.clone(),
             cfg,
@@ -180,6 +183,7 @@ impl EthWorker {
         EthSender {
             provider: &self.provider,
             relayer: self.relayer,
+            wallet: &self.wallet,
             url: &self.link.destination,
             link: &self.name,
             fees: FeePolicy::new(self.link.fee_bump_percent, self.link.max_fee_per_gas_gwei),

@@ -1,19 +1,25 @@
 //! The portal's Ethereum sender against a real anvil that mines only when told: a transaction
 //! with no receipt within the timeout is sent again with the same nonce and fees raised by the
 //! bump, on a London chain (EIP-1559 fees, type 2) and on a Berlin one (a legacy gas price,
-//! type 0), and the send that is mined gives the receipt.
+//! type 0), and the send that is mined gives the receipt; a send the node already holds (made
+//! before a restart) gives its receipt too.
 
 // Every unwrap here is an assertion about a real chain's answer; a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
-use alloy::network::TransactionBuilder;
+use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
 use nexus_portal::eth_send::{EthSender, FeePolicy};
 use nexus_portal::metrics::Metrics;
 use nexus_tests::eth::{address_of, anvil_call, pooled, Anvil, Pooled, DEV_KEY};
 use serde_json::json;
 use std::time::{Duration, Instant};
+
+fn dev_wallet() -> EthereumWallet {
+    EthereumWallet::from(DEV_KEY.parse::<PrivateKeySigner>().unwrap())
+}
 
 /// Waits for a send other than `seen`, then for one after it; mines; returns all three.
 async fn watch_and_mine(p: &DynProvider) -> Vec<Pooled> {
@@ -38,9 +44,11 @@ async fn sends_again_with_raised_fees(hardfork: &str, kind: &str) {
     let p = anvil.provider(DEV_KEY);
     let me = address_of(DEV_KEY);
     let metrics = Metrics::default();
+    let wallet = dev_wallet();
     let sender = EthSender {
         provider: &p,
         relayer: me,
+        wallet: &wallet,
         url: &anvil.url,
         link: "test",
         fees: FeePolicy::new(20, 500),
@@ -95,4 +103,62 @@ async fn a_london_chain_gets_eip1559_fees_raised_on_each_send() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_berlin_chain_gets_its_legacy_gas_price_raised_on_each_send() {
     sends_again_with_raised_fees("berlin", "0x0").await;
+}
+
+/// A pass sends a transfer and stops before its receipt (a portal restarted). The next pass
+/// makes the very same send, which the node refuses as a transaction it already holds; once
+/// a block is mined, that pass returns the receipt of the transaction it would have sent
+/// rather than taking the nonce for someone else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_node_already_holds_gives_its_receipt_once_mined() {
+    let port = nexus_tests::free_ports(1)[0];
+    let anvil = Anvil::start_with(port, &["--no-mining"]);
+    let p = anvil.provider(DEV_KEY);
+    let me = address_of(DEV_KEY);
+    let metrics = Metrics::default();
+    let wallet = dev_wallet();
+    let sender = EthSender {
+        provider: &p,
+        relayer: me,
+        wallet: &wallet,
+        url: &anvil.url,
+        link: "test",
+        fees: FeePolicy::new(20, 500),
+        receipt_timeout: Duration::from_secs(20),
+        poll: Duration::from_millis(20),
+        metrics: &metrics,
+    };
+    let tx = TransactionRequest::default()
+        .with_to(me)
+        .with_gas_limit(21_000);
+    let before = tokio::time::timeout(
+        Duration::from_millis(500),
+        sender.confirm(tx.clone(), "the pass before the restart"),
+    )
+    .await;
+    assert!(before.is_err(), "nothing is mined: {before:?}");
+    let held = pooled(&p).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    let miner = tokio::spawn({
+        let p = p.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            anvil_call(&p, "evm_mine", json!([])).await;
+        }
+    });
+    let receipt = sender
+        .confirm(tx, "the pass after the restart")
+        .await
+        .unwrap();
+    miner.await.unwrap();
+    assert!(receipt.status());
+    assert_eq!(receipt.transaction_hash.to_string(), held[0].hash);
+    assert_eq!(p.get_transaction_count(me).await.unwrap(), 1);
+    assert!(
+        !metrics
+            .render()
+            .contains("portal_eth_sent_again_total{link=\"test\"} "),
+        "sent once per pass: {}",
+        metrics.render()
+    );
 }
