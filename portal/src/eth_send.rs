@@ -4,7 +4,8 @@
 //! and both fees raised by `fee_bump_percent`, never past `max_fee_per_gas_gwei`. Whichever of
 //! the sends is mined gives the receipt, so a message goes out at most once per nonce. Each send
 //! is signed here and its hash kept before the node sees it, so a send the node refuses as one
-//! it already holds (made by a pass before a restart) still gives the receipt when mined.
+//! it already holds (made by a pass before a restart) still gives the receipt when mined. The
+//! nonce is looked at on every poll, so one taken by another transaction ends the wait at once.
 
 use crate::metrics::Metrics;
 use crate::PortalError;
@@ -231,20 +232,22 @@ impl EthSender<'_> {
                 if let Some(r) = self.receipt_of(&sent).await? {
                     return Ok(r);
                 }
+                // The nonce is looked at on every poll: once it is used by a transaction
+                // that is none of these sends, waiting out the timeout would gain nothing.
+                if self.next_nonce().await? > nonce {
+                    // Mined between the two looks, or taken by someone else.
+                    if let Some(r) = self.receipt_of(&sent).await? {
+                        return Ok(r);
+                    }
+                    return Err(self.err(format!(
+                        "{what}: nonce {nonce} of {} went to a transaction other than these sends (an earlier one of this relayer, or another process using its key); the next pass reads what was delivered",
+                        self.relayer
+                    )));
+                }
                 if Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep(self.poll).await;
-            }
-            if self.next_nonce().await? > nonce {
-                // Mined between the last look and now, or taken by someone else.
-                if let Some(r) = self.receipt_of(&sent).await? {
-                    return Ok(r);
-                }
-                return Err(self.err(format!(
-                    "{what}: nonce {nonce} of {} went to a transaction other than these sends (an earlier one of this relayer, or another process using its key); the next pass reads what was delivered",
-                    self.relayer
-                )));
             }
         }
         Err(self.err(format!(

@@ -131,18 +131,30 @@ async fn a_send_the_node_already_holds_gives_its_receipt_once_mined() {
     let tx = TransactionRequest::default()
         .with_to(me)
         .with_gas_limit(21_000);
-    let before = tokio::time::timeout(
-        Duration::from_millis(500),
-        sender.confirm(tx.clone(), "the pass before the restart"),
-    )
-    .await;
-    assert!(before.is_err(), "nothing is mined: {before:?}");
-    let held = pooled(&p).await;
+    // The first pass runs until its send is in the pool, then stops (dropped mid-wait).
+    let held = {
+        let before = sender.confirm(tx.clone(), "the pass before the restart");
+        tokio::pin!(before);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                r = &mut before => panic!("nothing is mined, yet the first pass ended: {r:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                    let pool = pooled(&p).await;
+                    if !pool.is_empty() {
+                        break pool;
+                    }
+                    assert!(Instant::now() < deadline, "the first pass sent nothing");
+                }
+            }
+        }
+    };
     assert_eq!(held.len(), 1, "{held:?}");
+    // Mined once the second pass has read its nonce (its first call) and made its send.
     let miner = tokio::spawn({
         let p = p.clone();
         async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
             anvil_call(&p, "evm_mine", json!([])).await;
         }
     });
@@ -161,4 +173,69 @@ async fn a_send_the_node_already_holds_gives_its_receipt_once_mined() {
         "sent once per pass: {}",
         metrics.render()
     );
+}
+
+/// The relayer's nonce goes to a transaction that is none of the pass's sends (another process
+/// holding the key, or a pass before a restart at higher fees, so this pass's send is refused as
+/// an underpriced replacement): once that one is mined the pass says so, without waiting out
+/// its receipt timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_taken_by_another_transaction_ends_the_pass_once_mined() {
+    let port = nexus_tests::free_ports(1)[0];
+    let anvil = Anvil::start_with(port, &["--no-mining"]);
+    let p = anvil.provider(DEV_KEY);
+    let me = address_of(DEV_KEY);
+    let elsewhere = address_of(nexus_tests::eth::USER_KEY);
+    let gwei = 1_000_000_000u128;
+    let taker = p
+        .send_transaction(
+            TransactionRequest::default()
+                .with_to(elsewhere)
+                .with_value(alloy::primitives::U256::from(1))
+                .with_nonce(0)
+                .with_gas_limit(21_000)
+                .with_max_fee_per_gas(400 * gwei)
+                .with_max_priority_fee_per_gas(100 * gwei),
+        )
+        .await
+        .unwrap();
+    let taker = *taker.tx_hash();
+    let metrics = Metrics::default();
+    let wallet = dev_wallet();
+    let sender = EthSender {
+        provider: &p,
+        relayer: me,
+        wallet: &wallet,
+        url: &anvil.url,
+        link: "test",
+        fees: FeePolicy::new(20, 500),
+        receipt_timeout: Duration::from_secs(300),
+        poll: Duration::from_millis(20),
+        metrics: &metrics,
+    };
+    let miner = tokio::spawn({
+        let p = p.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            anvil_call(&p, "evm_mine", json!([])).await;
+        }
+    });
+    let tx = TransactionRequest::default()
+        .with_to(me)
+        .with_gas_limit(21_000);
+    let ended = tokio::time::timeout(
+        Duration::from_secs(120),
+        sender.confirm(tx, "a test transfer"),
+    )
+    .await
+    .expect("the pass ends well before its 300-s receipt timeout");
+    miner.await.unwrap();
+    let e = ended.unwrap_err().to_string();
+    assert!(
+        e.contains("nonce 0") && e.contains("went to a transaction other than these sends"),
+        "{e}"
+    );
+    assert_eq!(p.get_transaction_count(me).await.unwrap(), 1);
+    let mined = p.get_transaction_receipt(taker).await.unwrap();
+    assert!(mined.is_some(), "the nonce went to the other transaction");
 }
