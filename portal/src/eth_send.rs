@@ -229,13 +229,9 @@ impl EthSender<'_> {
             }
             let deadline = Instant::now() + self.receipt_timeout;
             loop {
-                if let Some(r) = self.receipt_of(&sent).await? {
-                    return Ok(r);
-                }
-                // The nonce is looked at on every poll: once it is used by a transaction
-                // that is none of these sends, waiting out the timeout would gain nothing.
+                // Only a mined transaction moves the nonce: one look a poll, and the receipts
+                // are asked for once it moved (a send of ours, or someone else's).
                 if self.next_nonce().await? > nonce {
-                    // Mined between the two looks, or taken by someone else.
                     if let Some(r) = self.receipt_of(&sent).await? {
                         return Ok(r);
                     }
