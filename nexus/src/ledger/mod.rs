@@ -7,5 +7,6 @@ pub mod state_cache;
 pub mod state_tree;
 pub mod storage;
 pub mod tree_codec;
+pub mod tree_delta;
 pub mod tree_update;
 pub mod tree_warm;

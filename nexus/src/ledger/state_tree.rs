@@ -25,12 +25,14 @@
 use crate::error::NodeError;
 use crate::ledger::state::Writes;
 use crate::ledger::storage::{Batch, ChannelStore, Kind};
+use crate::ledger::tree_delta::{self, Chain};
 use crate::ledger::{tree_codec, tree_update, tree_warm};
 use jmt::storage::{
-    LeafNode, Node, NodeBatch, NodeKey, StaleNodeIndex, TreeReader, TreeUpdateBatch,
+    LeafNode, NibblePath, Node, NodeBatch, NodeKey, StaleNodeIndex, TreeReader, TreeUpdateBatch,
 };
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use nexus_proto::Hash32;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -96,6 +98,19 @@ fn kept_in_memory(k: &NodeKey) -> bool {
     k.nibble_path().num_nibbles() <= CACHED_DEPTH
 }
 
+/// True for the internal nodes that may be stored as deltas of an earlier full copy
+/// ([`tree_delta`]): those below the root that [`CACHED_DEPTH`] keeps in memory, whose
+/// previous copy the cache holds when a block replaces them.
+fn chained(k: &NodeKey) -> bool {
+    (1..=CACHED_DEPTH).contains(&k.nibble_path().num_nibbles())
+}
+
+/// The chain of each internal node near the root that the head's tree holds, by node key.
+type Chains = Mutex<tree_warm::NodeMap<Chain>>;
+
+/// Chains an update changes: the node keys it replaced and the chains of the ones it wrote.
+type ChainChange = (Version, Vec<NodeKey>, Vec<(NodeKey, Chain)>);
+
 /// Entries past which the cache is emptied and refilled (old versions read for proofs would
 /// otherwise accumulate).
 const CACHE_LIMIT: usize = 150_000;
@@ -127,14 +142,66 @@ fn value_key(kh: &KeyHash, version: Version) -> [u8; 40] {
 type NodeCache = RwLock<tree_warm::Nodes>;
 
 /// The range hashes of committed internal nodes near the root, by node key.
-type RangeCache = RwLock<HashMap<NodeKey, Arc<tree_update::Ranges>>>;
+type RangeCache = RwLock<tree_warm::NodeMap<Arc<tree_update::Ranges>>>;
 
 /// Marks the value that follows a leaf in its stored entry.
 const LEAF_VALUE: u8 = 1;
 
 /// The hash of a leaf's value, as jmt computes it.
-fn value_hash(value: &[u8]) -> [u8; 32] {
+pub(crate) fn value_hash(value: &[u8]) -> [u8; 32] {
     jmt::ValueHash::with::<TreeHasher>(value).0
+}
+
+/// The entry stored under `node_key` as `bytes`, with a delta made whole from its base (read
+/// from `store`).
+pub(crate) fn whole<'b>(
+    store: &ChannelStore,
+    node_key: &NodeKey,
+    bytes: &'b [u8],
+) -> Result<Cow<'b, [u8]>, NodeError> {
+    if bytes.first() != Some(&tree_delta::DELTA) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let chain = tree_delta::chain(bytes, node_key.version())
+        .map_err(tree_error)?
+        .ok_or_else(|| tree_error("a delta has no chain"))?;
+    let base_key = NodeKey::new(chain.base, node_key.nibble_path().clone());
+    let base = store
+        .get(
+            Kind::TreeNodes,
+            &borsh::to_vec(&base_key).map_err(tree_error)?,
+        )?
+        .ok_or_else(|| {
+            tree_error(format!(
+                "the base of the delta {node_key:?}, version {}, is missing",
+                chain.base
+            ))
+        })?;
+    tree_delta::resolve(bytes, node_key.version(), &base, value_hash)
+        .map(Cow::Owned)
+        .map_err(tree_error)
+}
+
+/// The children of an internal node as the codecs take them (a leaf child counts 1).
+fn children_of(node: &Node) -> Option<tree_codec::Children> {
+    let Node::Internal(node) = node else {
+        return None;
+    };
+    let mut out: tree_codec::Children = [None; 16];
+    for (i, c) in node.children_sorted() {
+        out[usize::from(u8::from(i))] = Some((c.hash, c.version, c.leaf_count() as u64));
+    }
+    Some(out)
+}
+
+/// The bytes of the compact internal form of a node with `children`.
+fn full_len(children: &tree_codec::Children) -> usize {
+    let leb = |v: u64| (64 - v.leading_zeros()).max(1).div_ceil(7) as usize;
+    5 + children
+        .iter()
+        .flatten()
+        .map(|(_, version, count)| 32 + leb(*version) + if *count == 1 { 0 } else { leb(*count) })
+        .sum::<usize>()
 }
 
 /// A stored tree entry: the node and, for a leaf, its value. Entries are in the compact forms
@@ -142,6 +209,9 @@ fn value_hash(value: &[u8]) -> [u8; 32] {
 /// written before values moved into them, in `tree_values`, have none).
 pub(crate) fn decode_entry(bytes: &[u8]) -> Result<(Node, Option<&[u8]>), NodeError> {
     use borsh::BorshDeserialize;
+    if bytes.first() == Some(&tree_delta::DELTA) {
+        return Err(tree_error("a delta is read with its base (`whole`)"));
+    }
     if let Some((borsh, value)) = tree_codec::expand(bytes, value_hash).map_err(tree_error)? {
         let node = Node::try_from_slice(&borsh)
             .map_err(|e| tree_error(format!("a compact node does not decode: {e}")))?;
@@ -301,7 +371,8 @@ impl Reader<'_> {
         bytes: &[u8],
         f: impl FnOnce(&Node) -> T,
     ) -> anyhow::Result<T> {
-        let (n, value) = decode_entry(bytes)?;
+        let bytes = whole(self.store, node_key, bytes)?;
+        let (n, value) = decode_entry(&bytes)?;
         let value = match &n {
             Node::Leaf(l) => {
                 let kh = l.key_hash();
@@ -389,7 +460,7 @@ pub struct PreparedState {
     leaf_values: HashMap<KeyHash, Vec<u8>>,
     /// The range hashes of its internal nodes near the root, when it was made by
     /// [`tree_update`].
-    ranges: HashMap<NodeKey, Arc<tree_update::Ranges>>,
+    ranges: tree_warm::NodeMap<Arc<tree_update::Ranges>>,
 }
 
 /// One channel's state tree.
@@ -405,6 +476,24 @@ pub struct StateTree {
     pruned_below: AtomicU64,
     /// Where `pruned_below` moves once the batch that pruned up to it is on disk.
     pruning: Mutex<Option<u64>>,
+    /// The chain of each internal node near the root in the head's tree (filled when the
+    /// chain opens and as blocks commit; one missing is read from its stored entry).
+    chains: Chains,
+    /// How the last update written changes `chains`, once its batch is on disk.
+    chain_change: Mutex<Option<ChainChange>>,
+}
+
+/// How an update stores its internal nodes near the root.
+struct Plan {
+    /// The stored form of each node the update writes, in its order, where it is a delta or a
+    /// full node near the root (`None`: encoded as usual).
+    bytes: Vec<Option<Vec<u8>>>,
+    /// The nodes it makes stale: those it replaced, but for bases a delta now names, and the
+    /// bases whose chain it ends (a full node replaced their last delta, or the path went).
+    stale: Vec<NodeKey>,
+    /// How it changes the chains: the nodes near the root it replaced, and the chains of
+    /// the ones it wrote.
+    chains: Option<ChainChange>,
 }
 
 impl StateTree {
@@ -414,10 +503,12 @@ impl StateTree {
             store,
             history: history.max(MIN_HISTORY),
             base: AtomicU64::new(0),
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::default(),
             ranges: RwLock::default(),
             pruned_below: AtomicU64::new(0),
             pruning: Mutex::new(None),
+            chains: Mutex::default(),
+            chain_change: Mutex::new(None),
         }
     }
 
@@ -439,6 +530,7 @@ impl StateTree {
         tree_warm::warm(
             &self.store,
             &self.cache,
+            &self.chains,
             self.version(height),
             CACHED_DEPTH,
             CACHE_LIMIT,
@@ -518,7 +610,7 @@ impl StateTree {
             version,
             update,
             leaf_values,
-            ranges: HashMap::new(),
+            ranges: Default::default(),
         })
     }
 
@@ -610,6 +702,23 @@ impl StateTree {
         {
             self.pruned_below.store(v, Ordering::Relaxed);
         }
+        let change = self
+            .chain_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((version, gone, new)) = change.filter(|c| c.0 == p.version) {
+            let mut chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+            if chains.len() >= CACHE_LIMIT {
+                // Only stale entries could grow it this far; a missing one is read from disk.
+                chains.clear();
+            }
+            for k in gone {
+                chains.remove(&k);
+            }
+            tracing::trace!(version, written = new.len(), "tree chains moved");
+            chains.extend(new);
+        }
         // Both caches hold only nodes this close to the root: deeper stale nodes are not there.
         let shallow_stale = || {
             p.update
@@ -654,7 +763,24 @@ impl StateTree {
         genesis: bool,
     ) -> Result<(), NodeError> {
         let nb = &p.update.node_batch;
-        for (k, n) in nb.nodes() {
+        let plan = if genesis {
+            Plan {
+                bytes: Vec::new(),
+                stale: (p.update.stale_node_index_batch.iter())
+                    .map(|s| s.node_key.clone())
+                    .collect(),
+                chains: None,
+            }
+        } else {
+            self.plan(p)?
+        };
+        let planned = plan.bytes.into_iter().chain(std::iter::repeat(None));
+        for ((k, n), planned) in nb.nodes().iter().zip(planned) {
+            let key = borsh::to_vec(k).map_err(tree_error)?;
+            if let Some(bytes) = planned {
+                batch.put(Kind::TreeNodes, &key, &bytes);
+                continue;
+            }
             let value = match n {
                 Node::Leaf(l) => Some(
                     p.leaf_values
@@ -665,16 +791,14 @@ impl StateTree {
             };
             batch.put(
                 Kind::TreeNodes,
-                &borsh::to_vec(k).map_err(tree_error)?,
+                &key,
                 &encode_entry(n, value.map(|v| v.as_slice()))?,
             );
         }
-        let mut stale_nodes: Vec<NodeKey> = p
-            .update
-            .stale_node_index_batch
-            .iter()
-            .map(|s| s.node_key.clone())
-            .collect();
+        let mut stale_nodes = plan.stale;
+        if plan.chains.is_some() {
+            *self.chain_change.lock().unwrap_or_else(|p| p.into_inner()) = plan.chains;
+        }
         if stale_nodes.is_empty() && p.version > 0 {
             // A version that changed nothing copies the previous root without marking it
             // stale; mark it here, or every empty block would leave a root behind for good.
@@ -697,6 +821,148 @@ impl StateTree {
         }
         batch.put(Kind::TreeStale, &p.version.to_be_bytes(), &stale);
         Ok(())
+    }
+
+    /// The chain of the committed node `prev` (`None`: a leaf, or not stored), from `chains`,
+    /// the cache or its stored entry.
+    fn chain_of(
+        &self,
+        chains: &tree_warm::NodeMap<Chain>,
+        cache: &tree_warm::Nodes,
+        prev: &NodeKey,
+    ) -> Result<Option<Chain>, NodeError> {
+        if let Some(c) = chains.get(prev) {
+            return Ok(Some(*c));
+        }
+        if let Some((n, _)) = cache.get(prev) {
+            if !matches!(n, Node::Internal(_)) {
+                return Ok(None);
+            }
+        }
+        let key = borsh::to_vec(prev).map_err(tree_error)?;
+        match self.store.get(Kind::TreeNodes, &key)? {
+            Some(bytes) => tree_delta::chain(&bytes, prev.version()).map_err(tree_error),
+            None => Ok(None),
+        }
+    }
+
+    /// How `p` stores its internal nodes near the root: each as a delta on the base of the node
+    /// it replaces while that stays under [`tree_delta::MAX_CHANGED`] changed slots and half
+    /// the full node's bytes, otherwise whole; and which bases that keeps or ends.
+    fn plan(&self, p: &PreparedState) -> Result<Plan, NodeError> {
+        /// A node near the root the update replaced: whether a delta now names it as its
+        /// base, and whether the update wrote an internal node at its path.
+        struct Before<'k> {
+            key: &'k NodeKey,
+            kept: bool,
+            written: bool,
+        }
+        let stale = &p.update.stale_node_index_batch;
+        let mut before: HashMap<&NibblePath, Before<'_>, foldhash::fast::RandomState> = stale
+            .iter()
+            .map(|s| &s.node_key)
+            .filter(|k| chained(k))
+            .map(|key| {
+                let b = Before {
+                    key,
+                    kept: false,
+                    written: false,
+                };
+                (key.nibble_path(), b)
+            })
+            .collect();
+        let nodes = p.update.node_batch.nodes();
+        let mut bytes = Vec::with_capacity(nodes.len());
+        let mut ended = Vec::new();
+        let mut new_chains = Vec::new();
+        // In the order `tree_warm` takes them.
+        let cache = read(&self.cache);
+        let chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, n) in nodes {
+            let Some(now) = children_of(n).filter(|_| chained(k)) else {
+                bytes.push(None);
+                continue;
+            };
+            let prev = before.get_mut(k.nibble_path());
+            let (chain, old) = match &prev {
+                Some(b) => (
+                    self.chain_of(&chains, &cache, b.key)?,
+                    cache.get(b.key).and_then(|(n, _)| children_of(n)),
+                ),
+                None => (None, None),
+            };
+            let delta = match (chain, old) {
+                (Some(c), Some(old)) => {
+                    let changed = c.changed | tree_delta::changed(&old, &now);
+                    (changed.count_ones() <= tree_delta::MAX_CHANGED)
+                        .then(|| tree_delta::encode(c.base, &now, changed))
+                        .flatten()
+                        .filter(|d| d.len() * 2 <= full_len(&now))
+                        .map(|d| {
+                            (
+                                d,
+                                Chain {
+                                    base: c.base,
+                                    changed,
+                                },
+                            )
+                        })
+                }
+                _ => None,
+            };
+            if let Some(b) = prev {
+                b.written = true;
+                match (&delta, chain) {
+                    (Some((_, c)), _) => b.kept = b.key.version() == c.base,
+                    (None, Some(c)) if c.base != b.key.version() => {
+                        ended.push(NodeKey::new(c.base, k.nibble_path().clone()));
+                    }
+                    _ => {}
+                }
+            }
+            let (entry, c) = match delta {
+                Some((d, c)) => (d, c),
+                None => {
+                    let own = Chain {
+                        base: k.version(),
+                        changed: 0,
+                    };
+                    (encode_entry(n, None)?, own)
+                }
+            };
+            bytes.push(Some(entry));
+            new_chains.push((k.clone(), c));
+        }
+        // Paths whose internal node went (a leaf now, or nothing): their chain ends.
+        for (path, b) in &before {
+            if b.written {
+                continue;
+            }
+            if let Some(c) = self.chain_of(&chains, &cache, b.key)? {
+                if c.base != b.key.version() {
+                    ended.push(NodeKey::new(c.base, (*path).clone()));
+                }
+            }
+        }
+        drop((chains, cache));
+        let mut gone = Vec::with_capacity(before.len());
+        let mut kept_out = Vec::with_capacity(stale.len());
+        for s in stale {
+            let k = &s.node_key;
+            if chained(k) {
+                gone.push(k.clone());
+                if before.get(k.nibble_path()).is_some_and(|b| b.kept) {
+                    continue;
+                }
+            }
+            kept_out.push(k.clone());
+        }
+        kept_out.extend(ended);
+        Ok(Plan {
+            bytes,
+            stale: kept_out,
+            chains: Some((p.version, gone, new_chains)),
+        })
     }
 
     /// Deletes what versions up to `limit` made stale: the nodes they replaced (and, in records
@@ -857,6 +1123,7 @@ fn decode_stale(blob: &[u8]) -> Option<Stale<'_>> {
 mod tests {
     use super::*;
     use crate::ledger::storage::Storage;
+    use std::collections::HashSet;
 
     fn tree(dir: &std::path::Path, history: u64) -> (Storage, StateTree) {
         let s = Storage::open(dir, &["public".to_string()]).unwrap();
@@ -1350,6 +1617,9 @@ mod tests {
         let mut b = store.batch();
         let mut leaves = 0;
         for (k, v) in entries {
+            if v[0] == tree_delta::DELTA {
+                continue; // an internal node: the same in the old layout
+            }
             let (node, value) = decode_entry(&v).unwrap();
             if let (Node::Leaf(l), Some(value)) = (&node, value) {
                 let nk: NodeKey = borsh::from_slice(&k).unwrap();
@@ -1436,14 +1706,18 @@ mod tests {
         for (k, v) in entries {
             // Written compact, but for the empty tree's null root.
             assert!(
-                [tree_codec::INTERNAL, tree_codec::LEAF].contains(&v[0]) || v == [0],
+                [tree_codec::INTERNAL, tree_codec::LEAF, tree_delta::DELTA].contains(&v[0])
+                    || v == [0],
                 "written compact: {v:?}"
             );
-            let (node, value) = decode_entry(&v).unwrap();
+            let nk: NodeKey = borsh::from_slice(&k).unwrap();
+            let (node, value) = decode_entry(&whole(&store, &nk, &v).unwrap())
+                .map(|(n, v)| (n, v.map(<[u8]>::to_vec)))
+                .unwrap();
             let mut old = borsh::to_vec(&node).unwrap();
             if let Some(value) = value {
                 old.push(LEAF_VALUE);
-                old.extend_from_slice(value);
+                old.extend_from_slice(&value);
             }
             compact += v.len();
             borsh_form += old.len();
@@ -1636,5 +1910,142 @@ mod tests {
             t2.prepare(&writes(&[("k2", Some("x"))]), 2).unwrap().root,
             p.root
         );
+    }
+
+    /// The stored keys of the nodes that the roots of `versions` reach, with the bases of the
+    /// deltas among them.
+    fn reachable(s: &Storage, versions: std::ops::RangeInclusive<Version>) -> HashSet<Vec<u8>> {
+        let store = s.channel("public");
+        let (mut seen, mut bases) = (HashSet::new(), HashSet::new());
+        let mut todo: Vec<(Version, Vec<u8>)> = versions.map(|v| (v, vec![])).collect();
+        while let Some((version, path)) = todo.pop() {
+            let key = tree_warm::key_bytes(version, &path);
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let k: NodeKey = borsh::from_slice(&key).unwrap();
+            let v = store
+                .get(Kind::TreeNodes, &key)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{k:?} is reachable but not stored"));
+            if let Some(c) = tree_delta::chain(&v, version).unwrap() {
+                bases.insert(tree_warm::key_bytes(c.base, &path));
+            }
+            let (node, _) = decode_entry(&whole(&store, &k, &v).unwrap()).unwrap();
+            if let Node::Internal(n) = node {
+                for (i, c) in n.children_sorted() {
+                    let mut child = path.clone();
+                    child.push(u8::from(i));
+                    todo.push((c.version, child));
+                }
+            }
+        }
+        seen.extend(bases);
+        seen
+    }
+
+    #[test]
+    fn nodes_near_the_root_stored_as_deltas_read_prove_prune_and_restart_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = tree(d.path(), MIN_HISTORY);
+        // 3,000 keys fill the levels near the root; then blocks change a few keys each, add
+        // one, and now and then delete one (which jmt does).
+        let first: Writes = (0..3000)
+            .map(|i| (format!("k{i}").into_bytes(), Some(b"v0".to_vec())))
+            .collect();
+        let mut blocks = vec![first];
+        for b in 1..=60u32 {
+            let mut w: Writes = (0..4)
+                .map(|j| {
+                    let k = format!("k{}", (b * 37 + j * 911) % 3000);
+                    (k.into_bytes(), Some(format!("v{b}").into_bytes()))
+                })
+                .collect();
+            w.insert(format!("new{b}").into_bytes(), Some(b"n".to_vec()));
+            if b % 10 == 0 {
+                w.insert(format!("k{}", b * 13).into_bytes(), None);
+            }
+            blocks.push(w);
+        }
+        let (early, late) = blocks.split_at(40);
+        let mut roots = commit_all(&s, &t, early);
+        let store = s.channel("public");
+        let count = |tag: u8| {
+            let mut n = 0;
+            store
+                .scan_from(Kind::TreeNodes, &[], |_, v| {
+                    n += usize::from(v.first() == Some(&tag));
+                    true
+                })
+                .unwrap();
+            n
+        };
+        let deltas = count(tree_delta::DELTA);
+        assert!(deltas > 20, "{deltas} deltas stored");
+
+        // A restarted tree (nothing cached, deltas read from disk) proves every kept version
+        // against the roots the blocks made.
+        let cold = StateTree::new(s.channel("public"), MIN_HISTORY);
+        cold.load().unwrap();
+        let head = early.len() as u64;
+        for h in cold.oldest_kept(head)..=head {
+            assert_eq!(
+                cold.root_at(h).unwrap(),
+                Some(roots[h as usize]),
+                "root {h}"
+            );
+            for key in ["k37", "k948", "new3", "k130", "missing"] {
+                let (v, p) = cold.proof(key.as_bytes(), h).unwrap();
+                p.verify(&roots[h as usize].0, key.as_bytes(), v.as_deref())
+                    .unwrap();
+            }
+        }
+        // It goes on (warmed, as a node does) to the roots of the tree that never stopped.
+        cold.warm(head).unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let (s2, t2) = tree(d2.path(), MIN_HISTORY);
+        let all = commit_all(&s2, &t2, &blocks);
+        for (i, w) in late.iter().enumerate() {
+            let h = head + 1 + i as u64;
+            let p = cold.prepare(w, h - 1).unwrap();
+            assert_eq!(p.root, all[h as usize], "root of block {h}");
+            let mut b = store.batch();
+            cold.write(&p, h, &mut b).unwrap();
+            b.commit().unwrap();
+            cold.committed(&p);
+            roots.push(p.root);
+        }
+
+        // Pruning kept every base a kept version needs, and nothing else.
+        let head = blocks.len() as u64;
+        let from = cold.version(head) - MIN_HISTORY;
+        let live = reachable(&s, from..=cold.version(head));
+        let mut stored = HashSet::new();
+        store
+            .scan_from(Kind::TreeNodes, &[], |k, _| {
+                stored.insert(k.to_vec());
+                true
+            })
+            .unwrap();
+        let leaked = stored.difference(&live).count();
+        assert_eq!(leaked, 0, "{leaked} stored nodes no kept version reaches");
+        assert!(count(tree_delta::DELTA) > 0);
+    }
+
+    #[test]
+    fn the_full_length_estimate_is_the_compact_forms_length() {
+        let mut c: tree_codec::Children = [None; 16];
+        for (i, (version, count)) in [(0, 1), (127, 2), (128, 1), (u64::MAX, u64::MAX - 1)]
+            .into_iter()
+            .enumerate()
+        {
+            c[i * 4] = Some(([i as u8; 32], version, count));
+            let real =
+                tree_codec::compact_internal(c.iter().enumerate().filter_map(|(s, c)| {
+                    c.map(|(h, v, n)| (s as u8, h, v, (n != 1).then_some(n)))
+                }))
+                .unwrap();
+            assert_eq!(full_len(&c), real.len(), "{c:?}");
+        }
     }
 }

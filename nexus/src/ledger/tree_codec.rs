@@ -27,11 +27,11 @@ const BORSH_LEAF: u8 = 2;
 #[error("a stored tree node {0}")]
 pub struct CodecError(pub String);
 
-fn err(what: impl Into<String>) -> CodecError {
+pub(crate) fn err(what: impl Into<String>) -> CodecError {
     CodecError(what.into())
 }
 
-fn put_leb(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_leb(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let b = (v & 0x7f) as u8;
         v >>= 7;
@@ -44,7 +44,7 @@ fn put_leb(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads a LEB128 u64 of at most 10 bytes (the last holding one bit), in its shortest form.
-fn take_leb(input: &mut &[u8]) -> Result<u64, CodecError> {
+pub(crate) fn take_leb(input: &mut &[u8]) -> Result<u64, CodecError> {
     let mut v = 0u64;
     for i in 0..10 {
         let (&b, rest) = input
@@ -65,7 +65,10 @@ fn take_leb(input: &mut &[u8]) -> Result<u64, CodecError> {
     Err(err("holds a number over 64 bits"))
 }
 
-fn take<'a, const N: usize>(input: &mut &'a [u8], what: &str) -> Result<&'a [u8; N], CodecError> {
+pub(crate) fn take<'a, const N: usize>(
+    input: &mut &'a [u8],
+    what: &str,
+) -> Result<&'a [u8; N], CodecError> {
     if input.len() < N {
         return Err(err(format!("ends inside {what}")));
     }
@@ -199,7 +202,7 @@ pub fn internal_children(stored: &[u8]) -> Result<Option<Children>, CodecError> 
 }
 
 /// The children of a compact internal node's body (after its tag).
-fn read_children(mut input: &[u8]) -> Result<Children, CodecError> {
+pub(crate) fn read_children(mut input: &[u8]) -> Result<Children, CodecError> {
     let present = u16::from_be_bytes(*take::<2>(&mut input, "its children's map")?);
     let leaves = u16::from_be_bytes(*take::<2>(&mut input, "its leaves' map")?);
     if present == 0 || leaves & !present != 0 {

@@ -4,13 +4,18 @@
 
 use crate::error::NodeError;
 use crate::ledger::storage::{ChannelStore, Kind};
+use crate::ledger::tree_delta::{self, Chain};
 use jmt::storage::{Node, NodeKey};
 use jmt::Version;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+
+/// A map keyed by node keys, with a fast hash seeded per process (a node key's path near the
+/// root is a few nibbles; SipHash was a tenth of a block's tree bookkeeping).
+pub type NodeMap<V> = HashMap<NodeKey, V, foldhash::fast::RandomState>;
 
 /// Nodes by node key, each leaf with its value.
-pub type Nodes = HashMap<NodeKey, (Node, Option<Vec<u8>>)>;
+pub type Nodes = NodeMap<(Node, Option<Vec<u8>>)>;
 
 /// The stored form (borsh) of the node key of `path` (one nibble per byte) at `version`.
 pub fn key_bytes(version: Version, path: &[u8]) -> Vec<u8> {
@@ -32,18 +37,63 @@ pub fn key_buf(version: Version, path: &[u8]) -> ([u8; 52], usize) {
     (buf, 20 + bytes)
 }
 
-fn decode<T: borsh::BorshDeserialize>(what: &str, b: &[u8]) -> Result<T, NodeError> {
-    borsh::from_slice(b).map_err(|e| NodeError::Corrupt {
+fn corrupt(reason: String) -> NodeError {
+    NodeError::Corrupt {
         what: "state tree",
-        reason: format!("{what} does not decode: {e}"),
-    })
+        reason,
+    }
+}
+
+fn decode<T: borsh::BorshDeserialize>(what: &str, b: &[u8]) -> Result<T, NodeError> {
+    borsh::from_slice(b).map_err(|e| corrupt(format!("{what} does not decode: {e}")))
+}
+
+/// Each entry of `level` (node key, path) as stored, a delta made whole from its base (one
+/// more multi-get for the level's deltas), with its chain.
+type Read = (Option<Vec<u8>>, Option<Chain>);
+
+fn read_level(store: &ChannelStore, level: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<Read>, NodeError> {
+    let values = store.multi_get(Kind::TreeNodes, level.iter().map(|(k, _)| k))?;
+    let mut out = Vec::with_capacity(values.len());
+    let mut deltas = Vec::new();
+    for ((k, path), v) in level.iter().zip(values) {
+        let Some(v) = v else {
+            out.push((None, None));
+            continue;
+        };
+        let version = decode::<NodeKey>("a node key", k)?.version();
+        let chain = tree_delta::chain(&v, version).map_err(|e| corrupt(e.to_string()))?;
+        if let (Some(&tree_delta::DELTA), Some(c)) = (v.first(), chain) {
+            deltas.push((out.len(), version, key_bytes(c.base, path)));
+        }
+        out.push((Some(v), chain));
+    }
+    // Multi-gets take their keys in order.
+    deltas.sort_unstable_by(|a, b| a.2.cmp(&b.2));
+    let bases = store.multi_get(Kind::TreeNodes, deltas.iter().map(|(_, _, k)| k))?;
+    for ((i, version, _), base) in deltas.into_iter().zip(bases) {
+        let base = base.ok_or_else(|| {
+            corrupt(format!(
+                "the base of a delta of version {version} is missing"
+            ))
+        })?;
+        let entry = &mut out[i].0;
+        let delta = entry.take().unwrap_or_default();
+        let hash = crate::ledger::state_tree::value_hash;
+        let full = tree_delta::resolve(&delta, version, &base, hash)
+            .map_err(|e| corrupt(e.to_string()))?;
+        *entry = Some(full);
+    }
+    Ok(out)
 }
 
 /// Loads the nodes of tree version `version` down to `depth` nibbles into `cache`, one
-/// multi-get per level, until the cache holds `limit` nodes.
+/// multi-get per level (two where a level holds deltas), until the cache holds `limit` nodes;
+/// the chain of each internal node below the root goes into `chains`.
 pub fn warm(
     store: &ChannelStore,
     cache: &RwLock<Nodes>,
+    chains: &Mutex<NodeMap<Chain>>,
     version: Version,
     depth: usize,
     limit: usize,
@@ -53,10 +103,11 @@ pub fn warm(
     let mut loaded = 0;
     for _ in 0..=depth {
         level.sort_unstable();
-        let values = store.multi_get(Kind::TreeNodes, level.iter().map(|(k, _)| k))?;
+        let values = read_level(store, &level)?;
         let mut next = Vec::new();
         let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
-        for ((k, path), v) in level.into_iter().zip(values) {
+        let mut ch = chains.lock().unwrap_or_else(|p| p.into_inner());
+        for ((k, path), (v, chain)) in level.into_iter().zip(values) {
             let Some(v) = v else {
                 continue;
             };
@@ -80,7 +131,11 @@ pub fn warm(
             if c.len() >= limit {
                 return Ok(loaded);
             }
-            c.entry(decode("a node key", &k)?).or_insert((node, value));
+            let key: NodeKey = decode("a node key", &k)?;
+            if let (Some(chain), false) = (chain, path.is_empty()) {
+                ch.insert(key.clone(), chain);
+            }
+            c.entry(key).or_insert((node, value));
             loaded += 1;
         }
         level = next;
