@@ -2009,6 +2009,12 @@ mod tests {
             let h = head + 1 + i as u64;
             let p = cold.prepare(w, h - 1).unwrap();
             assert_eq!(p.root, all[h as usize], "root of block {h}");
+            if i % 7 == 3 {
+                // A batch written and lost (a crash before it reached the disk).
+                let mut lost = store.batch();
+                cold.write(&p, h, &mut lost).unwrap();
+                drop(lost);
+            }
             let mut b = store.batch();
             cold.write(&p, h, &mut b).unwrap();
             b.commit().unwrap();

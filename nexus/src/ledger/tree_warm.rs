@@ -48,10 +48,11 @@ fn decode<T: borsh::BorshDeserialize>(what: &str, b: &[u8]) -> Result<T, NodeErr
     borsh::from_slice(b).map_err(|e| corrupt(format!("{what} does not decode: {e}")))
 }
 
-/// Each entry of `level` (node key, path) as stored, a delta made whole from its base (one
-/// more multi-get for the level's deltas), with its chain.
+/// A stored entry (a delta made whole) with its chain.
 type Read = (Option<Vec<u8>>, Option<Chain>);
 
+/// The entries of `level` (node keys with their paths, in order) as stored, each delta made
+/// whole from its base (one more multi-get for the level's deltas), with their chains.
 fn read_level(store: &ChannelStore, level: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<Read>, NodeError> {
     let values = store.multi_get(Kind::TreeNodes, level.iter().map(|(k, _)| k))?;
     let mut out = Vec::with_capacity(values.len());
