@@ -98,9 +98,9 @@ fn kept_in_memory(k: &NodeKey) -> bool {
     k.nibble_path().num_nibbles() <= CACHED_DEPTH
 }
 
-/// True for the internal nodes that may be stored as deltas of an earlier full copy
-/// ([`tree_delta`]): those below the root that [`CACHED_DEPTH`] keeps in memory, whose
-/// previous copy the cache holds when a block replaces them.
+/// True for the paths whose internal nodes may be stored as deltas of an earlier full copy
+/// ([`tree_delta`]): those below the root within [`CACHED_DEPTH`], whose previous copy the
+/// cache holds when a block replaces them.
 fn chained(k: &NodeKey) -> bool {
     (1..=CACHED_DEPTH).contains(&k.nibble_path().num_nibbles())
 }
