@@ -8,7 +8,8 @@
 //! children and of the slots that differ from the base (big-endian), then each present
 //! changed child in slot order as in the compact internal form ([`super::tree_codec`]). A
 //! delta names a full node, never another delta; the next write of the path is a delta on the
-//! same base or, once more than [`MAX_CHANGED`] slots differ, a full node again.
+//! same base or, once more than [`MAX_CHANGED`] slots differ or the delta would be more than
+//! half the full node, a full node again (the state tree decides).
 //!
 //! The base has to outlive the deltas that name it: the state tree does not record it stale
 //! when a delta replaces it, but when the full node that ends its chain is written (or the
