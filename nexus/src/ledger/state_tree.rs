@@ -824,20 +824,18 @@ impl StateTree {
     }
 
     /// The chain of the committed node `prev` (`None`: a leaf, or not stored), from `chains`,
-    /// the cache or its stored entry.
+    /// its copy in the cache (`cached`) or its stored entry.
     fn chain_of(
         &self,
         chains: &tree_warm::NodeMap<Chain>,
-        cache: &tree_warm::Nodes,
+        cached: Option<&Node>,
         prev: &NodeKey,
     ) -> Result<Option<Chain>, NodeError> {
         if let Some(c) = chains.get(prev) {
             return Ok(Some(*c));
         }
-        if let Some((n, _)) = cache.get(prev) {
-            if !matches!(n, Node::Internal(_)) {
-                return Ok(None);
-            }
+        if cached.is_some_and(|n| !matches!(n, Node::Internal(_))) {
+            return Ok(None);
         }
         let key = borsh::to_vec(prev).map_err(tree_error)?;
         match self.store.get(Kind::TreeNodes, &key)? {
@@ -879,16 +877,19 @@ impl StateTree {
         let cache = read(&self.cache);
         let chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
         for (k, n) in nodes {
-            let Some(now) = children_of(n).filter(|_| chained(k)) else {
+            let Some(now) = chained(k).then(|| children_of(n)).flatten() else {
                 bytes.push(None);
                 continue;
             };
             let prev = before.get_mut(k.nibble_path());
             let (chain, old) = match &prev {
-                Some(b) => (
-                    self.chain_of(&chains, &cache, b.key)?,
-                    cache.get(b.key).and_then(|(n, _)| children_of(n)),
-                ),
+                Some(b) => {
+                    let cached = cache.get(b.key).map(|(n, _)| n);
+                    (
+                        self.chain_of(&chains, cached, b.key)?,
+                        cached.and_then(children_of),
+                    )
+                }
                 None => (None, None),
             };
             let delta = match (chain, old) {
@@ -927,7 +928,9 @@ impl StateTree {
                         base: k.version(),
                         changed: 0,
                     };
-                    (encode_entry(n, None)?, own)
+                    let full = tree_codec::compact_children(&now)
+                        .ok_or_else(|| tree_error(format!("the internal node {k:?} is empty")))?;
+                    (full, own)
                 }
             };
             bytes.push(Some(entry));
@@ -938,7 +941,8 @@ impl StateTree {
             if b.written {
                 continue;
             }
-            if let Some(c) = self.chain_of(&chains, &cache, b.key)? {
+            let cached = cache.get(b.key).map(|(n, _)| n);
+            if let Some(c) = self.chain_of(&chains, cached, b.key)? {
                 if c.base != b.key.version() {
                     ended.push(NodeKey::new(c.base, (*path).clone()));
                 }
@@ -2046,11 +2050,7 @@ mod tests {
             .enumerate()
         {
             c[i * 4] = Some(([i as u8; 32], version, count));
-            let real =
-                tree_codec::compact_internal(c.iter().enumerate().filter_map(|(s, c)| {
-                    c.map(|(h, v, n)| (s as u8, h, v, (n != 1).then_some(n)))
-                }))
-                .unwrap();
+            let real = tree_codec::compact_children(&c).unwrap();
             assert_eq!(full_len(&c), real.len(), "{c:?}");
         }
     }

@@ -191,6 +191,14 @@ pub type Child = ([u8; 32], u64, u64);
 /// An internal node's children by slot.
 pub type Children = [Option<Child>; 16];
 
+/// The compact internal form of a node with `children` (a leaf child counts 1); `None` when
+/// it has none.
+pub fn compact_children(children: &Children) -> Option<Vec<u8>> {
+    compact_internal(children.iter().enumerate().filter_map(|(slot, c)| {
+        c.map(|(h, v, count)| (slot as u8, h, v, (count != 1).then_some(count)))
+    }))
+}
+
 /// The children of a stored node in the compact internal form, read in one pass with the
 /// checks [`expand`] makes; `None` when `stored` is in another form.
 pub fn internal_children(stored: &[u8]) -> Result<Option<Children>, CodecError> {

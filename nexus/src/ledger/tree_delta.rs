@@ -16,7 +16,7 @@
 //! path goes), so pruning deletes it with or after the last delta on it.
 
 use super::tree_codec::{
-    compact, compact_internal, err, put_leb, read_children, take, take_leb, Children, CodecError,
+    compact, compact_children, err, put_leb, read_children, take, take_leb, Children, CodecError,
     INTERNAL,
 };
 
@@ -181,10 +181,7 @@ pub fn resolve(
             input.len()
         )));
     }
-    let full = compact_internal(children.iter().enumerate().filter_map(|(slot, c)| {
-        c.map(|(h, v, count)| (slot as u8, h, v, (count != 1).then_some(count)))
-    }))
-    .ok_or_else(|| err("is a delta with no children"))?;
+    let full = compact_children(&children).ok_or_else(|| err("is a delta with no children"))?;
     // The full form's own checks (a single leaf child, leaf counts that overflow).
     read_children(&full[1..])?;
     Ok(full)
@@ -218,12 +215,7 @@ mod tests {
     }
 
     fn full(c: &Children) -> Vec<u8> {
-        compact_internal(
-            c.iter()
-                .enumerate()
-                .filter_map(|(s, c)| c.map(|(h, v, n)| (s as u8, h, v, (n != 1).then_some(n)))),
-        )
-        .unwrap()
+        compact_children(c).unwrap()
     }
 
     fn wide() -> Children {
