@@ -511,6 +511,21 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
     }))
 }
 
+/// Writes a single node's folder in `dir` with the state `opts` asks for (genesis and its
+/// generated accounts), then stops the node: the folder that `--repeat` copies for each run.
+pub async fn generate(opts: &BenchOptions, dir: &Path) -> Result<()> {
+    anyhow::ensure!(
+        opts.validators == 1,
+        "a kept state is a single node's folder: use it with --validators 1"
+    );
+    let (children, ..) = start_nodes(opts, dir).await?;
+    for mut c in children {
+        let _ = c.kill().await;
+        let _ = c.wait().await;
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and returns the summary.
 pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     let started = Instant::now();

@@ -105,6 +105,15 @@ enum Cmd {
         /// Set the nodes' `[state] mmap_reads` (table files read through memory maps).
         #[arg(long)]
         mmap_reads: bool,
+        /// Make the measurement this many times and print the medians last (each run's JSON
+        /// line as it ends). A kept or generated state is copied for each run, so every run
+        /// starts from the same state.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Before each run on a grown state (`--accounts N`), make the same run on a fresh
+        /// state, and print the rate and p99 of one against the other (medians).
+        #[arg(long)]
+        compare_fresh: bool,
     },
     /// Ethereum figures: receipt-proof checks per second in the light client, and Ether
     /// round trips Ethereum -> chain A -> Ethereum through the hub (anvil, four validators,
@@ -474,8 +483,28 @@ async fn run(cli: Cli) -> Result<()> {
             accounts,
             state_dir,
             mmap_reads,
+            repeat,
+            compare_fresh,
         } => {
             anyhow::ensure!(validators >= 1, "--validators must be at least 1");
+            let repeated = repeat != 1 || compare_fresh;
+            if empty_seconds > 0 && repeated {
+                anyhow::ensure!(!compare_fresh, "--compare-fresh measures transfers");
+                let opts = crate::commands::bench::BenchOptions {
+                    txs: 0,
+                    clients: 0,
+                    block_max_txs,
+                    validators,
+                    rate: 0,
+                    empty_block_interval_ms,
+                    accounts: None,
+                    mmap_reads,
+                };
+                let summary =
+                    crate::commands::bench_repeat::run_empty(opts, empty_seconds, repeat).await?;
+                println!("{summary}");
+                return Ok(());
+            }
             if empty_seconds > 0 {
                 let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
                 let summary = crate::commands::bench::run_empty(
@@ -514,23 +543,57 @@ async fn run(cli: Cli) -> Result<()> {
                 state_dir.is_none() || validators == 1,
                 "--state-dir keeps a single node's folder: use it with --validators 1"
             );
+            let opts = crate::commands::bench::BenchOptions {
+                txs,
+                clients,
+                block_max_txs,
+                validators,
+                rate,
+                empty_block_interval_ms,
+                accounts,
+                mmap_reads,
+            };
+            if repeated {
+                // A grown state is generated once and copied for each run.
+                let generated = (state_dir.is_none() && validators == 1)
+                    .then_some(accounts)
+                    .flatten()
+                    .filter(|n| *n > 0)
+                    .map(|_| {
+                        std::env::temp_dir()
+                            .join(format!("nexus-bench-{}-state", std::process::id()))
+                    });
+                let r = crate::commands::bench_repeat::Repeat {
+                    runs: repeat,
+                    compare_fresh,
+                    state_dir: state_dir.clone().or(generated.clone()),
+                };
+                let summary = crate::commands::bench_repeat::run(opts, &r).await;
+                if let Some(g) = generated {
+                    let _ = std::fs::remove_dir_all(g);
+                }
+                let summary = summary?;
+                eprintln!(
+                    "medians of {} runs: {} tx/s committed, p99 {} ms{}",
+                    summary["runs"],
+                    summary["median"]["committed_tps"],
+                    summary["median"]["latency_ms_p99"],
+                    if compare_fresh {
+                        format!(
+                            "; {} of a fresh state's rate, {}x its p99",
+                            summary["rate_vs_fresh"], summary["p99_vs_fresh"]
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                println!("{summary}");
+                return Ok(());
+            }
             let dir = state_dir.clone().unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()))
             });
-            let summary = crate::commands::bench::run(
-                crate::commands::bench::BenchOptions {
-                    txs,
-                    clients,
-                    block_max_txs,
-                    validators,
-                    rate,
-                    empty_block_interval_ms,
-                    accounts,
-                    mmap_reads,
-                },
-                &dir,
-            )
-            .await;
+            let summary = crate::commands::bench::run(opts, &dir).await;
             if state_dir.is_none() {
                 let _ = std::fs::remove_dir_all(&dir);
             }

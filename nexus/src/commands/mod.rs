@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_btp;
 pub mod bench_dex;
 pub mod bench_eth;
+pub mod bench_repeat;
 pub mod cli;
 pub mod devnet;
 pub mod dex;
