@@ -147,7 +147,10 @@ pub struct MempoolConfig {
     /// transactions wait for a block than the node commits in this many ms (0: never waits).
     pub backlog_ms: u64,
     /// ...but never while fewer than this many wait (on a channel of several validators, never
-    /// fewer than `block.max_txs`; above `max_txs`, the pool's bound refuses first).
+    /// fewer than `block.max_txs`; above `max_txs`, the pool's bound refuses first). This lets
+    /// a burst into an idle node in at once; kept small, so that on a node slower than this
+    /// many per `backlog_ms` the backlog still follows `backlog_ms` (at 500, one node at 10
+    /// million accounts, some 7,000 transfers per second, held 70 ms of them).
     pub backlog_min_txs: usize,
 }
 
@@ -240,7 +243,7 @@ impl Default for MempoolConfig {
             max_per_sender: 10_000,
             timestamp_window_ms: 5 * 60 * 1000,
             backlog_ms: 50,
-            backlog_min_txs: 500,
+            backlog_min_txs: 200,
         }
     }
 }

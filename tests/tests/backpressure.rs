@@ -16,7 +16,7 @@ async fn senders_wait_while_the_node_is_behind_and_every_transfer_lands() {
     let slow = cfg
         .replace("max_txs = 5000", "max_txs = 2")
         .replace("backlog_ms = 50", "backlog_ms = 1")
-        .replace("backlog_min_txs = 500", "backlog_min_txs = 4");
+        .replace("backlog_min_txs = 200", "backlog_min_txs = 4");
     for line in ["max_txs = 2", "backlog_ms = 1", "backlog_min_txs = 4"] {
         assert!(slow.contains(line), "the config has no {line:?}:\n{cfg}");
     }
