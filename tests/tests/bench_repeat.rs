@@ -83,6 +83,8 @@ fn repeated_runs_alternate_with_a_fresh_state_and_leave_the_kept_state_whole() {
     for l in &lines[..4] {
         assert_eq!(l["committed"], 200, "{l}");
         assert_eq!(l["recipients"], "a new account per transfer");
+        // Commit times come from the node's block monitor, not from the block fetches.
+        assert_eq!(l["commit_seen_by"], "block monitor", "{l}");
     }
     let s = &lines[4];
     assert_eq!(s["bench"], "median of runs");

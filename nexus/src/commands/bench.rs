@@ -511,6 +511,52 @@ pub async fn run_empty(opts: BenchOptions, dir: &Path, seconds: u64) -> Result<V
     }))
 }
 
+/// When each height was first seen committed on the node's block monitor: the `Instant` and
+/// the wall clock in µs.
+type Seen = Arc<std::sync::Mutex<HashMap<u64, (Instant, u64)>>>;
+
+/// Subscribes to the block monitor of the node at RPC URL `url` (`ws://.../block`) from
+/// `from`, recording when each block's notification arrives. The node pushes it as the block
+/// commits, so this is when a transaction became final, whatever the block fetches that map
+/// transactions to blocks cost (at hundreds of blocks per second they fell behind by up to
+/// 130 ms, which the latency figures used to include).
+async fn watch_commits(url: &str, from: u64) -> Result<(Seen, tokio::task::JoinHandle<()>)> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ws = format!("{}/block", url.replacen("http://", "ws://", 1));
+    let (mut stream, _) = tokio_tungstenite::connect_async(ws.as_str())
+        .await
+        .with_context(|| format!("connecting to the block monitor {ws}"))?;
+    let request = json!({ "height": format!("{from:#x}") }).to_string();
+    stream.send(Message::Text(request)).await?;
+    let answer = match stream.next().await {
+        Some(Ok(Message::Text(t))) => serde_json::from_str::<Value>(t.as_ref())?,
+        other => bail!("the block monitor {ws} answered {other:?}"),
+    };
+    anyhow::ensure!(
+        answer["code"] == 0,
+        "the block monitor {ws} refused: {answer}"
+    );
+    let seen = Seen::default();
+    let record = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Some(Ok(m)) = stream.next().await {
+            let Message::Text(t) = m else { continue };
+            let (at, wall) = (Instant::now(), now_us());
+            let Ok(v) = serde_json::from_str::<Value>(t.as_ref()) else {
+                continue;
+            };
+            let height = v["height"]
+                .as_str()
+                .and_then(|h| nexus_proto::value::parse_u64("height", h).ok());
+            if let (Some(h), Ok(mut map)) = (height, record.lock()) {
+                map.entry(h).or_insert((at, wall));
+            }
+        }
+    });
+    Ok((seen, task))
+}
+
 /// Writes a single node's folder in `dir` with the state `opts` asks for (genesis and its
 /// generated accounts), then stops the node: the folder that `--repeat` copies for each run.
 pub async fn generate(opts: &BenchOptions, dir: &Path) -> Result<()> {
@@ -616,6 +662,13 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
             .map(|p| cpu_seconds(p).unwrap_or(0.0))
             .sum::<f64>()
     };
+    let (seen, monitor) = match watch_commits(&urls[0], head + 1).await {
+        Ok((seen, task)) => (Some(seen), Some(task)),
+        Err(e) => {
+            eprintln!("no block monitor ({e:#}): commit times are those of the block fetches");
+            (None, None)
+        }
+    };
     let cpu0 = cpu_all(&pids);
     let stages0 = scrape_stages(&urls).await;
     let fin0 = scrape_finality(&urls).await;
@@ -651,12 +704,14 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
     }
     let watcher = {
         let url = url.clone();
+        let seen = seen.clone();
         tokio::spawn(async move {
             let c = RpcClient::new(url);
             let mut committed_at: Vec<(usize, Instant)> = Vec::new();
             let mut next = head + 1;
             let mut blocks = 0u64;
             let mut stamps: Vec<u64> = Vec::new();
+            let mut lags: Vec<f64> = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(120);
             while committed_at.len() < index_of.len() && Instant::now() < deadline {
                 match c
@@ -667,9 +722,15 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
                     .await
                 {
                     Ok(b) => {
-                        let now = Instant::now();
+                        // First seen committed: on the monitor, or now if it has not said yet.
+                        let pushed = seen
+                            .as_ref()
+                            .and_then(|s| s.lock().ok().and_then(|m| m.get(&next).copied()));
+                        let (now, wall) = pushed.unwrap_or_else(|| (Instant::now(), now_us()));
                         blocks += 1;
-                        stamps.push(b["time_stamp"].as_u64().unwrap_or(0));
+                        let stamp = b["time_stamp"].as_u64().unwrap_or(0);
+                        stamps.push(stamp);
+                        lags.push(wall.saturating_sub(stamp) as f64 / 1000.0);
                         for t in b["confirmed_transaction_list"]
                             .as_array()
                             .into_iter()
@@ -684,7 +745,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
                     Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
                 }
             }
-            (committed_at, blocks, stamps)
+            (committed_at, blocks, stamps, lags)
         })
     };
     let mut accepted = 0;
@@ -692,7 +753,11 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         accepted += t.await?;
     }
     let send_secs = t0.elapsed().as_secs_f64();
-    let (committed_at, blocks, stamps) = watcher.await?;
+    let (committed_at, blocks, stamps, mut lags) = watcher.await?;
+    if let Some(m) = monitor {
+        m.abort();
+    }
+    lags.sort_by(|a, b| a.total_cmp(b));
     let mut intervals: Vec<f64> = stamps
         .windows(2)
         .map(|w| w[1].saturating_sub(w[0]) as f64 / 1000.0)
@@ -794,6 +859,11 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "offered_rate": opts.rate,
         "blocks": blocks,
         "block_interval_ms_p50": (percentile(&intervals, 0.5) * 10.0).round() / 10.0,
+        "block_interval_ms_p99": (percentile(&intervals, 0.99) * 10.0).round() / 10.0,
+        "block_interval_ms_max": intervals.last().map(|m| (m * 10.0).round() / 10.0),
+        "commit_seen_by": if seen.is_some() { "block monitor" } else { "block fetches" },
+        "block_built_to_seen_ms_p50": (percentile(&lags, 0.5) * 10.0).round() / 10.0,
+        "block_built_to_seen_ms_p99": (percentile(&lags, 0.99) * 10.0).round() / 10.0,
         "node_cpu_seconds": (cpu * 100.0).round() / 100.0,
         "node_cpu_us_per_tx": if committed > 0 { (cpu * 1e6 / committed as f64).round() } else { 0.0 },
         "node_cpu_us_per_tx_per_validator": if committed > 0 { (cpu * 1e6 / committed as f64 / opts.validators as f64).round() } else { 0.0 },

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub const MAX_REPEAT: usize = 50;
 
 /// The figures that get a median, by JSON pointer into a run's summary, and their names.
-const FIGURES: [(&str, &str); 16] = [
+const FIGURES: [(&str, &str); 17] = [
     ("committed_tps", "/committed_tps"),
     ("accepted_tps", "/accepted_tps"),
     ("latency_ms_p50", "/latency_ms_p50"),
@@ -29,6 +29,7 @@ const FIGURES: [(&str, &str); 16] = [
     ),
     ("block_interval_ms_p50", "/block_interval_ms_p50"),
     ("block_interval_ms_p99", "/block_interval_ms_p99"),
+    ("block_interval_ms_max", "/block_interval_ms_max"),
     ("blocks_per_sec", "/blocks_per_sec"),
     (
         "node_cpu_ms_per_block_per_validator",
