@@ -177,7 +177,10 @@ fn copy_dir(src: &Path, dst: &Path, counts: &mut (usize, usize)) -> Result<()> {
     for entry in std::fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
         let entry = entry?;
         let (from, to) = (entry.path(), dst.join(entry.file_name()));
-        let kind = entry.file_type()?;
+        // Through symbolic links: a linked data folder is copied as the folder it names.
+        let kind = std::fs::metadata(&from)
+            .with_context(|| format!("reading {}", from.display()))?
+            .file_type();
         if kind.is_dir() {
             copy_dir(&from, &to, counts)?;
         } else if kind.is_file() {
@@ -294,11 +297,23 @@ pub async fn run(opts: BenchOptions, r: &Repeat) -> Result<Value> {
         }
         let dir = scratch(&format!("run-{i}"));
         if let Some(src) = &r.state_dir {
-            let (linked, copied) = copy_state(src, &dir)?;
             let t = std::time::Instant::now();
-            let bytes = read_tables(&dir)?;
+            anyhow::ensure!(
+                !dir.exists(),
+                "{} exists: remove it (a run before this one left it)",
+                dir.display()
+            );
+            // A copy that fails part way is removed: the folder is this run's own.
+            let copy = copy_state(src, &dir).and_then(|c| Ok((c, read_tables(&dir)?)));
+            let ((linked, copied), bytes) = match copy {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e.context(format!("copying the kept state {}", src.display())));
+                }
+            };
             eprintln!(
-                "state copied ({linked} tables linked, {copied} files copied); {} MB of tables read into the page cache in {:.1} s",
+                "state copied ({linked} tables linked, {copied} files copied) and its {} MB of tables read into the page cache in {:.1} s",
                 bytes >> 20,
                 t.elapsed().as_secs_f64()
             );
@@ -419,8 +434,12 @@ mod tests {
         std::fs::write(src.join("config.toml"), "x = 1\n").unwrap();
         std::fs::write(src.join("data/000001.sst"), b"table").unwrap();
         std::fs::write(src.join("data/MANIFEST-000002"), b"manifest").unwrap();
+        // A symbolic link is copied as what it names.
+        std::os::unix::fs::symlink(src.join("config.toml"), src.join("linked.toml")).unwrap();
         let dst = root.path().join("dst");
-        assert_eq!(copy_state(&src, &dst).unwrap(), (1, 2));
+        assert_eq!(copy_state(&src, &dst).unwrap(), (1, 3));
+        assert!(!dst.join("linked.toml").is_symlink());
+        assert_eq!(std::fs::read(dst.join("linked.toml")).unwrap(), b"x = 1\n");
         assert_eq!(
             std::fs::read(dst.join("data/000001.sst")).unwrap(),
             b"table"
@@ -439,5 +458,9 @@ mod tests {
         assert_eq!(read_tables(&src).unwrap(), 5, "the one table's bytes");
         let e = copy_state(&src, &dst).unwrap_err();
         assert!(e.to_string().contains("exists"), "{e}");
+        // A link to nothing is an error that names it, not a file silently left out.
+        std::os::unix::fs::symlink(root.path().join("gone"), src.join("dangling")).unwrap();
+        let e = copy_state(&src, &root.path().join("dst2")).unwrap_err();
+        assert!(format!("{e:#}").contains("dangling"), "{e:#}");
     }
 }
