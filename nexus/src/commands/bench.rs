@@ -711,7 +711,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
             let mut next = head + 1;
             let mut blocks = 0u64;
             let mut stamps: Vec<u64> = Vec::new();
-            let mut lags: Vec<f64> = Vec::new();
+            let mut built_to_seen: Vec<f64> = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(120);
             while committed_at.len() < index_of.len() && Instant::now() < deadline {
                 match c
@@ -730,7 +730,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
                         blocks += 1;
                         let stamp = b["time_stamp"].as_u64().unwrap_or(0);
                         stamps.push(stamp);
-                        lags.push(wall.saturating_sub(stamp) as f64 / 1000.0);
+                        built_to_seen.push(wall.saturating_sub(stamp) as f64 / 1000.0);
                         for t in b["confirmed_transaction_list"]
                             .as_array()
                             .into_iter()
@@ -745,7 +745,7 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
                     Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
                 }
             }
-            (committed_at, blocks, stamps, lags)
+            (committed_at, blocks, stamps, built_to_seen)
         })
     };
     let mut accepted = 0;
@@ -753,11 +753,11 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         accepted += t.await?;
     }
     let send_secs = t0.elapsed().as_secs_f64();
-    let (committed_at, blocks, stamps, mut lags) = watcher.await?;
+    let (committed_at, blocks, stamps, mut built_to_seen) = watcher.await?;
     if let Some(m) = monitor {
         m.abort();
     }
-    lags.sort_by(|a, b| a.total_cmp(b));
+    built_to_seen.sort_by(|a, b| a.total_cmp(b));
     let mut intervals: Vec<f64> = stamps
         .windows(2)
         .map(|w| w[1].saturating_sub(w[0]) as f64 / 1000.0)
@@ -862,8 +862,8 @@ pub async fn run(opts: BenchOptions, dir: &Path) -> Result<Value> {
         "block_interval_ms_p99": (percentile(&intervals, 0.99) * 10.0).round() / 10.0,
         "block_interval_ms_max": intervals.last().map(|m| (m * 10.0).round() / 10.0),
         "commit_seen_by": if seen.is_some() { "block monitor" } else { "block fetches" },
-        "block_built_to_seen_ms_p50": (percentile(&lags, 0.5) * 10.0).round() / 10.0,
-        "block_built_to_seen_ms_p99": (percentile(&lags, 0.99) * 10.0).round() / 10.0,
+        "block_built_to_seen_ms_p50": (percentile(&built_to_seen, 0.5) * 10.0).round() / 10.0,
+        "block_built_to_seen_ms_p99": (percentile(&built_to_seen, 0.99) * 10.0).round() / 10.0,
         "node_cpu_seconds": (cpu * 100.0).round() / 100.0,
         "node_cpu_us_per_tx": if committed > 0 { (cpu * 1e6 / committed as f64).round() } else { 0.0 },
         "node_cpu_us_per_tx_per_validator": if committed > 0 { (cpu * 1e6 / committed as f64 / opts.validators as f64).round() } else { 0.0 },

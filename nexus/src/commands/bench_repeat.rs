@@ -252,8 +252,8 @@ fn report(label: &str, s: &Value) {
     println!("{s}");
 }
 
-/// A scratch folder for one run.
-fn scratch(tag: &str) -> PathBuf {
+/// A scratch folder of this process, named by `tag`.
+pub fn scratch(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("nexus-bench-{}-{tag}", std::process::id()))
 }
 

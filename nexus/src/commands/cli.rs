@@ -555,14 +555,9 @@ async fn run(cli: Cli) -> Result<()> {
             };
             if repeated {
                 // A grown state is generated once and copied for each run.
-                let generated = (state_dir.is_none() && validators == 1)
-                    .then_some(accounts)
-                    .flatten()
-                    .filter(|n| *n > 0)
-                    .map(|_| {
-                        std::env::temp_dir()
-                            .join(format!("nexus-bench-{}-state", std::process::id()))
-                    });
+                let grown = accounts.is_some_and(|n| n > 0);
+                let generated = (state_dir.is_none() && validators == 1 && grown)
+                    .then(|| crate::commands::bench_repeat::scratch("state"));
                 let r = crate::commands::bench_repeat::Repeat {
                     runs: repeat,
                     compare_fresh,
